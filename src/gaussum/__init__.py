@@ -1,0 +1,12 @@
+"""gaussum: mergeable, numerically stable Gaussian sufficient statistics.
+
+A `GaussianSummary` holds the count, mean and M2 (summed outer products of deviations from the
+mean) of some data. Summaries of disjoint data merge with ``+`` by the pairwise rule of Chan,
+Golub and LeVeque, so shards reduced in any order, or rows added one at a time, give the mean and
+covariance of all the data to within float64 rounding.
+"""
+
+from .summary import FORMAT_VERSION, GaussianSummary
+
+__all__ = ["GaussianSummary", "FORMAT_VERSION"]
+__version__ = "0.1.0"
