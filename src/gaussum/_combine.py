@@ -65,6 +65,12 @@ def _mirror_upper(M: np.ndarray) -> np.ndarray:
     return M
 
 
+def _first_positive(delta: np.ndarray) -> bool:
+    """True when the first non-zero entry of delta is positive (or there is none)."""
+    nonzero = np.flatnonzero(delta)
+    return nonzero.size == 0 or bool(delta[nonzero[0]] > 0)
+
+
 def _empty(d: int, diagonal: bool) -> Moments:
     return 0.0, np.zeros(d), np.zeros(d if diagonal else (d, d))
 
@@ -83,7 +89,8 @@ def merge_pair(
     n = n_a + n_b
     delta = mean_b - mean_a
     # Step from the heavier side: the correction is then the smaller one, and so is its rounding.
-    if n_a >= n_b:
+    # Ties go to the side whose mean is smaller at the first difference, so a + b == b + a exactly.
+    if n_a > n_b or (n_a == n_b and _first_positive(delta)):
         mean = mean_a + delta * (n_b / n)
     else:
         mean = mean_b - delta * (n_a / n)
@@ -170,7 +177,7 @@ def subtract(
     return n, mean, M2
 
 
-def _centre(X: np.ndarray, w: np.ndarray | None, n: float, shift: np.ndarray):
+def _centre(X: np.ndarray, w: np.ndarray | None, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centre block X on `shift`; return the centred copy and its (weighted) column sums."""
     Y = np.subtract(X, shift)
     c = (w @ Y) if w is not None else (np.ones(Y.shape[0]) @ Y)
@@ -178,6 +185,16 @@ def _centre(X: np.ndarray, w: np.ndarray | None, n: float, shift: np.ndarray):
 
 
 def block_moments(X: np.ndarray, weights: np.ndarray | None, diagonal: bool) -> Moments:
+    """Summary of one in-memory block of rows; see `_block_moments`.
+
+    Floating-point warnings are silenced here: NaN, inf and overflow show up as a non-finite
+    result, which `summarize_rows` checks and reports according to the NaN policy.
+    """
+    with np.errstate(all="ignore"):
+        return _block_moments(X, weights, diagonal)
+
+
+def _block_moments(X: np.ndarray, weights: np.ndarray | None, diagonal: bool) -> Moments:
     """Summary of one in-memory block of rows by a corrected two-pass with an adaptive shift.
 
     Pass one estimates the mean with one BLAS call. Pass two centres the block on that estimate
@@ -213,7 +230,7 @@ def block_moments(X: np.ndarray, weights: np.ndarray | None, diagonal: bool) -> 
             return _empty(d, diagonal)
         shift = (weights @ X) / n
     for _ in range(3):
-        Y, c = _centre(X, weights, n, shift)
+        Y, c = _centre(X, weights, shift)
         Yw = Y if weights is None else Y * weights[:, None]
         if diagonal:
             squares = np.einsum("ij,ij->j", Yw, Y)
@@ -284,7 +301,7 @@ def summarize_rows(
                 )
             if nan_policy == "raise":
                 raise ValueError(
-                    f"{name} has a non-finite value in row {start + bad}: {block[bad]!r}; "
+                    f"{name} has a non-finite value in row {start + bad}: {block[bad].tolist()}; "
                     "pass nan_policy='omit' to drop such rows or 'propagate' to return NaN"
                 )
             finite = np.isfinite(block).all(axis=1)

@@ -82,7 +82,7 @@ def as_weights(weights: Any, n_rows: int, name: str = "weights") -> np.ndarray:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"{name} must be finite and non-negative; {name}[{i}] is {w[i]!r}"
+            f"{name} must be finite and non-negative; {name}[{i}] is {float(w[i])!r}"
         )
     return w
 
@@ -137,13 +137,13 @@ def check_fields(n: float, mean: np.ndarray, M2: np.ndarray) -> np.ndarray:
         if not np.isfinite(array).all():
             where = np.argwhere(~np.isfinite(array))[0]
             index = tuple(int(i) for i in where)
-            raise ValueError(f"{label} must be finite; {label}{list(index)} is {array[index]!r}")
+            raise ValueError(f"{label} must be finite; {label}{list(index)} is {float(array[index])!r}")
     diag = np.diagonal(M2) if M2.ndim == 2 else M2
     if (diag < 0).any():
         i = int(np.flatnonzero(np.atleast_1d(diag) < 0)[0])
         raise ValueError(
             f"M2 must have non-negative diagonal (sums of squared deviations); "
-            f"entry {i} is {np.atleast_1d(diag)[i]!r}"
+            f"entry {i} is {float(np.atleast_1d(diag)[i])!r}"
         )
     if M2.ndim == 2 and not np.array_equal(M2, M2.T):
         gap = np.abs(M2 - M2.T)
@@ -151,7 +151,7 @@ def check_fields(n: float, mean: np.ndarray, M2: np.ndarray) -> np.ndarray:
         if (gap > _SYMMETRY_ULPS * np.finfo(np.float64).eps * scale).any():
             i, j = (int(k) for k in np.unravel_index(np.argmax(gap - scale * 1e-300), gap.shape))
             raise ValueError(
-                f"M2 must be symmetric; M2[{i}, {j}] = {M2[i, j]!r} but M2[{j}, {i}] = {M2[j, i]!r}"
+                f"M2 must be symmetric; M2[{i}, {j}] = {float(M2[i, j])!r} but M2[{j}, {i}] = {float(M2[j, i])!r}"
             )
         upper = np.triu(M2)
         M2 = upper + np.triu(M2, 1).T

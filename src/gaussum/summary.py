@@ -338,6 +338,16 @@ class GaussianSummary:
             raise ValueError("factor must be positive, got 0")
         return GaussianSummary._trusted(self.n * f, self.mean, self.M2 * f)
 
+    def to_scipy(self, ddof: int = 1) -> Any:
+        """This summary as a frozen ``scipy.stats`` distribution (needs ``gaussum[stats]``).
+
+        ``multivariate_normal(mean, covariance(ddof))``, or ``norm`` for scalar data; see
+        `gaussum.inference.to_scipy`.
+        """
+        from .inference import to_scipy  # lazy: the optional integration, not a core dependency
+
+        return to_scipy(self, ddof=ddof)
+
     # -- combining ----------------------------------------------------------------------------
 
     def _check_compatible(self, other: GaussianSummary, verb: str) -> None:
@@ -445,25 +455,47 @@ class GaussianSummary:
         True
         """
         check_nan_policy(nan_policy)
-        data = as_data(x, "x") if np.ndim(x) else as_data(np.reshape(x, 1), "x")
-        row_ndim = self.mean.ndim
-        if np.ndim(x) == row_ndim:  # one observation
-            data = data.reshape(1, -1)
-            if weights is not None:
-                weights = np.reshape(weights, 1)
-        elif np.ndim(x) == row_ndim + 1:
-            data = data.reshape(data.shape[0], -1)
-        else:
-            expected = "() or (k,)" if row_ndim == 0 else f"({self.d},) or (k, {self.d})"
-            raise ValueError(f"x must have shape {expected} to update {_shape_text(self)}, got {np.shape(x)}")
-        if data.shape[1] != self.d:
-            expected = "() or (k,)" if row_ndim == 0 else f"({self.d},) or (k, {self.d})"
-            raise ValueError(f"x must have shape {expected} to update {_shape_text(self)}, got {np.shape(x)}")
-        w = None if weights is None else as_weights(weights, data.shape[0])
-        n, mean, M2, _ = _combine.summarize_rows(
-            data, w, self.M2.ndim < 2, nan_policy, name="x"
-        )
+        data = np.asarray(x)
+        if data.ndim == self.mean.ndim and data.dtype.kind in "biuf":
+            return self._add_one(data, weights, nan_policy)
+        if data.ndim != self.mean.ndim + 1:
+            expected = "() or (k,)" if self.mean.ndim == 0 else f"({self.d},) or (k, {self.d})"
+            raise ValueError(f"x must have shape {expected} to update {_shape_text(self)}, got {data.shape}")
+        rows = as_data(data, "x").reshape(data.shape[0], -1)
+        if rows.shape[1] != self.d:
+            raise ValueError(
+                f"x must have shape (k, {self.d}) to update {_shape_text(self)}, got {data.shape}"
+            )
+        w = None if weights is None else as_weights(weights, rows.shape[0])
+        n, mean, M2, _ = _combine.summarize_rows(rows, w, self.M2.ndim < 2, nan_policy, name="x")
         return self._wrap(_combine.merge_pair(*self._as_1d(), n, mean, M2))
+
+    def _add_one(self, row: np.ndarray, weight: Any, nan_policy: str) -> GaussianSummary:
+        """`update` with one observation: Welford's step, the pairwise rule with nb = w, M2b = 0."""
+        if row.shape != self.mean.shape:
+            expected = "() or (k,)" if self.mean.ndim == 0 else f"({self.d},) or (k, {self.d})"
+            raise ValueError(f"x must have shape {expected} to update {_shape_text(self)}, got {row.shape}")
+        w = 1.0 if weight is None else as_count(weight, "weights")
+        row = row.astype(np.float64)
+        if not np.isfinite(row).all():
+            if nan_policy == "raise":
+                raise ValueError(
+                    f"x has a non-finite value: {row.tolist()}; pass nan_policy='omit' to skip such "
+                    "rows or 'propagate' to return NaN"
+                )
+            if nan_policy == "omit":
+                return self
+        if w == 0:
+            return self
+        n = self.n + w
+        with np.errstate(all="ignore"):  # only reached with non-finite rows under "propagate"
+            delta = row - self.mean
+            mean = self.mean + delta * (w / n)
+            if self.M2.ndim == 2:
+                M2 = self.M2 + np.multiply.outer(delta, delta) * (self.n * w / n)
+            else:
+                M2 = self.M2 + delta * delta * (self.n * w / n)
+        return GaussianSummary._trusted(n, mean, M2)
 
     # -- comparison, hashing, serialisation ---------------------------------------------------
 
