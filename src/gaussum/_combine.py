@@ -48,9 +48,9 @@ Moments = tuple[float, np.ndarray, np.ndarray]
 _BLOCK_BYTES = 2**21
 _MIN_BLOCK_ROWS = 1024
 
-# A shift further than this (in units of variance) from the block mean costs more than one bit of
-# M2 to cancellation in ``G - c c^T / n``; past it, the block is centred again on a better shift.
-_MAX_SHIFT_RATIO = 1.0 / 16.0
+# A first shift further than this many standard deviations from the block mean makes centring in
+# place round visibly (relative to the spread); past it, the block is centred again.
+_MAX_SHIFT_IN_STD = 4.0
 
 
 def rows_per_block(d: int) -> int:
@@ -177,94 +177,133 @@ def subtract(
     return n, mean, M2
 
 
-def _centre(X: np.ndarray, w: np.ndarray | None, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centre block X on `shift`; return the centred copy and its (weighted) column sums."""
-    Y = np.subtract(X, shift)
-    c = (w @ Y) if w is not None else (np.ones(Y.shape[0]) @ Y)
-    return Y, c
-
-
 def block_moments(X: np.ndarray, weights: np.ndarray | None, diagonal: bool) -> Moments:
-    """Summary of one in-memory block of rows; see `_block_moments`.
+    """Summary of one in-memory block of rows, shape (k, d); NaN propagates.
 
-    Floating-point warnings are silenced here: NaN, inf and overflow show up as a non-finite
-    result, which `summarize_rows` checks and reports according to the NaN policy.
+    The same algorithm as `summarize_rows`, for callers (grouped summaries) that have already
+    cut their data into blocks and checked it.
     """
-    with np.errstate(all="ignore"):
-        return _block_moments(X, weights, diagonal)
-
-
-def _block_moments(X: np.ndarray, weights: np.ndarray | None, diagonal: bool) -> Moments:
-    """Summary of one in-memory block of rows by a corrected two-pass with an adaptive shift.
-
-    Pass one estimates the mean with one BLAS call. Pass two centres the block on that estimate
-    (``Y = X - shift``), takes the column sums ``c`` of Y and its Gram matrix ``Y^T W Y``; then
-
-        mean = shift + c / n
-        M2   = Y^T W Y - c c^T / n
-
-    which is exact algebra for any shift (Chan, Golub and LeVeque's corrected two-pass; Björck
-    1996 §2.7). Rounding in M2 grows with ``(mean - shift)^2 / variance``; when that is not small
-    (data far from 0 with a tiny spread, where the first estimate loses digits) the block is
-    centred again on the better shift ``shift + c / n``, which makes it small. This costs one pass
-    fewer than shifting by a data row first, and is as accurate.
-
-    Parameters
-    ----------
-    X : ndarray, shape (k, d)
-        Any real dtype; converted to float64 here, one block at a time.
-    weights : ndarray, shape (k,), or None
-        Non-negative frequency weights.
-    diagonal : bool
-        Keep only the per-variable sums of squares.
-    """
-    k, d = X.shape
-    if X.dtype != np.float64:
-        X = X.astype(np.float64)
-    if weights is None:
-        n = float(k)
-        shift = (np.ones(k) @ X) / n
-    else:
-        n = float(weights.sum())
-        if n == 0:
-            return _empty(d, diagonal)
-        shift = (weights @ X) / n
-    for _ in range(3):
-        Y, c = _centre(X, weights, shift)
-        Yw = Y if weights is None else Y * weights[:, None]
-        if diagonal:
-            squares = np.einsum("ij,ij->j", Yw, Y)
-        else:
-            gram = Yw.T @ Y
-            squares = np.diagonal(gram)
-        # The fraction of each sum of squares that the shift's error accounts for.
-        excess = c * c / n
-        with np.errstate(divide="ignore", invalid="ignore"):
-            far = excess > _MAX_SHIFT_RATIO * (squares - excess)
-        if not far.any() or not np.isfinite(c).all():
-            break
-        shift = shift + c / n
-    mean = shift + c / n
-    if diagonal:
-        M2 = squares - c * c / n
-        np.maximum(M2, 0.0, out=M2)
-    else:
-        M2 = _mirror_upper(gram)
-        M2 -= np.multiply.outer(c, c) / n
-        d_idx = np.diag_indices(d)
-        M2[d_idx] = np.maximum(M2[d_idx], 0.0)
+    n, mean, M2, _ = summarize_rows(X, weights, diagonal, "propagate", block_rows=max(X.shape[0], 1))
     return n, mean, M2
+
+
+def _column_sums(Y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """(Weighted) column sums of Y with one BLAS call."""
+    return (w @ Y) if w is not None else (np.ones(Y.shape[0]) @ Y)
+
+
+def _two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``hi, lo`` with ``hi = fl(a + b)`` and ``hi + lo == a + b`` exactly (Knuth's TwoSum)."""
+    hi = a + b
+    b_part = hi - a
+    lo = (a - (hi - b_part)) + (b - b_part)
+    return hi, lo
+
+
+def _first_shift(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """A two-part shift ``(coarse, fine)`` near the mean of block X, or None if X has no weight."""
+    n = float(X.shape[0]) if w is None else float(w.sum())
+    if n == 0:
+        return None
+    coarse = _column_sums(X, w) / n
+    fine = _column_sums(X - coarse, w) / n
+    return _two_sum(coarse, fine)
+
+
+def _centred_sums(
+    X: np.ndarray, w: np.ndarray | None, shift: tuple[np.ndarray, np.ndarray], diagonal: bool
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Total weight, column sums and scatter (``Y^T W Y``, or its diagonal) of ``Y = X - shift``."""
+    coarse, fine = shift
+    # X - coarse is exact (Sterbenz) for data whose spread is small next to its mean; the fine
+    # part then brings each value down to full precision. Without it, X - coarse is a multiple of
+    # ulp(coarse), and sums of such coarsely quantised squares round with a bias (measured:
+    # 4e-15 relative at mean/spread = 1e9) that fully centred values do not show.
+    Y = np.subtract(X, coarse)
+    Y -= fine
+    c = _column_sums(Y, w)
+    Yw = Y if w is None else Y * w[:, None]
+    scatter = np.einsum("ij,ij->j", Yw, Y) if diagonal else Yw.T @ Y
+    n = float(X.shape[0]) if w is None else float(w.sum())
+    return n, c, scatter
 
 
 def _blocks(X: np.ndarray, weights: np.ndarray | None, rows: int) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
     for start in range(0, X.shape[0], rows):
         stop = start + rows
-        yield start, X[start:stop], None if weights is None else weights[start:stop]
+        block = X[start:stop]
+        if block.dtype != np.float64:
+            block = block.astype(np.float64)
+        yield start, block, None if weights is None else weights[start:stop]
 
 
-def _is_finite(mean: np.ndarray, M2: np.ndarray) -> bool:
-    squares = np.diagonal(M2) if M2.ndim == 2 else M2
-    return bool(np.isfinite(mean).all() and np.isfinite(squares).all())
+def _all_finite(*arrays: np.ndarray) -> bool:
+    return all(bool(np.isfinite(a).all()) for a in arrays)
+
+
+def _overflow(name: str, block: np.ndarray) -> ValueError:
+    largest = float(np.max(np.abs(block))) if block.size else 0.0
+    return ValueError(
+        f"{name} overflows float64 when squared (largest |value| is {largest:g}); rescale the data first"
+    )
+
+
+def _apply_nan_policy(
+    block: np.ndarray, w: np.ndarray | None, start: int, nan_policy: str, name: str
+) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Handle a block whose sums came out non-finite: raise, or drop its non-finite rows."""
+    bad = first_nonfinite_row(block)
+    if bad is None:
+        raise _overflow(name, block)
+    if nan_policy == "raise":
+        raise ValueError(
+            f"{name} has a non-finite value in row {start + bad}: {block[bad].tolist()}; "
+            "pass nan_policy='omit' to drop such rows or 'propagate' to return NaN"
+        )
+    finite = np.isfinite(block).all(axis=1)
+    return block[finite], None if w is None else w[finite], int(block.shape[0] - finite.sum())
+
+
+def _sums_about(X, weights, diagonal, nan_policy, rows, name, shift):
+    """One pass over X: total weight, column sums and scatter about `shift`, rows dropped.
+
+    With ``shift=None`` the shift is taken from the first block that has weight. Non-finite values
+    are found without an extra pass: a block with NaN or inf has non-finite sums, and only then is
+    it searched, so clean data pays nothing for the check.
+    """
+    d = X.shape[1]
+    n, c = 0.0, np.zeros(d)
+    scatter = np.zeros(d if diagonal else (d, d))
+    dropped = 0
+    for start, block, w in _blocks(X, weights, rows):
+        cleaned = False
+        if shift is None:
+            first = _first_shift(block, w)
+            if nan_policy != "propagate" and (first is None or not _all_finite(*first)):
+                if first is not None or not np.isfinite(block).all():
+                    block, w, k = _apply_nan_policy(block, w, start, nan_policy, name)
+                    dropped += k
+                    cleaned = True
+                first = _first_shift(block, w) if block.shape[0] else None
+            if first is None:
+                continue
+            shift = first
+        n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal)
+        squares = s_b if diagonal else np.diagonal(s_b)
+        if nan_policy != "propagate" and not _all_finite(c_b, squares):
+            if cleaned:
+                raise _overflow(name, block)
+            block, w, k = _apply_nan_policy(block, w, start, nan_policy, name)
+            dropped += k
+            if block.shape[0] == 0:
+                continue
+            n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal)
+            if not _all_finite(c_b, s_b if diagonal else np.diagonal(s_b)):
+                raise _overflow(name, block)
+        n += n_b
+        c += c_b
+        scatter += s_b
+    return n, c, scatter, dropped, shift
 
 
 def summarize_rows(
@@ -275,11 +314,21 @@ def summarize_rows(
     block_rows: int | None = None,
     name: str = "X",
 ) -> tuple[float, np.ndarray, np.ndarray, int]:
-    """Summary of the rows of X (shape (N, d)), block by block, and the rows dropped.
+    """Summary of the rows of X (shape (N, d)) by a corrected two-pass, and the rows dropped.
 
-    Peak extra memory is one block (about 2 MiB) whatever N is. Non-finite values are found
-    without an extra pass: a block with NaN or inf has a non-finite result, and only then is it
-    searched, so clean data pays nothing for the check.
+    Pass one takes a shift near the mean from the first block. Pass two streams over all rows in
+    blocks of about 2 MiB (so peak extra memory is one block, whatever N is), accumulating for
+    ``Y = X - shift`` the column sums ``c`` and the scatter ``S = Y^T W Y`` with BLAS; then
+
+        mean = shift + c / n
+        M2   = S - c c^T / n
+
+    which is exact algebra for any shift: the corrected two-pass algorithm (Chan, Golub and
+    LeVeque 1983; Björck 1996, section 2.7), the correction removing the rounding left in the
+    shift. Its rounding error grows with ``(mean - shift)^2 / variance``, so if the data drift
+    far (more than 4 standard deviations) from the first block's mean, the pass is repeated about
+    the better shift. The shift is kept in two float64 parts so data far from zero is centred to
+    full precision.
 
     Returns
     -------
@@ -288,33 +337,25 @@ def summarize_rows(
     """
     N, d = X.shape
     rows = block_rows or rows_per_block(d)
-    total: Moments = _empty(d, diagonal)
-    dropped = 0
-    for start, block, w in _blocks(X, weights, rows):
-        n_b, mean_b, M2_b = block_moments(block, w, diagonal)
-        if not _is_finite(mean_b, M2_b) and nan_policy != "propagate":
-            bad = first_nonfinite_row(block)
-            if bad is None:
-                raise ValueError(
-                    f"{name} overflows float64 when squared (largest |value| is "
-                    f"{float(np.max(np.abs(block))):g}); rescale the data first"
-                )
-            if nan_policy == "raise":
-                raise ValueError(
-                    f"{name} has a non-finite value in row {start + bad}: {block[bad].tolist()}; "
-                    "pass nan_policy='omit' to drop such rows or 'propagate' to return NaN"
-                )
-            finite = np.isfinite(block).all(axis=1)
-            dropped += int(block.shape[0] - finite.sum())
-            block = block[finite]
-            w = None if w is None else w[finite]
-            if block.shape[0] == 0:
-                continue
-            n_b, mean_b, M2_b = block_moments(block, w, diagonal)
-            if not _is_finite(mean_b, M2_b):
-                raise ValueError(
-                    f"{name} overflows float64 when squared (largest |value| is "
-                    f"{float(np.max(np.abs(block))):g}); rescale the data first"
-                )
-        total = merge_pair(*total, n_b, mean_b, M2_b)
-    return (*total, dropped)
+    shift = None
+    with np.errstate(all="ignore"):
+        for _ in range(3):
+            n, c, scatter, dropped, shift = _sums_about(X, weights, diagonal, nan_policy, rows, name, shift)
+            if n == 0:
+                return (*_empty(d, diagonal), dropped)
+            offset = c / n
+            squares = scatter if diagonal else np.diagonal(scatter)
+            far = offset * offset * n > _MAX_SHIFT_IN_STD**2 * squares
+            if not far.any() or not _all_finite(offset):
+                break
+            shift = _two_sum(shift[0], shift[1] + offset)
+        mean = shift[0] + (shift[1] + offset)
+        if diagonal:
+            M2 = scatter - c * c / n
+            np.maximum(M2, 0.0, out=M2)
+        else:
+            M2 = _mirror_upper(scatter)
+            M2 -= np.multiply.outer(c, c) / n
+            index = np.diag_indices(d)
+            M2[index] = np.maximum(M2[index], 0.0)
+    return n, mean, M2, dropped
