@@ -240,8 +240,9 @@ def welch_t(a: GaussianSummary, b: GaussianSummary) -> WelchResult:
     -------
     WelchResult
         ``statistic``, ``df`` and two-sided ``pvalue``, arrays of shape ``(d,)`` (floats for
-        scalar data). They equal ``scipy.stats.ttest_ind(A, B, equal_var=False)`` on the rows.
-        A variable with zero variance in both groups gives NaN.
+        scalar data). They equal ``scipy.stats.ttest_ind(A, B, equal_var=False)`` on the rows,
+        except for a variable with zero variance in both groups: there `df` and `pvalue` are NaN
+        (and `statistic` is NaN, or infinite if the means differ), where scipy substitutes df = 1.
 
     Raises
     ------
