@@ -7,6 +7,7 @@ covariance of all the data to within float64 rounding.
 """
 
 from .summary import FORMAT_VERSION, GaussianSummary
+from .grouped import GroupedSummary
 
-__all__ = ["GaussianSummary", "FORMAT_VERSION"]
+__all__ = ["GaussianSummary", "FORMAT_VERSION", "GroupedSummary"]
 __version__ = "0.1.0"

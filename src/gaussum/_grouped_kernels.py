@@ -1,0 +1,306 @@
+"""Pure array kernels for grouped summaries: factorise keys, summarise rows per group, merge.
+
+A grouped summary is the core's ``(n, mean, M2)`` stacked over ``g`` groups: ``counts (g,)``,
+``means (g, d)``, ``M2 (g, d, d)`` (or ``(g, d)`` when diagonal). The kernels here compute it
+without a Python loop over rows or over groups:
+
+1. `factorize` turns labels into dense integer codes ``0..g-1`` in sorted label order, and
+   `sort_order` gives a permutation that brings each group's rows together;
+2. `summarize_groups` walks the sorted rows in blocks of a few thousand rows and, in each block,
+   runs the core's corrected two-pass (two-part shift, centred sums, re-centring when the shift is
+   far) on every group segment at once, with ``np.add.reduceat`` for the per-segment sums;
+3. a group cut by a block boundary leaves one piece in each block, and `merge_segments` combines
+   the pieces of each group by the k-way rule of `gaussum._combine.merge_many`, vectorised over
+   groups. The same function merges whole grouped summaries.
+
+Functions never modify their arguments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["factorize", "sort_order", "summarize_groups", "merge_segments", "block_rows"]
+
+Stacked = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+# Values of the centred block and its products live in a buffer of about this many bytes: small
+# enough to stay in cache, large enough that numpy's per-call overhead is spread over many rows.
+_BLOCK_BYTES = 2**21
+_MIN_BLOCK_ROWS = 256
+
+# Integer keys spanning at most this many values (times the row count) are factorised by counting
+# rather than sorting: O(N) instead of O(N log N).
+_DENSE_RANGE_PER_ROW = 4
+
+# As in the core (`gaussum._combine._MAX_SHIFT_IN_STD`): a shift further than this many standard
+# deviations from a segment's mean is replaced by a better one and the segment summed again.
+_MAX_SHIFT_IN_STD = 4.0
+
+
+def block_rows(d: int, diagonal: bool) -> int:
+    """Sorted rows processed at a time: the products of one block fill about 2 MiB."""
+    products = d if diagonal else d * (d + 1) // 2
+    return max(_MIN_BLOCK_ROWS, _BLOCK_BYTES // (8 * (products + d)))
+
+
+def factorize(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct labels and the code (index into them) of every key.
+
+    Integers and datetimes over a range not much larger than the number of keys are counted
+    (``np.bincount``, linear time); anything else goes through ``np.unique``. Raises TypeError
+    for labels that cannot be ordered.
+    """
+    if keys.dtype.kind in "iuMm" and keys.size:
+        as_int = keys.view(np.int64) if keys.dtype.kind in "Mm" else keys
+        lo, hi = int(as_int.min()), int(as_int.max())
+        span = hi - lo + 1
+        if span <= _DENSE_RANGE_PER_ROW * keys.size + 2**16:
+            offsets = (as_int - lo).astype(np.intp, copy=False) if lo != 0 else as_int.astype(np.intp, copy=False)
+            present = np.bincount(offsets, minlength=span) > 0
+            distinct = np.flatnonzero(present)
+            lookup = np.empty(span, dtype=np.intp)
+            lookup[distinct] = np.arange(distinct.size)
+            uniques = (distinct + lo).astype(as_int.dtype)
+            if keys.dtype.kind in "Mm":
+                uniques = uniques.view(keys.dtype)
+            return uniques, lookup[offsets]
+    uniques, codes = np.unique(keys, return_inverse=True)
+    return uniques, codes.reshape(-1)
+
+
+def sort_order(codes: np.ndarray, g: int) -> np.ndarray:
+    """A stable permutation sorting `codes` (each in ``range(g)``).
+
+    Codes that fit in 16 bits are sorted by numpy's radix sort (linear time).
+    """
+    if g <= 2**8:
+        return np.argsort(codes.astype(np.uint8), kind="stable")
+    if g <= 2**16:
+        return np.argsort(codes.astype(np.uint16), kind="stable")
+    return np.argsort(codes, kind="stable")
+
+
+def _two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``hi, lo`` with ``hi = fl(a + b)`` and ``hi + lo == a + b`` exactly (Knuth's TwoSum)."""
+    hi = a + b
+    b_part = hi - a
+    lo = (a - (hi - b_part)) + (b - b_part)
+    return hi, lo
+
+
+def _segment_sums(Z: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Sums of the columns of Z (shape (m, k)) over the segments that begin at `starts`."""
+    return np.add.reduceat(Z, starts, axis=1)
+
+
+def _upper_products(Yw: np.ndarray, Y: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Rows ``Yw[i] * Y[j]`` for ``i <= j`` (row-major upper triangle), written into `out`."""
+    d = Y.shape[0]
+    row = 0
+    for i in range(d):  # a loop over variables, each step a vectorised pass over the block
+        np.multiply(Yw[i], Y[i:], out=out[row:row + d - i])
+        row += d - i
+    return out
+
+
+def _centred_sums(
+    Y: np.ndarray, w: np.ndarray | None, starts: np.ndarray, diagonal: bool, buffer: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-segment column sums ``c`` and scatter (upper triangle, or diagonal) of centred Y."""
+    d, k = Y.shape
+    Yw = Y if w is None else Y * w
+    if diagonal:
+        products = np.multiply(Yw, Y, out=buffer[:d, :k])
+    else:
+        products = _upper_products(Yw, Y, buffer[:, :k])
+    return _segment_sums(Yw, starts), _segment_sums(products, starts)
+
+
+def _segment_moments(
+    Xt: np.ndarray,
+    w: np.ndarray | None,
+    starts: np.ndarray,
+    sizes: np.ndarray,
+    diagonal: bool,
+    buffer: np.ndarray,
+) -> Stacked:
+    """Corrected two-pass moments of each segment of the columns of Xt (shape (d, k)).
+
+    Returns ``n (s,)``, ``mean (s, d)`` and ``M2 (s, d, d)`` (or ``(s, d)`` if diagonal), where
+    s is the number of segments.
+    """
+    d = Xt.shape[0]
+    n = sizes.astype(np.float64) if w is None else np.add.reduceat(w, starts)
+    has_weight = n > 0
+    safe_n = np.where(has_weight, n, 1.0)
+    # The core's two-part shift: a coarse mean, then the mean of what is left after it.
+    coarse = _segment_sums(Xt if w is None else Xt * w, starts) / safe_n
+    Y = Xt - np.repeat(coarse, sizes, axis=1)
+    fine = _segment_sums(Y if w is None else Y * w, starts) / safe_n
+    coarse, fine = _two_sum(coarse, fine)
+    Y -= np.repeat(fine, sizes, axis=1)
+    c, scatter = _centred_sums(Y, w, starts, diagonal, buffer)
+    diag_rows = slice(None) if diagonal else _diagonal_rows(d)
+    for _ in range(2):
+        offset = c / safe_n
+        far = (offset * offset * n > _MAX_SHIFT_IN_STD**2 * scatter[diag_rows]).any(axis=0)
+        far &= np.isfinite(offset).all(axis=0) & has_weight
+        if not far.any():
+            break
+        # Re-centre only the segments whose shift was far off, on the better shift, as the core
+        # does for a whole block. Rare: the shift is already each segment's own mean.
+        coarse[:, far], fine[:, far] = _two_sum(coarse[:, far], fine[:, far] + offset[:, far])
+        rows = np.repeat(far, sizes)
+        far_sizes = sizes[far]
+        far_starts = np.concatenate(([0], np.cumsum(far_sizes)[:-1]))
+        Y_far = Xt[:, rows] - np.repeat(coarse[:, far], far_sizes, axis=1)
+        Y_far -= np.repeat(fine[:, far], far_sizes, axis=1)
+        c[:, far], scatter[:, far] = _centred_sums(
+            Y_far, None if w is None else w[rows], far_starts, diagonal, buffer
+        )
+    offset = c / safe_n
+    mean = coarse + (fine + offset)
+    return n, mean, _centre_products(scatter, c, safe_n, d, diagonal)
+
+
+def _diagonal_rows(d: int) -> np.ndarray:
+    """Rows of the row-major upper triangle that hold the diagonal."""
+    return np.concatenate(([0], np.cumsum(np.arange(d, 1, -1))))
+
+
+def _centre_products(scatter: np.ndarray, c: np.ndarray, n: np.ndarray, d: int, diagonal: bool) -> np.ndarray:
+    """``M2 = scatter - c c^T / n`` per segment, variances clipped at 0; shape (s, d[, d])."""
+    if diagonal:
+        M2 = (scatter - c * c / n).T
+        return np.maximum(M2, 0.0, out=M2)
+    upper_i, upper_j = np.triu_indices(d)
+    values = (scatter - c[upper_i] * c[upper_j] / n).T
+    diag_rows = _diagonal_rows(d)
+    values[:, diag_rows] = np.maximum(values[:, diag_rows], 0.0)
+    M2 = np.empty((values.shape[0], d, d))
+    # Writing the same value to (i, j) and (j, i) keeps every M2 exactly symmetric.
+    M2[:, upper_i, upper_j] = values
+    M2[:, upper_j, upper_i] = values
+    return M2
+
+
+def summarize_groups(
+    X: np.ndarray,
+    weights: np.ndarray | None,
+    order: np.ndarray,
+    sizes: np.ndarray,
+    diagonal: bool,
+    rows: int | None = None,
+) -> Stacked:
+    """Per-group summaries of the rows of X (shape (N, d)); NaN propagates.
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, d)
+        Any real dtype; converted to float64 one block at a time.
+    weights : ndarray, shape (N,), or None
+    order : ndarray of int
+        Row indices with each group's rows together, group after group (rows not listed are
+        left out: this is how ``nan_policy="omit"`` drops rows).
+    sizes : ndarray, shape (g,)
+        How many entries of `order` each group has (may be 0: that group is empty).
+    diagonal : bool
+
+    Returns
+    -------
+    counts (g,), means (g, d), M2 (g, d, d) or (g, d)
+        Groups with no weight have zero mean and M2.
+    """
+    d = X.shape[1]
+    g = sizes.size
+    rows = rows or block_rows(d, diagonal)
+    products = d if diagonal else d * (d + 1) // 2
+    buffer = np.empty((products, rows))
+    nonempty = np.flatnonzero(sizes)
+    group_starts = np.concatenate(([0], np.cumsum(sizes)))[nonempty]
+    pieces_group, pieces_n, pieces_mean, pieces_M2 = [], [], [], []
+    gather = np.empty((rows, d)) if X.dtype == np.float64 else None
+    total = order.size
+    with np.errstate(all="ignore"):
+        for start in range(0, total, rows):
+            stop = min(start + rows, total)
+            index = order[start:stop]
+            if gather is not None:
+                block = np.take(X, index, axis=0, out=gather[: stop - start])
+            else:
+                block = X[index].astype(np.float64)
+            Xt = np.ascontiguousarray(block.T)
+            w = None if weights is None else weights[index]
+            first = np.searchsorted(group_starts, start, side="right") - 1
+            last = np.searchsorted(group_starts, stop, side="left")
+            starts = np.maximum(group_starts[first:last], start) - start
+            seg_sizes = np.diff(np.append(starts, stop - start))
+            n, mean, M2 = _segment_moments(Xt, w, starts, seg_sizes, diagonal, buffer)
+            pieces_group.append(nonempty[first:last])
+            pieces_n.append(n)
+            pieces_mean.append(mean.T)
+            pieces_M2.append(M2)
+    counts = np.zeros(g)
+    means = np.zeros((g, d))
+    M2 = np.zeros((g, d) if diagonal else (g, d, d))
+    if not pieces_group:
+        return counts, means, M2
+    group = np.concatenate(pieces_group)
+    n, mean, m2 = np.concatenate(pieces_n), np.concatenate(pieces_mean), np.concatenate(pieces_M2)
+    # Pieces come in group order; a group cut by a block boundary has more than one.
+    piece_starts = np.flatnonzero(np.concatenate(([True], group[1:] != group[:-1])))
+    targets = group[piece_starts]
+    if piece_starts.size == group.size:
+        counts[targets], means[targets], M2[targets] = n, mean, m2
+    else:
+        counts[targets], means[targets], M2[targets] = merge_segments(n, mean, m2, piece_starts)
+    empty = counts == 0
+    if empty.any():
+        means[empty] = 0.0
+        M2[empty] = 0.0
+    return counts, means, M2
+
+
+def merge_segments(ns: np.ndarray, means: np.ndarray, M2s: np.ndarray, starts: np.ndarray) -> Stacked:
+    """Merge consecutive runs of summaries by the k-way rule, one result per run.
+
+    The rule of `gaussum._combine.merge_many`, vectorised over runs: relative to the mean of the
+    heaviest summary of each run, ``mean = ref + sum(n_k o_k) / n`` with offsets ``o_k``, and
+    ``M2 = sum(M2_k) + sum(n_k e_k e_k^T) - c c^T / n`` with deviations ``e_k`` from the pooled
+    mean and ``c = sum(n_k e_k)`` (zero but for rounding, which the correction removes). A run
+    of one summary comes back unchanged.
+
+    Parameters
+    ----------
+    ns : ndarray, shape (p,)
+    means : ndarray, shape (p, d)
+    M2s : ndarray, shape (p, d, d) or (p, d)
+    starts : ndarray of int, shape (r,)
+        Index of the first summary of each run; starts[0] == 0, strictly increasing.
+    """
+    p = ns.size
+    sizes = np.diff(np.append(starts, p))
+    run = np.repeat(np.arange(starts.size), sizes)
+    n = np.add.reduceat(ns, starts)
+    # First summary of greatest weight in each run: its mean is the reference.
+    position = np.where(ns == np.maximum.reduceat(ns, starts)[run], np.arange(p), p)
+    reference = means[np.minimum.reduceat(position, starts)]
+    offsets = means - reference[run]
+    safe_n = np.where(n > 0, n, 1.0)
+    shift = np.add.reduceat(ns[:, None] * offsets, starts) / safe_n[:, None]
+    deviations = offsets - shift[run]
+    c = np.add.reduceat(ns[:, None] * deviations, starts)
+    if M2s.ndim == 2:
+        spread = ns[:, None] * (deviations * deviations)
+        M2 = np.add.reduceat(M2s, starts) + np.add.reduceat(spread, starts) - c * c / safe_n[:, None]
+    else:
+        spread = ns[:, None, None] * (deviations[:, :, None] * deviations[:, None, :])
+        M2 = np.add.reduceat(M2s, starts) + np.add.reduceat(spread, starts)
+        M2 -= (c[:, :, None] * c[:, None, :]) / safe_n[:, None, None]
+    mean = reference + shift
+    empty = n == 0
+    if empty.any():
+        mean[empty] = 0.0
+        M2[empty] = 0.0
+    return n, mean, M2
