@@ -149,6 +149,17 @@ def test_welch_diagonal_summary_equals_full():
     np.testing.assert_allclose(diagonal.pvalue, full.pvalue, rtol=1e-12)
 
 
+def test_welch_constant_in_both_groups_is_nan():
+    """A variable constant in both groups has NaN df and p-value; the other variables are unaffected."""
+    rng = np.random.default_rng(9)
+    A, B = rng.normal(size=(10, 2)), rng.normal(size=(8, 2))
+    A[:, 1], B[:, 1] = 3.0, 4.0
+    got = welch_t(summary(A), summary(B))
+    assert got.statistic[1] == -np.inf and np.isnan(got.df[1]) and np.isnan(got.pvalue[1])
+    expected = stats.ttest_ind(A[:, 0], B[:, 0], equal_var=False)
+    assert got.pvalue[0] == pytest.approx(expected.pvalue, rel=1e-10)
+
+
 def test_welch_needs_two_rows_and_same_variables():
     """One observation, mismatched variables, or a non-summary are refused with a clear error."""
     a = summary(np.ones((1, 2)))
