@@ -284,6 +284,8 @@ def test_update_with_the_wrong_width_is_refused():
         s.update(np.ones((5, 2)))
     with pytest.raises(ValueError, match=r"got \(2, 2, 3\)"):
         s.update(np.ones((2, 2, 3)))
+    with pytest.raises(ValueError, match="must be numeric"):
+        s.update(["a", "b", "c"])
 
 
 @pytest.mark.parametrize(

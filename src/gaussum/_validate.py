@@ -15,6 +15,7 @@ import numpy as np
 __all__ = [
     "NAN_POLICIES",
     "as_data",
+    "as_numeric",
     "as_weights",
     "check_nan_policy",
     "as_count",
@@ -37,7 +38,7 @@ def check_nan_policy(nan_policy: str) -> str:
     return nan_policy
 
 
-def _numeric_array(value: Any, name: str) -> np.ndarray:
+def as_numeric(value: Any, name: str) -> np.ndarray:
     """`value` as a real numeric ndarray, without copying when it already is one."""
     try:
         array = np.asarray(value)
@@ -61,7 +62,7 @@ def as_data(X: Any, name: str = "X") -> np.ndarray:
     The array is not copied and keeps its dtype: the block kernels convert to float64 one block
     at a time, so the caller's data is never duplicated in full.
     """
-    array = _numeric_array(X, name)
+    array = as_numeric(X, name)
     if array.ndim not in (1, 2):
         raise ValueError(
             f"{name} must have shape (N,) or (N, d) with rows as observations, "
@@ -74,7 +75,7 @@ def as_data(X: Any, name: str = "X") -> np.ndarray:
 
 def as_weights(weights: Any, n_rows: int, name: str = "weights") -> np.ndarray:
     """Frequency weights as float64 of shape ``(n_rows,)``: finite and non-negative."""
-    w = _numeric_array(weights, name)
+    w = as_numeric(weights, name)
     if w.shape != (n_rows,):
         raise ValueError(f"{name} must have shape ({n_rows},) to match the rows, got {w.shape}")
     w = w.astype(np.float64, copy=False)
@@ -112,7 +113,7 @@ def as_field(value: Any, name: str) -> np.ndarray:
 
     Copying first matters: setting ``write=False`` on the caller's array would freeze their data.
     """
-    array = _numeric_array(value, name)
+    array = as_numeric(value, name)
     out = np.array(array, dtype=np.float64, order="C", copy=True)
     out.setflags(write=False)
     return out

@@ -15,6 +15,7 @@ from ._validate import (
     as_count,
     as_data,
     as_field,
+    as_numeric,
     as_weights,
     check_fields,
     check_nan_policy,
@@ -187,11 +188,12 @@ class GaussianSummary:
 
         Examples
         --------
-        >>> import numpy as np
+        Timestamps far from zero with a small spread keep every digit of their variance:
+
         >>> from gaussum import GaussianSummary
-        >>> s = GaussianSummary.from_samples([1e9 + 0.001, 1e9 + 0.002, 1e9 + 0.003])
-        >>> float(s.variance())  # doctest: +ELLIPSIS
-        1.0000...e-06
+        >>> s = GaussianSummary.from_samples([1.7e9 + 0.25, 1.7e9 + 0.5, 1.7e9 + 0.75])
+        >>> float(s.variance())
+        0.0625
         """
         check_nan_policy(nan_policy)
         data = as_data(X)
@@ -455,8 +457,8 @@ class GaussianSummary:
         True
         """
         check_nan_policy(nan_policy)
-        data = np.asarray(x)
-        if data.ndim == self.mean.ndim and data.dtype.kind in "biuf":
+        data = as_numeric(x, "x")
+        if data.ndim == self.mean.ndim:
             return self._add_one(data, weights, nan_policy)
         if data.ndim != self.mean.ndim + 1:
             expected = "() or (k,)" if self.mean.ndim == 0 else f"({self.d},) or (k, {self.d})"
