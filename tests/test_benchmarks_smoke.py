@@ -1,0 +1,79 @@
+"""Smoke tests of benchmarks/: every case runs its self-check on tiny sizes, so the harness cannot rot."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import _harness  # noqa: E402
+import bench_core  # noqa: E402
+import run  # noqa: E402
+
+TINY = _harness.Settings(quick=True, repeats=1, min_sample_s=0.0)
+
+
+@pytest.mark.parametrize("case", bench_core.cases(), ids=lambda case: case.name)
+def test_core_case_checks_and_times(case: _harness.Case) -> None:
+    """Each core case passes its own check against its reference and returns timed rows."""
+    rows = case.run(TINY)
+    assert rows, f"{case.name} returned no rows"
+    for row in rows:
+        assert row.case == case.name
+        assert row.ours is not None and row.ours >= 0
+        if row.theirs is None:
+            assert row.note.startswith("absent"), f"{row.reference} has no time and no reason"
+
+
+def test_moment_check_rejects_a_wrong_ddof() -> None:
+    """The self-check fails loudly on a covariance off by a ddof, the commonest mistake."""
+    X = np.random.default_rng(1).standard_normal((500, 3)) + 5.0
+    reference = np.cov(X, rowvar=False)
+    _harness.assert_moments_close("right", X.mean(axis=0), reference, X.mean(axis=0), reference, 500)
+    with pytest.raises(_harness.BenchmarkCheckError, match="covariance"):
+        _harness.assert_moments_close(
+            "wrong", X.mean(axis=0), np.cov(X, rowvar=False, ddof=0), X.mean(axis=0), reference, 500
+        )
+
+
+def test_compare_runs_the_check_before_timing() -> None:
+    """A reference that disagrees with gaussum stops `compare` before any timing happens."""
+    timed = []
+
+    def wrong_check(ours: float, theirs: float) -> None:
+        raise _harness.BenchmarkCheckError(f"{ours} != {theirs}")
+
+    reference = _harness.Reference("other", lambda: timed.append(1) or 2.0, wrong_check, 1.0)
+    with pytest.raises(_harness.BenchmarkCheckError, match="1.0 != 2.0"):
+        _harness.compare("case", lambda: 1.0, [reference], TINY)
+    assert timed == [1]  # called once for the check, never for timing
+
+
+def test_row_ratio_and_target() -> None:
+    """A row's ratio is ours / theirs and its target is met when the ratio is at most max_ratio."""
+    row = _harness.Row("c", "r", ours=3.0, theirs=4.0, max_ratio=0.7)
+    assert row.ratio == 0.75 and row.met is False
+    assert _harness.Row("c", "r", ours=2.0, theirs=4.0, max_ratio=0.5).met is True
+    assert _harness.Row("c", "r", ours=2.0, theirs=None, max_ratio=0.5).met is None
+
+
+def test_run_prints_a_markdown_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """`run.py --quick --only` prints the table header and one row per comparison."""
+    status = run.main(["--quick", "--repeats", "1", "--only", r"^a \+ b"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "| case | reference | gaussum | reference | ratio | target | met? | note |" in out
+    assert out.count("| a + b, d = 64 |") == 1
+
+
+def test_discovery_finds_every_bench_module() -> None:
+    """`--all` runs every benchmarks/bench_*.py, core first; the default runs only the core."""
+    found = run.discover(all_modules=True)
+    assert found[0] == "bench_core"
+    assert sorted(found) == sorted(p.stem for p in BENCHMARKS.glob("bench_*.py"))
+    assert run.discover(all_modules=False) == ["bench_core"]
