@@ -1,0 +1,570 @@
+"""The ``gaussum`` command line: sub-commands, the state file and its ledger, errors, crash safety.
+
+References share no code with gaussum: ``np.loadtxt`` reads the files back and ``np.cov`` /
+``scipy.stats.ttest_ind`` work on the raw rows.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gaussum import GaussianSummary
+from gaussum import cli
+from gaussum._state import read_state, write_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+IRIS = ROOT / "data" / "iris.csv"
+IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def run(capsys, *argv):
+    """Run the command in-process; (exit status, stdout, stderr)."""
+    status = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def write_csv(path, X, header=None, keys=None):
+    """A CSV with a header, values written by repr (exact)."""
+    d = X.shape[1]
+    header = header or [f"c{j}" for j in range(d)]
+    lines = [",".join(header + (["key"] if keys is not None else []))]
+    for i, row in enumerate(X.tolist()):
+        fields = [repr(v) for v in row] + ([str(keys[i])] if keys is not None else [])
+        lines.append(",".join(fields))
+    Path(path).write_text("\n".join(lines) + "\n")
+    return path
+
+
+def state_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def cov_of(state_summary):
+    """Covariance from a state file's summary dict, without gaussum's accessors."""
+    n, M2 = state_summary["n"], np.array(state_summary["M2"])
+    return M2 / (n - 1)
+
+
+def iris_rows():
+    values = np.loadtxt(IRIS, delimiter=",", skiprows=1, usecols=range(4))
+    species = np.loadtxt(IRIS, delimiter=",", skiprows=1, usecols=4, dtype=str)
+    return values, species
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20240611)
+
+
+# -- summarize ----------------------------------------------------------------------------------
+
+
+def test_summarize_csv_matches_numpy_on_the_raw_rows(tmp_path, capsys, rng):
+    """A CSV summarised in small chunks gives np.mean and np.cov of the rows read back by loadtxt."""
+    X = rng.normal(size=(1000, 3)) * [1.0, 1e-3, 1e3] + [1e3, 0.0, -5.0]
+    data = write_csv(tmp_path / "a.csv", X)
+    status, _, err = run(capsys, "summarize", data, "-o", tmp_path / "s.json", "--chunk-rows", 37)
+    assert status == 0, err
+    state = state_json(tmp_path / "s.json")
+    rows = np.loadtxt(data, delimiter=",", skiprows=1)
+    assert state["columns"] == ["c0", "c1", "c2"]
+    assert state["summary"]["n"] == 1000
+    np.testing.assert_allclose(state["summary"]["mean"], rows.mean(axis=0), rtol=1e-14)
+    # Subtracting 1e3 from values within a factor 2 of it is exact (Sterbenz), and spares np.cov
+    # the rounding of centring around a large mean, so the reference itself is accurate.
+    reference = np.cov(rows - [1e3, 0.0, 0.0], rowvar=False)
+    scale = np.sqrt(np.outer(np.diag(reference), np.diag(reference)))
+    assert (np.abs(cov_of(state["summary"]) - reference) <= 1e-12 * scale).all()
+    assert state["sources"] == [
+        {
+            "path": str(data),
+            "size": data.stat().st_size,
+            "sha256": __import__("hashlib").sha256(data.read_bytes()).hexdigest(),
+            "rows_read": 1000,
+            "rows_dropped": 0,
+        }
+    ]
+
+
+def test_summarize_by_species_matches_numpy_per_group(tmp_path, capsys):
+    """--by species on the bundled iris data gives np.cov of each species' rows."""
+    status, _, err = run(capsys, "summarize", IRIS, "--by", "species", "-o", tmp_path / "iris.json")
+    assert status == 0, err
+    state = read_state(str(tmp_path / "iris.json"))
+    values, species = iris_rows()
+    assert state.by == "species" and list(state.columns) == IRIS_COLUMNS
+    assert [str(k) for k in state.summary.keys()] == ["setosa", "versicolor", "virginica"]
+    for key, s in state.summary:
+        rows = values[species == key]
+        assert s.n == 50
+        np.testing.assert_allclose(s.mean, rows.mean(axis=0), rtol=1e-14)
+        np.testing.assert_allclose(s.covariance(), np.cov(rows, rowvar=False), rtol=1e-12, atol=1e-15)
+
+
+def test_summarize_columns_selects_and_orders(tmp_path, capsys):
+    """--columns keeps only the named columns, in the order given."""
+    status, _, _ = run(capsys, "summarize", IRIS, "--columns", "petal_width,sepal_length", "-o", tmp_path / "s.json")
+    assert status == 0
+    state = read_state(str(tmp_path / "s.json"))
+    values, _ = iris_rows()
+    rows = values[:, [3, 0]]
+    assert list(state.columns) == ["petal_width", "sepal_length"]
+    np.testing.assert_allclose(state.summary.covariance(), np.cov(rows, rowvar=False), rtol=1e-12)
+
+
+def test_summarize_diagonal_keeps_variances_only(tmp_path, capsys):
+    """--diagonal stores one sum of squares per column, equal to np.var(ddof=1) * (n - 1)."""
+    status, _, _ = run(capsys, "summarize", IRIS, "--columns", ",".join(IRIS_COLUMNS), "--diagonal", "-o", tmp_path / "s.json")
+    assert status == 0
+    state = read_state(str(tmp_path / "s.json"))
+    values, _ = iris_rows()
+    assert state.diagonal and state.summary.M2.shape == (4,)
+    np.testing.assert_allclose(state.summary.variance(), values.var(axis=0, ddof=1), rtol=1e-12)
+
+
+def test_summarize_npy_is_read_in_blocks(tmp_path, capsys, rng):
+    """A .npy file, memory-mapped and read 100 rows at a time, gives np.cov; columns are x0, x1, ..."""
+    X = rng.standard_normal((1234, 4)).astype(np.float32)
+    np.save(tmp_path / "a.npy", X)
+    status, _, _ = run(capsys, "summarize", tmp_path / "a.npy", "--chunk-rows", 100, "-o", tmp_path / "s.json")
+    assert status == 0
+    state = read_state(str(tmp_path / "s.json"))
+    assert list(state.columns) == ["x0", "x1", "x2", "x3"]
+    reference = np.cov(X.astype(np.float64), rowvar=False)
+    np.testing.assert_allclose(state.summary.covariance(), reference, rtol=1e-12, atol=1e-14)
+
+
+def test_summarize_parquet_with_groups(tmp_path, capsys, rng):
+    """A Parquet file with a key column, read in record batches, gives np.cov per key."""
+    pa = pytest.importorskip("pyarrow")  # installed by the dask extra, which CI installs
+    import pyarrow.parquet as pq
+
+    X = rng.normal(size=(500, 2))
+    keys = rng.integers(0, 3, size=500)
+    table = pa.table({"a": X[:, 0], "b": X[:, 1], "k": keys})
+    pq.write_table(table, tmp_path / "a.parquet", row_group_size=128)
+    status, _, err = run(capsys, "summarize", tmp_path / "a.parquet", "--by", "k", "--chunk-rows", 50, "-o", tmp_path / "s.json")
+    assert status == 0, err
+    state = read_state(str(tmp_path / "s.json"))
+    for key, s in state.summary:
+        rows = X[keys == int(key)]
+        np.testing.assert_allclose(s.covariance(), np.cov(rows, rowvar=False), rtol=1e-12)
+    assert state.n == 500
+
+
+def test_chunk_size_does_not_change_the_result_beyond_rounding(tmp_path, capsys, rng):
+    """The same CSV read 1, 7 or all rows at a time gives summaries equal within rounding."""
+    X = rng.normal(size=(200, 3)) + 100.0
+    data = write_csv(tmp_path / "a.csv", X)
+    summaries = []
+    for chunk in (1, 7, 10_000):
+        out = tmp_path / f"s{chunk}.json"
+        assert run(capsys, "summarize", data, "--chunk-rows", chunk, "-o", out)[0] == 0
+        summaries.append(read_state(str(out)).summary)
+    assert all(s.isclose(summaries[0], rtol=1e-13) for s in summaries)
+
+
+def test_nan_policy_omit_records_dropped_rows(tmp_path, capsys):
+    """--nan-policy omit leaves out rows with an empty, NA or non-finite field and counts them."""
+    data = tmp_path / "a.csv"
+    data.write_text("x,y\n1,2\n3,\n4,5\nNA,1\n6,inf\n7,9\n")
+    status, _, _ = run(capsys, "summarize", data, "--nan-policy", "omit", "-o", tmp_path / "s.json")
+    assert status == 0
+    state = state_json(tmp_path / "s.json")
+    rows = np.array([[1.0, 2.0], [4.0, 5.0], [7.0, 9.0]])
+    assert state["sources"][0]["rows_read"] == 6 and state["sources"][0]["rows_dropped"] == 3
+    np.testing.assert_allclose(cov_of(state["summary"]), np.cov(rows, rowvar=False), rtol=1e-14)
+
+
+def test_blank_lines_are_skipped(tmp_path, capsys):
+    """Blank lines in a CSV (a trailing one, one in the middle) are not rows and not errors."""
+    data = tmp_path / "a.csv"
+    data.write_text("x,y\n1,2\n\n3,5\n4,4\n\n")
+    assert run(capsys, "summarize", data, "-o", tmp_path / "s.json", "--chunk-rows", 2)[0] == 0
+    assert state_json(tmp_path / "s.json")["summary"]["n"] == 3
+
+
+# -- update -------------------------------------------------------------------------------------
+
+
+def test_update_equals_summarize_of_all_files_exactly(tmp_path, capsys, rng):
+    """summarize a, then update with b and c, gives the same bits as summarize a b c."""
+    files = [write_csv(tmp_path / f"{name}.csv", rng.normal(size=(n, 2)) * 3 + 7) for name, n in (("a", 50), ("b", 31), ("c", 1))]
+    assert run(capsys, "summarize", *files, "-o", tmp_path / "all.json")[0] == 0
+    assert run(capsys, "summarize", files[0], "-o", tmp_path / "inc.json")[0] == 0
+    status, _, err = run(capsys, "update", tmp_path / "inc.json", files[1], files[2])
+    assert status == 0
+    assert "updated" in err
+    assert state_json(tmp_path / "inc.json") == state_json(tmp_path / "all.json")
+
+
+def test_update_skips_files_already_counted(tmp_path, capsys, rng):
+    """update says it skips a file already in the ledger, even renamed, and leaves the state alone."""
+    X = rng.normal(size=(20, 2))
+    a = write_csv(tmp_path / "a.csv", X)
+    copy = tmp_path / "copy-of-a.csv"
+    copy.write_bytes(a.read_bytes())
+    assert run(capsys, "summarize", a, "-o", tmp_path / "s.json")[0] == 0
+    before = (tmp_path / "s.json").read_bytes()
+    status, _, err = run(capsys, "update", tmp_path / "s.json", a, copy)
+    assert status == 0
+    assert f"skipping {a}: already counted" in err
+    assert f"skipping {copy}: already counted (same content as {a})" in err
+    assert (tmp_path / "s.json").read_bytes() == before
+
+
+def test_same_file_twice_on_one_command_line_is_counted_once(tmp_path, capsys, rng):
+    """summarize a a counts a once and says so."""
+    a = write_csv(tmp_path / "a.csv", rng.normal(size=(10, 2)))
+    status, _, err = run(capsys, "summarize", a, a, "-o", tmp_path / "s.json")
+    assert status == 0 and "skipping" in err
+    assert state_json(tmp_path / "s.json")["summary"]["n"] == 10
+
+
+def test_update_of_a_grouped_state(tmp_path, capsys, rng):
+    """Updating a --by state merges matching keys and adds new ones, as np.cov per key on all rows."""
+    X1, X2 = rng.normal(size=(40, 2)), rng.normal(size=(30, 2)) + 1
+    k1, k2 = rng.choice(["x", "y"], 40), rng.choice(["y", "z"], 30)
+    a = write_csv(tmp_path / "a.csv", X1, keys=k1)
+    b = write_csv(tmp_path / "b.csv", X2, keys=k2)
+    assert run(capsys, "summarize", a, "--by", "key", "-o", tmp_path / "s.json")[0] == 0
+    assert run(capsys, "update", tmp_path / "s.json", b)[0] == 0
+    state = read_state(str(tmp_path / "s.json"))
+    X, k = np.vstack([X1, X2]), np.concatenate([k1, k2])
+    assert [str(key) for key in state.summary.keys()] == ["x", "y", "z"]
+    for key, s in state.summary:
+        np.testing.assert_allclose(s.covariance(), np.cov(X[k == key], rowvar=False), rtol=1e-12)
+
+
+# -- merge --------------------------------------------------------------------------------------
+
+
+def test_merge_of_shards_equals_one_summary_of_all_rows(tmp_path, capsys, rng):
+    """Three shard states merged give np.cov of all rows and the union of the ledgers."""
+    parts = [rng.normal(size=(n, 3)) * 2 - 1 for n in (17, 40, 3)]
+    for i, X in enumerate(parts):
+        data = write_csv(tmp_path / f"part{i}.csv", X)
+        assert run(capsys, "summarize", data, "-o", tmp_path / f"shard{i}.json")[0] == 0
+    status, _, _ = run(capsys, "merge", *(tmp_path / f"shard{i}.json" for i in range(3)), "-o", tmp_path / "all.json")
+    assert status == 0
+    state = state_json(tmp_path / "all.json")
+    rows = np.vstack(parts)
+    np.testing.assert_allclose(cov_of(state["summary"]), np.cov(rows, rowvar=False), rtol=1e-12)
+    assert sorted(s["path"] for s in state["sources"]) == sorted(str(tmp_path / f"part{i}.csv") for i in range(3))
+
+
+def test_merge_skips_a_state_already_contained_in_another(tmp_path, capsys, rng):
+    """Merging yesterday's shard with today's cumulative state (which holds it) skips the shard."""
+    a = write_csv(tmp_path / "a.csv", rng.normal(size=(10, 2)))
+    b = write_csv(tmp_path / "b.csv", rng.normal(size=(12, 2)))
+    run(capsys, "summarize", a, "-o", tmp_path / "yesterday.json")
+    run(capsys, "summarize", a, b, "-o", tmp_path / "today.json")
+    status, _, err = run(capsys, "merge", tmp_path / "yesterday.json", tmp_path / "today.json", "-o", tmp_path / "m.json")
+    assert status == 0
+    assert f"skipping {tmp_path / 'yesterday.json'}: all its sources are already counted" in err
+    assert state_json(tmp_path / "m.json")["summary"] == state_json(tmp_path / "today.json")["summary"]
+
+
+def test_merge_refuses_states_that_share_a_source(tmp_path, capsys, rng):
+    """Two states that share one file but not all refuse to merge: it would count the file twice."""
+    a, b, c = (write_csv(tmp_path / f"{n}.csv", rng.normal(size=(8, 2))) for n in "abc")
+    run(capsys, "summarize", a, b, "-o", tmp_path / "ab.json")
+    run(capsys, "summarize", a, c, "-o", tmp_path / "ac.json")
+    status, _, err = run(capsys, "merge", tmp_path / "ab.json", tmp_path / "ac.json", "-o", tmp_path / "m.json")
+    assert status == 1
+    assert err.startswith("gaussum: error: refusing to merge:") and "count it twice" in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_merge_refuses_states_with_different_columns(tmp_path, capsys):
+    """States over different columns do not merge, and the message names both column lists."""
+    run(capsys, "summarize", IRIS, "--columns", "sepal_length,sepal_width", "-o", tmp_path / "a.json")
+    run(capsys, "summarize", IRIS, "--columns", "petal_length,petal_width", "-o", tmp_path / "b.json")
+    status, _, err = run(capsys, "merge", tmp_path / "a.json", tmp_path / "b.json", "-o", tmp_path / "m.json")
+    assert status == 1 and "petal_length, petal_width" in err and "sepal_length, sepal_width" in err
+    assert not (tmp_path / "m.json").exists()
+
+
+# -- show and compare ---------------------------------------------------------------------------
+
+
+def test_show_table_prints_count_mean_std_and_correlation(tmp_path, capsys):
+    """show prints, per species, n, each column's mean and std, and the correlation matrix."""
+    run(capsys, "summarize", IRIS, "--by", "species", "-o", tmp_path / "iris.json")
+    status, out, _ = run(capsys, "show", tmp_path / "iris.json")
+    assert status == 0
+    values, species = iris_rows()
+    setosa = values[species == "setosa"]
+    section = out.split("species = setosa: n = 50")[1].split("species = versicolor")[0]
+    for j, name in enumerate(IRIS_COLUMNS):
+        line = next(x for x in section.splitlines() if x.strip().startswith(name) and "." in x and len(x.split()) == 3)
+        _, mean, std = line.split()
+        assert float(mean) == pytest.approx(setosa[:, j].mean(), rel=1e-5)
+        assert float(std) == pytest.approx(setosa[:, j].std(ddof=1), rel=1e-5)
+    corr = np.corrcoef(setosa, rowvar=False)
+    assert f"{corr[0, 1]:.3f}" in section
+    assert "sources:" in out and str(IRIS) in out
+
+
+def test_show_json_matches_numpy(tmp_path, capsys):
+    """show --format json gives n, mean, std and correlation per group, as numpy computes them."""
+    run(capsys, "summarize", IRIS, "--by", "species", "-o", tmp_path / "iris.json")
+    status, out, _ = run(capsys, "show", tmp_path / "iris.json", "--format", "json")
+    assert status == 0
+    shown = json.loads(out)
+    values, species = iris_rows()
+    assert [g["key"] for g in shown["groups"]] == ["setosa", "versicolor", "virginica"]
+    for group in shown["groups"]:
+        rows = values[species == group["key"]]
+        assert group["n"] == len(rows)
+        np.testing.assert_allclose([group["std"][c] for c in IRIS_COLUMNS], rows.std(axis=0, ddof=1), rtol=1e-12)
+        np.testing.assert_allclose(group["correlation"], np.corrcoef(rows, rowvar=False), rtol=1e-12)
+
+
+def test_show_a_single_row_gives_null_std(tmp_path, capsys):
+    """A state of one row shows std as null in JSON (undefined), not an error or a warning."""
+    data = tmp_path / "a.csv"
+    data.write_text("x,y\n1,2\n")
+    run(capsys, "summarize", data, "-o", tmp_path / "s.json")
+    status, out, _ = run(capsys, "show", tmp_path / "s.json", "--format", "json")
+    assert status == 0
+    assert json.loads(out)["std"] == {"x": None, "y": None}
+
+
+def test_compare_matches_scipy_welch_on_raw_rows(tmp_path, capsys):
+    """compare --groups gives scipy's Welch t test on the raw rows of the two species."""
+    stats = pytest.importorskip("scipy.stats")  # the stats extra, installed in CI
+    run(capsys, "summarize", IRIS, "--by", "species", "-o", tmp_path / "iris.json")
+    status, out, err = run(capsys, "compare", tmp_path / "iris.json", "--groups", "versicolor", "virginica", "--format", "json")
+    assert status == 0, err
+    result = json.loads(out)
+    values, species = iris_rows()
+    ref = stats.ttest_ind(values[species == "versicolor"], values[species == "virginica"], equal_var=False)
+    got = [result["welch"][c] for c in IRIS_COLUMNS]
+    np.testing.assert_allclose([g["t"] for g in got], ref.statistic, rtol=1e-10)
+    np.testing.assert_allclose([g["pvalue"] for g in got], ref.pvalue, rtol=1e-8)
+    assert set(result["hotelling"]) == {"pooled", "krishnamoorthy_yu"}
+    status, table, _ = run(capsys, "compare", tmp_path / "iris.json", "--groups", "versicolor", "virginica")
+    assert status == 0 and "Hotelling T2, equal covariances" in table
+
+
+def test_compare_two_state_files(tmp_path, capsys, rng):
+    """compare A.json B.json tests two ungrouped states against scipy on their rows."""
+    stats = pytest.importorskip("scipy.stats")
+    A, B = rng.normal(size=(30, 2)), rng.normal(size=(25, 2)) + [0.5, 0.0]
+    run(capsys, "summarize", write_csv(tmp_path / "a.csv", A), "-o", tmp_path / "a.json")
+    run(capsys, "summarize", write_csv(tmp_path / "b.csv", B), "-o", tmp_path / "b.json")
+    status, out, _ = run(capsys, "compare", tmp_path / "a.json", tmp_path / "b.json", "--format", "json")
+    assert status == 0
+    ref = stats.ttest_ind(A, B, equal_var=False)
+    np.testing.assert_allclose([v["t"] for v in json.loads(out)["welch"].values()], ref.statistic, rtol=1e-10)
+
+
+# -- bad input: one line, exit 1, nothing written -------------------------------------------------
+
+
+def _bad_inputs(tmp_path: Path, rng: np.random.Generator) -> dict[str, tuple[list, str]]:
+    """Each case: (arguments, a phrase the error must contain). s.json is a valid 2-column state."""
+    write_csv(tmp_path / "good.csv", rng.normal(size=(5, 2)), header=["a", "b"])
+    cli.main(["summarize", str(tmp_path / "good.csv"), "-o", str(tmp_path / "s.json"), "-q"])
+    (tmp_path / "text.csv").write_text("a,b\n1,2\n3,hello\n")
+    (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3,4\n5\n")
+    (tmp_path / "nan.csv").write_text("a,b\n1,2\n3,nan\n")
+    (tmp_path / "other.csv").write_text("a,c\n1,2\n")
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "x.txt").write_text("a\n1\n")
+    np.save(tmp_path / "three.npy", np.zeros((4, 3)))
+    np.save(tmp_path / "two.npy", np.zeros((4, 2)))
+    good = json.loads((tmp_path / "s.json").read_text())
+    (tmp_path / "truncated.json").write_text((tmp_path / "s.json").read_text()[:100])
+    edited = dict(good, summary=dict(good["summary"], n=6.0))
+    (tmp_path / "edited_n.json").write_text(json.dumps(edited))
+    edited = dict(good, summary=dict(good["summary"], M2=[[1.0, 2.0], [3.0, 1.0]]))
+    (tmp_path / "edited_m2.json").write_text(json.dumps(edited))
+    edited = dict(good, columns=["a", "b", "c"])
+    (tmp_path / "edited_columns.json").write_text(json.dumps(edited))
+    (tmp_path / "list.json").write_text("[1, 2]")
+    s = tmp_path / "s.json"
+    return {
+        "missing file": (["update", s, tmp_path / "nope.csv"], "no such file"),
+        "missing state": (["update", tmp_path / "nope.json", tmp_path / "good.csv"], "no such state file"),
+        "non-numeric": (["update", s, tmp_path / "text.csv"], "line 3: column 'b' is not numeric: 'hello'"),
+        "ragged": (["update", s, tmp_path / "ragged.csv"], "line 4: 1 fields, but the header has 2"),
+        "nan under raise": (["update", s, tmp_path / "nan.csv"], "pass --nan-policy omit"),
+        "columns differ": (["update", s, tmp_path / "other.csv"], "no column 'b'"),
+        "empty csv": (["update", s, tmp_path / "empty.csv"], "empty file"),
+        "unknown type": (["update", s, tmp_path / "x.txt"], "unknown file type '.txt'"),
+        "dimensions": (["update", s, tmp_path / "three.npy"], "no column 'a', 'b'"),
+        "truncated state": (["update", tmp_path / "truncated.json", tmp_path / "good.csv"], "invalid JSON"),
+        "edited n": (["show", tmp_path / "edited_n.json"], "the file was edited or corrupted"),
+        "edited M2": (["show", tmp_path / "edited_m2.json"], "M2 must be symmetric"),
+        "edited columns": (["show", tmp_path / "edited_columns.json"], "'columns' names 3"),
+        "not a state": (["show", tmp_path / "list.json"], "not a gaussum state file"),
+        "npy by": (["summarize", tmp_path / "two.npy", "--by", "x0", "-o", tmp_path / "new.json"], "--by needs a named column"),
+    }
+
+
+BAD_CASES = [
+    "missing file", "missing state", "non-numeric", "ragged", "nan under raise", "columns differ", "empty csv",
+    "unknown type", "dimensions", "truncated state", "edited n", "edited M2", "edited columns", "not a state", "npy by",
+]
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_input_is_one_line_exit_1_and_nothing_written(tmp_path, capsys, rng, case):
+    """Each kind of bad input gives one 'gaussum: error:' line naming the problem, status 1, no file change."""
+    argv, phrase = _bad_inputs(tmp_path, rng)[case]
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    status, out, err = run(capsys, *argv)
+    assert status == 1
+    assert out == ""
+    assert err.startswith("gaussum: error: ") and err.count("\n") == 1, err
+    assert phrase in err, err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_error_line_numbers_are_right_across_chunks(tmp_path, capsys):
+    """A bad field in a later chunk, after a blank line, is reported at its own line number."""
+    data = tmp_path / "a.csv"
+    data.write_text("x\n1\n2\n\n3\n4\n5\noops\n6\n")
+    status, _, err = run(capsys, "summarize", data, "--chunk-rows", 2, "-o", tmp_path / "s.json")
+    assert status == 1 and "line 8: column 'x' is not numeric: 'oops'" in err
+
+
+def test_usage_errors_exit_2(capsys):
+    """A malformed command line (bad --chunk-rows) is argparse's usage error, status 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["summarize", "a.csv", "-o", "s.json", "--chunk-rows", "0"])
+    assert exit_info.value.code == 2
+    assert "expected a positive integer" in capsys.readouterr().err
+
+
+# -- atomic writes and crashes ------------------------------------------------------------------
+
+
+def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    """If the rename never happens (an error after the temporary is written), the old file stays."""
+    target = tmp_path / "s.json"
+    target.write_text("old")
+
+    def fail(*args):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk on fire"):
+        write_atomic(str(target), "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["s.json"]
+
+
+def test_written_state_has_ordinary_permissions(tmp_path):
+    """The state file gets the mode open() would give (umask applied), not mkstemp's private 0600."""
+    umask = os.umask(0o022)
+    try:
+        write_atomic(str(tmp_path / "s.json"), "{}")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "s.json").stat().st_mode & 0o777 == 0o644
+
+
+def _big_csv(path: Path, rows: int) -> None:
+    """A large CSV made quickly by repeating a block of random rows (the values matter little)."""
+    block = np.random.default_rng(7).normal(size=(2000, 4)) * [1, 10, 100, 1000] + 50
+    text = "\n".join(",".join(f"{v:.17g}" for v in row) for row in block) + "\n"
+    with open(path, "w") as f:
+        f.write("a,b,c,d\n")
+        for _ in range(rows // 2000):
+            f.write(text)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX")
+def test_sigkill_during_update_leaves_the_old_state_and_a_rerun_gives_the_full_result(tmp_path):
+    """Killing `gaussum update` part-way leaves the old state byte for byte; re-running gives the
+    same bytes as an uninterrupted run."""
+    small = write_csv(tmp_path / "small.csv", np.random.default_rng(1).normal(size=(10, 4)), header=list("abcd"))
+    big = tmp_path / "big.csv"
+    _big_csv(big, 300_000)
+    command = [sys.executable, "-m", "gaussum.cli"]
+    subprocess.run([*command, "summarize", str(small), "-o", str(tmp_path / "s.json"), "-q"], check=True)
+    old = (tmp_path / "s.json").read_bytes()
+    (tmp_path / "reference.json").write_bytes(old)
+
+    start = time.monotonic()
+    subprocess.run([*command, "update", str(tmp_path / "reference.json"), str(big), "-q"], check=True)
+    uninterrupted = time.monotonic() - start
+    expected = (tmp_path / "reference.json").read_bytes()
+    assert expected != old
+
+    process = subprocess.Popen([*command, "update", str(tmp_path / "s.json"), str(big)], stderr=subprocess.DEVNULL)
+    time.sleep(uninterrupted / 2)
+    assert process.poll() is None, "the update finished before it could be killed; make the input larger"
+    process.kill()
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert (tmp_path / "s.json").read_bytes() == old
+    read_state(str(tmp_path / "s.json"))  # and it is still a valid state
+
+    subprocess.run([*command, "update", str(tmp_path / "s.json"), str(big), "-q"], check=True)
+    assert (tmp_path / "s.json").read_bytes() == expected
+
+
+# -- progress bar -------------------------------------------------------------------------------
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_only_on_a_terminal_and_not_when_quiet(monkeypatch):
+    """The bar is drawn on a terminal, and not when the stream is a file or --quiet is given."""
+    monkeypatch.setattr(cli, "_PROGRESS_DELAY_S", 0.0)
+    shown = {}
+    for label, stream, quiet in (("tty", _Terminal(), False), ("file", io.StringIO(), False), ("quiet", _Terminal(), True)):
+        reporter = cli._Reporter(quiet, stream)
+        reporter.start("big.csv")
+        reporter.progress(0.5)
+        shown[label] = stream.getvalue()
+        reporter.finish()
+    assert "[" + "#" * 15 + "." * 15 + "]  50%" in shown["tty"]
+    assert shown["file"] == "" and shown["quiet"] == ""
+
+
+# -- the console script -------------------------------------------------------------------------
+
+
+def test_module_entry_point_runs_the_readme_commands(tmp_path):
+    """`python -m gaussum.cli summarize data/iris.csv --by species` then `show`, as the README does."""
+    command = [sys.executable, "-m", "gaussum.cli"]
+    done = subprocess.run([*command, "summarize", str(IRIS), "--by", "species", "-o", str(tmp_path / "iris.json")],
+                          capture_output=True, text=True, check=True)
+    assert "wrote" in done.stderr and "150 rows in 3 groups by species" in done.stderr
+    shown = subprocess.run([*command, "show", str(tmp_path / "iris.json")], capture_output=True, text=True, check=True)
+    assert "species = virginica: n = 50" in shown.stdout
+
+
+def test_state_round_trip_is_exact(tmp_path, capsys, rng):
+    """Reading a written state back gives the very same summary (floats written by repr)."""
+    X = rng.normal(size=(100, 3)) / 3
+    run(capsys, "summarize", write_csv(tmp_path / "a.csv", X), "-o", tmp_path / "s.json")
+    state = read_state(str(tmp_path / "s.json"))
+    again = GaussianSummary.from_samples(np.loadtxt(tmp_path / "a.csv", delimiter=",", skiprows=1))
+    assert state.summary.isclose(again, rtol=1e-14)
+    write_atomic(str(tmp_path / "t.json"), state.to_json())
+    assert read_state(str(tmp_path / "t.json")).summary == state.summary
