@@ -6,12 +6,12 @@ without a Python loop over rows or over groups:
 
 1. `factorize` turns labels into dense integer codes ``0..g-1`` in sorted label order, and
    `sort_order` gives a permutation that brings each group's rows together;
-2. `summarize_groups` walks the sorted rows in blocks of a few thousand rows and, in each block,
-   runs the core's corrected two-pass (two-part shift, centred sums, re-centring when the shift is
-   far) on every group segment at once, with ``np.add.reduceat`` for the per-segment sums;
-3. a group cut by a block boundary leaves one piece in each block, and `merge_segments` combines
-   the pieces of each group by the k-way rule of `gaussum._combine.merge_many`, vectorised over
-   groups. The same function merges whole grouped summaries.
+2. `summarize_groups` walks the sorted rows in blocks of a few thousand rows, each holding whole
+   groups, and runs the core's corrected two-pass (two-part shift, centred sums, re-centring when
+   the shift is far) on every group of the block at once, with ``np.add.reduceat`` for the
+   per-group sums; a group larger than a block gets the core's streaming form on its own;
+3. `merge_segments` merges grouped summaries by the k-way rule of
+   `gaussum._combine.merge_many`, vectorised over keys.
 
 Functions never modify their arguments.
 """
@@ -56,12 +56,13 @@ def factorize(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = int(as_int.min()), int(as_int.max())
         span = hi - lo + 1
         if span <= _DENSE_RANGE_PER_ROW * keys.size + 2**16:
-            offsets = (as_int - lo).astype(np.intp, copy=False) if lo != 0 else as_int.astype(np.intp, copy=False)
+            wide = np.uint64 if as_int.dtype.kind == "u" else np.int64  # no overflow in x - lo
+            offsets = (as_int.astype(wide) - wide(lo)).astype(np.intp, copy=False)
             present = np.bincount(offsets, minlength=span) > 0
             distinct = np.flatnonzero(present)
             lookup = np.empty(span, dtype=np.intp)
             lookup[distinct] = np.arange(distinct.size)
-            uniques = (distinct + lo).astype(as_int.dtype)
+            uniques = (distinct.astype(wide) + wide(lo)).astype(as_int.dtype)
             if keys.dtype.kind in "Mm":
                 uniques = uniques.view(keys.dtype)
             return uniques, lookup[offsets]
@@ -138,8 +139,8 @@ def _segment_moments(
     coarse = _segment_sums(Xt if w is None else Xt * w, starts) / safe_n
     Y = Xt - np.repeat(coarse, sizes, axis=1)
     fine = _segment_sums(Y if w is None else Y * w, starts) / safe_n
-    coarse, fine = _two_sum(coarse, fine)
     Y -= np.repeat(fine, sizes, axis=1)
+    coarse, fine = _two_sum(coarse, fine)
     c, scatter = _centred_sums(Y, w, starts, diagonal, buffer)
     diag_rows = slice(None) if diagonal else _diagonal_rows(d)
     for _ in range(2):
@@ -185,6 +186,66 @@ def _centre_products(scatter: np.ndarray, c: np.ndarray, n: np.ndarray, d: int, 
     return M2
 
 
+def _gather(X: np.ndarray, index: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """Rows ``X[index]`` as float64 columns, shape (d, len(index))."""
+    if out is not None:
+        block = np.take(X, index, axis=0, out=out[: index.size])
+    else:
+        block = X[index].astype(np.float64)
+    return np.ascontiguousarray(block.T)
+
+
+def _large_group(
+    X: np.ndarray, w: np.ndarray | None, index: np.ndarray, diagonal: bool, rows: int, out: np.ndarray | None
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Moments of one group too large for a block: the core's corrected two-pass over its rows.
+
+    One shift (two float64 parts, from the first chunk with weight) serves every chunk, whose
+    centred sums and scatter (BLAS) are accumulated; if the group's mean drifts far from it, the
+    pass is repeated about the better shift. Merging per-chunk summaries instead would round each
+    chunk's mean and cost accuracy in proportion to ``|mean| / spread``.
+    """
+    d = X.shape[1]
+    shift = None
+    for _ in range(3):
+        n, c = 0.0, np.zeros(d)
+        scatter = np.zeros(d if diagonal else (d, d))
+        for start in range(0, index.size, rows):
+            part = index[start:start + rows]
+            Xt = _gather(X, part, out)
+            wp = None if w is None else w[part]
+            n_part = float(part.size) if wp is None else float(wp.sum())
+            if shift is None:
+                if n_part == 0:
+                    continue
+                coarse = (Xt.sum(axis=1) if wp is None else Xt @ wp) / n_part
+                Y = Xt - coarse[:, None]
+                fine = (Y.sum(axis=1) if wp is None else Y @ wp) / n_part
+                shift = _two_sum(coarse, fine)
+            Y = Xt - shift[0][:, None]
+            Y -= shift[1][:, None]
+            Yw = Y if wp is None else Y * wp
+            n += n_part
+            c += Yw.sum(axis=1)
+            scatter += np.einsum("ij,ij->i", Yw, Y) if diagonal else Yw @ Y.T
+        if shift is None or n == 0:
+            return 0.0, np.zeros(d), np.zeros(d if diagonal else (d, d))
+        offset = c / n
+        squares = scatter if diagonal else np.diagonal(scatter)
+        far = offset * offset * n > _MAX_SHIFT_IN_STD**2 * squares
+        if not far.any() or not np.isfinite(offset).all():
+            break
+        shift = _two_sum(shift[0], shift[1] + offset)
+    mean = shift[0] + (shift[1] + offset)
+    if diagonal:
+        return n, mean, np.maximum(scatter - c * c / n, 0.0)
+    upper = np.triu(scatter)
+    M2 = upper + np.triu(upper, 1).T - np.multiply.outer(c, c) / n
+    index_d = np.diag_indices(d)
+    M2[index_d] = np.maximum(M2[index_d], 0.0)
+    return n, mean, M2
+
+
 def summarize_groups(
     X: np.ndarray,
     weights: np.ndarray | None,
@@ -211,50 +272,42 @@ def summarize_groups(
     -------
     counts (g,), means (g, d), M2 (g, d, d) or (g, d)
         Groups with no weight have zero mean and M2.
+
+    Notes
+    -----
+    Blocks hold whole groups, about `rows` rows at a time, so every group's sums come from one
+    segment of one block. A group larger than a block is summed on its own by `_large_group`.
+    The Python loop runs once per block (or per chunk of a large group), never once per group.
     """
     d = X.shape[1]
     g = sizes.size
     rows = rows or block_rows(d, diagonal)
     products = d if diagonal else d * (d + 1) // 2
     buffer = np.empty((products, rows))
-    nonempty = np.flatnonzero(sizes)
-    group_starts = np.concatenate(([0], np.cumsum(sizes)))[nonempty]
-    pieces_group, pieces_n, pieces_mean, pieces_M2 = [], [], [], []
-    gather = np.empty((rows, d)) if X.dtype == np.float64 else None
-    total = order.size
-    with np.errstate(all="ignore"):
-        for start in range(0, total, rows):
-            stop = min(start + rows, total)
-            index = order[start:stop]
-            if gather is not None:
-                block = np.take(X, index, axis=0, out=gather[: stop - start])
-            else:
-                block = X[index].astype(np.float64)
-            Xt = np.ascontiguousarray(block.T)
-            w = None if weights is None else weights[index]
-            first = np.searchsorted(group_starts, start, side="right") - 1
-            last = np.searchsorted(group_starts, stop, side="left")
-            starts = np.maximum(group_starts[first:last], start) - start
-            seg_sizes = np.diff(np.append(starts, stop - start))
-            n, mean, M2 = _segment_moments(Xt, w, starts, seg_sizes, diagonal, buffer)
-            pieces_group.append(nonempty[first:last])
-            pieces_n.append(n)
-            pieces_mean.append(mean.T)
-            pieces_M2.append(M2)
+    out = np.empty((rows, d)) if X.dtype == np.float64 else None
+    bounds = np.concatenate(([0], np.cumsum(sizes)))
     counts = np.zeros(g)
     means = np.zeros((g, d))
     M2 = np.zeros((g, d) if diagonal else (g, d, d))
-    if not pieces_group:
-        return counts, means, M2
-    group = np.concatenate(pieces_group)
-    n, mean, m2 = np.concatenate(pieces_n), np.concatenate(pieces_mean), np.concatenate(pieces_M2)
-    # Pieces come in group order; a group cut by a block boundary has more than one.
-    piece_starts = np.flatnonzero(np.concatenate(([True], group[1:] != group[:-1])))
-    targets = group[piece_starts]
-    if piece_starts.size == group.size:
-        counts[targets], means[targets], M2[targets] = n, mean, m2
-    else:
-        counts[targets], means[targets], M2[targets] = merge_segments(n, mean, m2, piece_starts)
+    first = 0
+    with np.errstate(all="ignore"):
+        while first < g:
+            # The groups first..last-1 are the most whole groups that fit in one block.
+            last = int(np.searchsorted(bounds, bounds[first] + rows, side="right")) - 1
+            if last <= first:
+                index = order[bounds[first]:bounds[first + 1]]
+                counts[first], means[first], M2[first] = _large_group(X, weights, index, diagonal, rows, out)
+                first += 1
+                continue
+            lo, hi = bounds[first], bounds[last]
+            if hi > lo:
+                members = first + np.flatnonzero(sizes[first:last])
+                index = order[lo:hi]
+                Xt = _gather(X, index, out)
+                w = None if weights is None else weights[index]
+                n, mean, m2 = _segment_moments(Xt, w, bounds[members] - lo, sizes[members], diagonal, buffer)
+                counts[members], means[members], M2[members] = n, mean.T, m2
+            first = last
     empty = counts == 0
     if empty.any():
         means[empty] = 0.0

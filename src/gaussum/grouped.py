@@ -679,6 +679,8 @@ class GroupedSummary:
                 array = np.array(data[name], dtype=np.float64)
             except ValueError:
                 array = None
+            if array is not None and g == 0 and array.shape == (0,):
+                array = array.reshape(0, *per_key)
             if array is None or array.shape != (g, *per_key):
                 got = "a ragged list" if array is None else array.shape
                 raise ValueError(f"grouped summary dict field {name!r} must have shape {(g, *per_key)}, got {got}")
