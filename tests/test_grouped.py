@@ -378,17 +378,22 @@ def keyed_data(draw):
     k = draw(st.integers(0, 5))
     cuts = sorted(draw(st.lists(st.integers(0, n), min_size=k, max_size=k)))
     order = draw(st.permutations(range(k + 1)))
-    return keys, X, [0, *cuts, n], order
+    block_rows = draw(st.sampled_from([None, 3, 8]))
+    return keys, X, [0, *cuts, n], order, block_rows
 
 
 @settings(max_examples=60, deadline=None)
 @given(keyed_data())
 def test_merge_of_parts_in_any_order_equals_whole(data):
     """Grouped summaries of contiguous parts, merged in any order, equal the grouped whole."""
-    keys, X, bounds, order = data
-    parts = [GroupedSummary.from_samples(keys[a:b], X[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    keys, X, bounds, order, block_rows = data
+    with pytest.MonkeyPatch.context() as patch:
+        if block_rows is not None:  # keys larger than a block take the streaming path
+            patch.setattr(_grouped_kernels, "_BLOCK_BYTES", 1)
+            patch.setattr(_grouped_kernels, "_MIN_BLOCK_ROWS", block_rows)
+        parts = [GroupedSummary.from_samples(keys[a:b], X[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        whole = GroupedSummary.from_samples(keys, X)
     parts = [parts[i] for i in order]
-    whole = GroupedSummary.from_samples(keys, X)
     rtol = merge_rtol(X)
     assert GroupedSummary.merge_all(parts).isclose(whole, rtol=rtol)
     pairwise = parts[0]

@@ -18,6 +18,8 @@ Functions never modify their arguments.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 __all__ = ["factorize", "sort_order", "summarize_groups", "merge_segments", "block_rows"]
@@ -57,7 +59,7 @@ def factorize(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         span = hi - lo + 1
         if span <= _DENSE_RANGE_PER_ROW * keys.size + 2**16:
             wide = np.uint64 if as_int.dtype.kind == "u" else np.int64  # no overflow in x - lo
-            offsets = (as_int.astype(wide) - wide(lo)).astype(np.intp, copy=False)
+            offsets = np.subtract(as_int, wide(lo), dtype=wide).astype(np.intp, copy=False)
             present = np.bincount(offsets, minlength=span) > 0
             distinct = np.flatnonzero(present)
             lookup = np.empty(span, dtype=np.intp)
@@ -128,8 +130,8 @@ def _segment_moments(
 ) -> Stacked:
     """Corrected two-pass moments of each segment of the columns of Xt (shape (d, k)).
 
-    Returns ``n (s,)``, ``mean (s, d)`` and ``M2 (s, d, d)`` (or ``(s, d)`` if diagonal), where
-    s is the number of segments.
+    Returns ``n (s,)``, ``mean (d, s)`` and M2 packed as ``(s, d(d+1)/2)`` upper triangles (or
+    ``(s, d)`` if diagonal), where s is the number of segments.
     """
     d = Xt.shape[0]
     n = sizes.astype(np.float64) if w is None else np.add.reduceat(w, starts)
@@ -142,7 +144,7 @@ def _segment_moments(
     Y -= np.repeat(fine, sizes, axis=1)
     coarse, fine = _two_sum(coarse, fine)
     c, scatter = _centred_sums(Y, w, starts, diagonal, buffer)
-    diag_rows = slice(None) if diagonal else _diagonal_rows(d)
+    diag_rows = slice(None) if diagonal else _upper(d)[2]
     for _ in range(2):
         offset = c / safe_n
         far = (offset * offset * n > _MAX_SHIFT_IN_STD**2 * scatter[diag_rows]).any(axis=0)
@@ -162,27 +164,37 @@ def _segment_moments(
         )
     offset = c / safe_n
     mean = coarse + (fine + offset)
-    return n, mean, _centre_products(scatter, c, safe_n, d, diagonal)
+    return n, mean, _packed_M2(scatter, c, safe_n, d, diagonal)
 
 
-def _diagonal_rows(d: int) -> np.ndarray:
-    """Rows of the row-major upper triangle that hold the diagonal."""
-    return np.concatenate(([0], np.cumsum(np.arange(d, 1, -1))))
+@functools.lru_cache(maxsize=32)
+def _upper(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row and column of each entry of the row-major upper triangle, and where the diagonal is."""
+    i, j = np.triu_indices(d)
+    return i, j, np.flatnonzero(i == j)
 
 
-def _centre_products(scatter: np.ndarray, c: np.ndarray, n: np.ndarray, d: int, diagonal: bool) -> np.ndarray:
-    """``M2 = scatter - c c^T / n`` per segment, variances clipped at 0; shape (s, d[, d])."""
+def _packed_M2(scatter: np.ndarray, c: np.ndarray, n: np.ndarray, d: int, diagonal: bool) -> np.ndarray:
+    """``M2 = scatter - c c^T / n`` per segment, packed (upper triangle), variances clipped at 0.
+
+    Shape (s, d(d+1)/2), or (s, d) if diagonal.
+    """
     if diagonal:
-        M2 = (scatter - c * c / n).T
-        return np.maximum(M2, 0.0, out=M2)
-    upper_i, upper_j = np.triu_indices(d)
-    values = (scatter - c[upper_i] * c[upper_j] / n).T
-    diag_rows = _diagonal_rows(d)
-    values[:, diag_rows] = np.maximum(values[:, diag_rows], 0.0)
-    M2 = np.empty((values.shape[0], d, d))
+        packed = (scatter - c * c / n).T
+        return np.maximum(packed, 0.0, out=packed)
+    i, j, diag = _upper(d)
+    packed = (scatter - c[i] * c[j] / n).T
+    packed[:, diag] = np.maximum(packed[:, diag], 0.0)
+    return packed
+
+
+def _unpack(packed: np.ndarray, d: int) -> np.ndarray:
+    """Full symmetric M2 of shape (g, d, d) from packed upper triangles (g, d(d+1)/2)."""
+    i, j, _ = _upper(d)
+    M2 = np.empty((packed.shape[0], d, d))
     # Writing the same value to (i, j) and (j, i) keeps every M2 exactly symmetric.
-    M2[:, upper_i, upper_j] = values
-    M2[:, upper_j, upper_i] = values
+    M2[:, i, j] = packed
+    M2[:, j, i] = packed
     return M2
 
 
@@ -288,7 +300,7 @@ def summarize_groups(
     bounds = np.concatenate(([0], np.cumsum(sizes)))
     counts = np.zeros(g)
     means = np.zeros((g, d))
-    M2 = np.zeros((g, d) if diagonal else (g, d, d))
+    packed = np.zeros((g, products))
     first = 0
     with np.errstate(all="ignore"):
         while first < g:
@@ -296,7 +308,8 @@ def summarize_groups(
             last = int(np.searchsorted(bounds, bounds[first] + rows, side="right")) - 1
             if last <= first:
                 index = order[bounds[first]:bounds[first + 1]]
-                counts[first], means[first], M2[first] = _large_group(X, weights, index, diagonal, rows, out)
+                counts[first], means[first], m2 = _large_group(X, weights, index, diagonal, rows, out)
+                packed[first] = m2 if diagonal else m2[_upper(d)[:2]]
                 first += 1
                 continue
             lo, hi = bounds[first], bounds[last]
@@ -306,13 +319,13 @@ def summarize_groups(
                 Xt = _gather(X, index, out)
                 w = None if weights is None else weights[index]
                 n, mean, m2 = _segment_moments(Xt, w, bounds[members] - lo, sizes[members], diagonal, buffer)
-                counts[members], means[members], M2[members] = n, mean.T, m2
+                counts[members], means[members], packed[members] = n, mean.T, m2
             first = last
     empty = counts == 0
     if empty.any():
         means[empty] = 0.0
-        M2[empty] = 0.0
-    return counts, means, M2
+        packed[empty] = 0.0
+    return counts, means, packed if diagonal else _unpack(packed, d)
 
 
 def merge_segments(ns: np.ndarray, means: np.ndarray, M2s: np.ndarray, starts: np.ndarray) -> Stacked:

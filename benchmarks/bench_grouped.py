@@ -1,0 +1,153 @@
+"""Per-key covariances: `GroupedSummary.from_samples` against a numpy loop and pandas.
+
+Default size is the issue's: 1,000,000 rows x 8 columns, 10,000 integer keys. References:
+
+- *np.cov loop, sorted*: the loop a careful user writes: sort the rows by key once
+  (``np.argsort``), split, and call ``np.cov`` on each key's block;
+- *np.cov loop, mask*: the loop most code has: ``np.cov(X[keys == k])`` for each key. Its cost
+  per key is one scan of all N keys, so it is timed on a sample of keys and scaled up (the table
+  says so);
+- *pandas*: ``DataFrame.groupby(key).cov()``, if pandas is installed (``gaussum[bench]``).
+
+Every reference's covariances are checked against gaussum's (to 1e-10 of each key's spread)
+before anything is timed, and the peak extra memory of gaussum's call is measured with
+tracemalloc. Prints a Markdown table. Run: ``python benchmarks/bench_grouped.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+
+import numpy as np
+
+from gaussum import GroupedSummary
+
+
+def make_data(rows: int, cols: int, n_keys: int, seed: int = 20261124) -> tuple[np.ndarray, np.ndarray]:
+    """Keys drawn uniformly from n_keys integers, and correlated rows at an offset from zero."""
+    rng = np.random.default_rng(seed)
+    keys = rng.integers(0, n_keys, rows)
+    mixing = rng.standard_normal((cols, cols)) / np.sqrt(cols)
+    X = 100.0 + rng.standard_normal((rows, cols)) @ mixing
+    return keys, X
+
+
+def gaussum_covariances(keys: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    g = GroupedSummary.from_samples(keys, X)
+    return g.keys(), g.covariances()
+
+
+def sorted_loop(keys: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
+    blocks = np.split(X[order], starts[1:])
+    return sorted_keys[starts], np.stack([np.cov(block, rowvar=False) for block in blocks])
+
+
+def mask_loop(keys: np.ndarray, X: np.ndarray, which: np.ndarray) -> np.ndarray:
+    return np.stack([np.cov(X[keys == k], rowvar=False) for k in which])
+
+
+def pandas_covariances(frame, d: int) -> tuple[np.ndarray, np.ndarray]:
+    table = frame.groupby("key").cov()
+    unique = table.index.get_level_values(0).to_numpy()[::d]
+    return unique, table.to_numpy().reshape(-1, d, d)
+
+
+def check(name: str, ours: np.ndarray, theirs: np.ndarray, rtol: float = 1e-10) -> None:
+    """Raise if `theirs` differs from `ours` by more than rtol of each key's sqrt(var_i var_j)."""
+    var = np.diagonal(ours, axis1=1, axis2=2)
+    scale = np.sqrt(var[:, :, None] * var[:, None, :])
+    error = np.abs(ours - theirs) / scale
+    worst = float(np.nanmax(error))
+    if not worst <= rtol:
+        raise AssertionError(f"{name} disagrees with gaussum: worst relative difference {worst:.3g}")
+
+
+def median_time(call: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_bytes(call: Callable[[], object]) -> int:
+    gc.collect()
+    tracemalloc.start()
+    call()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--cols", type=int, default=8)
+    parser.add_argument("--keys", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--mask-sample", type=int, default=100, help="keys timed for the mask loop")
+    parser.add_argument("--quick", action="store_true", help="a tenth of the rows and keys")
+    args = parser.parse_args()
+    if args.quick:
+        args.rows, args.keys = args.rows // 10, args.keys // 10
+    keys, X = make_data(args.rows, args.cols, args.keys)
+    d = args.cols
+
+    ours_keys, ours = gaussum_covariances(keys, X)
+    results: list[tuple[str, float, str]] = []
+    t_ours = median_time(lambda: gaussum_covariances(keys, X), args.repeat)
+    results.append(("gaussum `GroupedSummary.from_samples`", t_ours, ""))
+
+    loop_keys, loop = sorted_loop(keys, X)
+    assert np.array_equal(loop_keys, ours_keys)
+    check("sorted np.cov loop", ours, loop)
+    results.append(("np.cov loop, rows sorted by key once", median_time(lambda: sorted_loop(keys, X), max(1, args.repeat // 2)), ""))
+
+    sample = ours_keys[:: max(1, len(ours_keys) // args.mask_sample)][: args.mask_sample]
+    check("mask np.cov loop", ours[np.searchsorted(ours_keys, sample)], mask_loop(keys, X, sample))
+    t_sample = median_time(lambda: mask_loop(keys, X, sample), 1)
+    results.append(
+        ("np.cov loop, `X[keys == k]` per key", t_sample * len(ours_keys) / len(sample), f"timed on {len(sample)} keys, scaled")
+    )
+
+    try:
+        import pandas as pd
+    except ImportError:
+        pandas_note = "pandas not installed (pip install 'gaussum[bench]')"
+    else:
+        pandas_note = f"pandas {pd.__version__}"
+        frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(d)])
+        frame["key"] = keys
+        pandas_keys, theirs = pandas_covariances(frame, d)
+        assert np.array_equal(pandas_keys, ours_keys)
+        check("pandas groupby().cov()", ours, theirs)
+        t_pandas = median_time(lambda: pandas_covariances(frame, d), max(1, args.repeat // 2))
+        results.append(("pandas `groupby(key).cov()`", t_pandas, ""))
+
+    peak = peak_bytes(lambda: GroupedSummary.from_samples(keys, X))
+
+    print(f"Per-key covariance, {args.rows:_} rows x {d} columns, {len(ours_keys):_} keys "
+          f"({platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
+          f"numpy {np.__version__}, {pandas_note}); all results checked against gaussum to 1e-10.\n")
+    print("| method | median time | gaussum is faster by | note |")
+    print("|---|---:|---:|---|")
+    for name, seconds, note in results:
+        ratio = "—" if name.startswith("gaussum") else f"{seconds / t_ours:.1f}x"
+        print(f"| {name} | {seconds * 1e3:,.0f} ms | {ratio} | {note} |")
+    print(f"\nPeak extra memory of `from_samples` (tracemalloc): {peak / 2**20:.1f} MiB "
+          f"(X itself is {X.nbytes / 2**20:.0f} MiB; N x d x d would be {args.rows * d * d * 8 / 2**20:,.0f} MiB).")
+
+
+if __name__ == "__main__":
+    main()
