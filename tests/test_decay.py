@@ -128,3 +128,24 @@ def test_scaled_refuses_bad_factors(factor):
         s.scaled(factor)
     with pytest.raises(ValueError, match="factor"):
         GroupedSummary.from_samples([1, 2], [1.0, 2.0]).scaled(factor)
+
+
+def test_documented_ddof_makes_forgotten_variance_unbiased():
+    """With ddof = (1 + lam**t) / (1 + lam) the decayed variance is unbiased for iid data; ddof=1 is not.
+
+    Monte Carlo over 4000 independent streams (one key each, so one GroupedSummary runs them all);
+    the bound is four standard errors of the average.
+    """
+    rng = np.random.default_rng(7)
+    lam, steps, streams = 0.8, 60, 4000
+    streams_keys = np.arange(streams)
+    g = GroupedSummary.empty(None)
+    for _ in range(steps):
+        g = g.scaled(lam).update(streams_keys, rng.standard_normal(streams))
+    ddof = (1 + lam**steps) / (1 + lam)
+    n_eff = (1 + lam) * (1 - lam**steps) / ((1 - lam) * (1 + lam**steps))
+    assert g.counts[0] == pytest.approx((1 - lam**steps) / (1 - lam), rel=1e-12)
+    assert g.counts[0] / ddof == pytest.approx(n_eff, rel=1e-12)
+    standard_error = np.sqrt(2 / n_eff / streams) * 1.5  # the weighted variance is a bit noisier
+    assert abs(g.variances(ddof=ddof).mean() - 1.0) < 4 * standard_error
+    assert g.variances(ddof=1).mean() - 1.0 > 8 * standard_error

@@ -447,7 +447,10 @@ class GroupedSummary:
         """Every weight multiplied by `factor` (> 0): counts and M2 scale, the means stay.
 
         ``g.scaled(lam).update(keys, X)`` is exponential forgetting (see
-        `GaussianSummary.scaled`), applied to every key alike.
+        `GaussianSummary.scaled`), applied to every key alike: after t steps a row of age a
+        weighs ``lam**a``, a key's count tends to ``1 / (1 - lam)``, and for iid data the
+        unbiased variance is ``variances(ddof=(1 + lam**t) / (1 + lam))`` (the divisor
+        ``n - sum(w**2) / n``); ``ddof=1`` overestimates it. Keys not updated in a step fade too.
 
         Examples
         --------
