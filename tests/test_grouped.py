@@ -227,15 +227,15 @@ def test_no_rows_gives_no_keys():
 
 
 def test_memory_is_bounded_by_blocks(rng):
-    """Peak extra memory stays well under one copy of X (never rows x d x d)."""
-    keys = rng.integers(0, 1000, 100_000)
-    X = rng.standard_normal((100_000, 8))
+    """Peak extra memory stays well under one copy of X (never a sorted copy, never rows x d x d)."""
+    keys = rng.integers(0, 1000, 400_000)
+    X = rng.standard_normal((400_000, 8))
     GroupedSummary.from_samples(keys[:10], X[:10])  # warm imports and caches
     tracemalloc.start()
     GroupedSummary.from_samples(keys, X)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert peak < X.nbytes
+    assert peak < 0.6 * X.nbytes
 
 
 # -- bad input: the core's errors --------------------------------------------------------------

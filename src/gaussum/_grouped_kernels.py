@@ -31,6 +31,11 @@ Stacked = tuple[np.ndarray, np.ndarray, np.ndarray]
 _BLOCK_BYTES = 2**21
 _MIN_BLOCK_ROWS = 256
 
+# A group whose rows times its products per row exceed this is summed on its own with BLAS: the
+# Python overhead of one call (microseconds) is then small next to its arithmetic.
+_ALONE_PRODUCTS = 2**16
+_MIN_ALONE_ROWS = 64
+
 # Integer keys spanning at most this many values (times the row count) are factorised by counting
 # rather than sorting: O(N) instead of O(N log N).
 _DENSE_RANGE_PER_ROW = 4
@@ -38,6 +43,17 @@ _DENSE_RANGE_PER_ROW = 4
 # As in the core (`gaussum._combine._MAX_SHIFT_IN_STD`): a shift further than this many standard
 # deviations from a segment's mean is replaced by a better one and the segment summed again.
 _MAX_SHIFT_IN_STD = 4.0
+
+
+def _alone_rows(d: int, diagonal: bool) -> int:
+    """Rows from which a group is summed on its own (BLAS) rather than in a shared block."""
+    products = d if diagonal else d * d
+    return max(_MIN_ALONE_ROWS, _ALONE_PRODUCTS // products)
+
+
+def _large_chunk(d: int) -> int:
+    """Rows per chunk when one group is summed on its own: the core's block size."""
+    return max(_MIN_BLOCK_ROWS, _BLOCK_BYTES // (8 * d))
 
 
 def block_rows(d: int, diagonal: bool) -> int:
@@ -191,11 +207,11 @@ def _packed_M2(scatter: np.ndarray, c: np.ndarray, n: np.ndarray, d: int, diagon
 def _unpack(packed: np.ndarray, d: int) -> np.ndarray:
     """Full symmetric M2 of shape (g, d, d) from packed upper triangles (g, d(d+1)/2)."""
     i, j, _ = _upper(d)
-    M2 = np.empty((packed.shape[0], d, d))
-    # Writing the same value to (i, j) and (j, i) keeps every M2 exactly symmetric.
-    M2[:, i, j] = packed
-    M2[:, j, i] = packed
-    return M2
+    upper = np.zeros((packed.shape[0], d * d))
+    upper[:, i * d + j] = packed
+    upper = upper.reshape(-1, d, d)
+    # The lower triangle is a copy of the upper one, so every M2 is exactly symmetric.
+    return upper + np.triu(upper, 1).transpose(0, 2, 1)
 
 
 def _gather(X: np.ndarray, index: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -210,7 +226,7 @@ def _gather(X: np.ndarray, index: np.ndarray, out: np.ndarray | None) -> np.ndar
 def _large_group(
     X: np.ndarray, w: np.ndarray | None, index: np.ndarray, diagonal: bool, rows: int, out: np.ndarray | None
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """Moments of one group too large for a block: the core's corrected two-pass over its rows.
+    """Moments of one large group by the core's corrected two-pass over its rows; M2 packed.
 
     One shift (two float64 parts, from the first chunk with weight) serves every chunk, whose
     centred sums and scatter (BLAS) are accumulated; if the group's mean drifts far from it, the
@@ -224,24 +240,29 @@ def _large_group(
         scatter = np.zeros(d if diagonal else (d, d))
         for start in range(0, index.size, rows):
             part = index[start:start + rows]
-            Xt = _gather(X, part, out)
+            if out is not None:
+                block = np.take(X, part, axis=0, out=out[: part.size])
+            else:
+                block = X[part].astype(np.float64)
             wp = None if w is None else w[part]
             n_part = float(part.size) if wp is None else float(wp.sum())
             if shift is None:
                 if n_part == 0:
                     continue
-                coarse = (Xt.sum(axis=1) if wp is None else Xt @ wp) / n_part
-                Y = Xt - coarse[:, None]
-                fine = (Y.sum(axis=1) if wp is None else Y @ wp) / n_part
+                coarse = (block.sum(axis=0) if wp is None else wp @ block) / n_part
+                Y = block - coarse
+                fine = (Y.sum(axis=0) if wp is None else wp @ Y) / n_part
+                Y -= fine
                 shift = _two_sum(coarse, fine)
-            Y = Xt - shift[0][:, None]
-            Y -= shift[1][:, None]
-            Yw = Y if wp is None else Y * wp
+            else:
+                Y = block - shift[0]
+                Y -= shift[1]
+            Yw = Y if wp is None else Y * wp[:, None]
             n += n_part
-            c += Yw.sum(axis=1)
-            scatter += np.einsum("ij,ij->i", Yw, Y) if diagonal else Yw @ Y.T
+            c += Yw.sum(axis=0)
+            scatter += np.einsum("ij,ij->j", Yw, Y) if diagonal else Yw.T @ Y
         if shift is None or n == 0:
-            return 0.0, np.zeros(d), np.zeros(d if diagonal else (d, d))
+            return 0.0, np.zeros(d), np.zeros(d if diagonal else d * (d + 1) // 2)
         offset = c / n
         squares = scatter if diagonal else np.diagonal(scatter)
         far = offset * offset * n > _MAX_SHIFT_IN_STD**2 * squares
@@ -251,11 +272,10 @@ def _large_group(
     mean = shift[0] + (shift[1] + offset)
     if diagonal:
         return n, mean, np.maximum(scatter - c * c / n, 0.0)
-    upper = np.triu(scatter)
-    M2 = upper + np.triu(upper, 1).T - np.multiply.outer(c, c) / n
-    index_d = np.diag_indices(d)
-    M2[index_d] = np.maximum(M2[index_d], 0.0)
-    return n, mean, M2
+    i, j, diag = _upper(d)
+    packed = scatter[i, j] - c[i] * c[j] / n
+    packed[diag] = np.maximum(packed[diag], 0.0)
+    return n, mean, packed
 
 
 def summarize_groups(
@@ -288,30 +308,36 @@ def summarize_groups(
     Notes
     -----
     Blocks hold whole groups, about `rows` rows at a time, so every group's sums come from one
-    segment of one block. A group larger than a block is summed on its own by `_large_group`.
-    The Python loop runs once per block (or per chunk of a large group), never once per group.
+    segment of one block. A group with enough work of its own (``size * d**2`` above a few
+    times 10**4 products, or more rows than a block) is summed alone by `_large_group` with BLAS,
+    where the Python overhead is small next to its arithmetic. The Python loop therefore runs
+    once per block or per such group, never once per small group.
     """
     d = X.shape[1]
     g = sizes.size
     rows = rows or block_rows(d, diagonal)
     products = d if diagonal else d * (d + 1) // 2
     buffer = np.empty((products, rows))
-    out = np.empty((rows, d)) if X.dtype == np.float64 else None
+    out = np.empty((max(rows, _large_chunk(d)), d)) if X.dtype == np.float64 else None
     bounds = np.concatenate(([0], np.cumsum(sizes)))
+    alone = np.flatnonzero(sizes >= min(rows + 1, _alone_rows(d, diagonal)))
     counts = np.zeros(g)
     means = np.zeros((g, d))
     packed = np.zeros((g, products))
     first = 0
     with np.errstate(all="ignore"):
         while first < g:
-            # The groups first..last-1 are the most whole groups that fit in one block.
-            last = int(np.searchsorted(bounds, bounds[first] + rows, side="right")) - 1
-            if last <= first:
+            next_alone = alone[np.searchsorted(alone, first)] if alone.size and alone[-1] >= first else g
+            if next_alone == first:
                 index = order[bounds[first]:bounds[first + 1]]
-                counts[first], means[first], m2 = _large_group(X, weights, index, diagonal, rows, out)
-                packed[first] = m2 if diagonal else m2[_upper(d)[:2]]
+                counts[first], means[first], packed[first] = _large_group(
+                    X, weights, index, diagonal, _large_chunk(d), out
+                )
                 first += 1
                 continue
+            # The groups first..last-1 are the most whole groups that fit in one block.
+            last = int(np.searchsorted(bounds, bounds[first] + rows, side="right")) - 1
+            last = min(last, next_alone)
             lo, hi = bounds[first], bounds[last]
             if hi > lo:
                 members = first + np.flatnonzero(sizes[first:last])
