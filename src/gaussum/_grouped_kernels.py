@@ -209,9 +209,12 @@ def _unpack(packed: np.ndarray, d: int) -> np.ndarray:
     i, j, _ = _upper(d)
     upper = np.zeros((packed.shape[0], d * d))
     upper[:, i * d + j] = packed
-    upper = upper.reshape(-1, d, d)
-    # The lower triangle is a copy of the upper one, so every M2 is exactly symmetric.
-    return upper + np.triu(upper, 1).transpose(0, 2, 1)
+    M2 = upper.reshape(-1, d, d)
+    # The lower triangle is a copy of the upper one, so every M2 is exactly symmetric; one slice
+    # per variable, in place, so no second (g, d, d) array is made.
+    for row in range(d - 1):
+        M2[:, row + 1:, row] = M2[:, row, row + 1:]
+    return M2
 
 
 def _gather(X: np.ndarray, index: np.ndarray, out: np.ndarray | None) -> np.ndarray:
