@@ -1,0 +1,221 @@
+"""Summaries of Dask arrays and DataFrames: one pass over the data, a tree of ``+`` merges.
+
+Each chunk (a block of rows) is summarised where it lives by `GaussianSummary.from_samples`;
+the small summaries are then merged in a tree, ``split_every`` at a time, with
+`GaussianSummary.merge_all`. Only summaries travel between workers: ``d + d*d + 1`` floats per
+chunk, whatever its length.
+
+This module needs the ``dask`` extra (``pip install 'gaussum[dask]'``); the core never imports
+it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._validate import check_nan_policy
+from .summary import GaussianSummary
+
+try:
+    import dask.array as da
+except ImportError:  # pragma: no cover - exercised only without the extra
+    raise ImportError("gaussum.dask needs dask: pip install 'gaussum[dask]'") from None
+
+__all__ = ["summarize"]
+
+# Summaries merged by one task of the tree; dask's own reductions default to 4. A summary is a
+# few hundred bytes, so a wider fan-in costs nothing in memory and makes the tree shallower.
+_DEFAULT_SPLIT_EVERY = 8
+
+_OBJECTS = np.empty((0,), dtype=object)
+
+
+def _frame_kind(x: Any) -> str | None:
+    """"frame" or "series" for a dask DataFrame or Series, else None."""
+    try:
+        import dask.dataframe as dd
+    except ImportError:  # dask installed without its dataframe part
+        return None
+    if isinstance(x, dd.DataFrame):
+        return "frame"
+    return "series" if isinstance(x, dd.Series) else None
+
+
+def _check_split_every(split_every: Any) -> int:
+    if split_every is None:
+        return _DEFAULT_SPLIT_EVERY
+    if isinstance(split_every, (bool, np.bool_)) or not isinstance(split_every, (int, np.integer)) or split_every < 2:
+        raise ValueError(f"split_every must be an integer >= 2, got {split_every!r}")
+    return int(split_every)
+
+
+def _boxed(summary: GaussianSummary) -> np.ndarray:
+    """`summary` as the single element of a 1-D object array: one "chunk" of a dask array."""
+    box = np.empty(1, dtype=object)
+    box[0] = summary
+    return box
+
+
+def _summarize_chunk(blocks: Any, diagonal: bool, nan_policy: str) -> np.ndarray:
+    """The summary of one row chunk, given as its column blocks (joined here) or as one block."""
+    if isinstance(blocks, list):
+        block = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+    else:
+        block = blocks
+    try:
+        summary = GaussianSummary.from_samples(block, diagonal=diagonal, nan_policy=nan_policy)
+    except ValueError as exc:
+        # The core names the row within the chunk; say that it is within a chunk.
+        raise ValueError(f"in a chunk of {block.shape[0]} rows: {exc}") from None
+    return _boxed(summary)
+
+
+def _summaries(parts: Any) -> list[GaussianSummary]:
+    """The summaries in what a reduction step receives: boxes, or lists of them."""
+    if isinstance(parts, np.ndarray):
+        return list(parts.ravel())
+    return [s for part in parts for s in _summaries(part)]
+
+
+def _keep(boxes: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
+    return boxes
+
+
+def _merge_boxed(parts: Any, axis: Any, keepdims: bool) -> np.ndarray:
+    return _boxed(GaussianSummary.merge_all(_summaries(parts)))
+
+
+def _merge_final(parts: Any, axis: Any, keepdims: bool) -> GaussianSummary:
+    return GaussianSummary.merge_all(_summaries(parts))
+
+
+def _as_rows(x: Any, columns: Any) -> Any:
+    """A dask array of rows (float64 for a DataFrame) from whatever `summarize` was given."""
+    if isinstance(x, da.Array):
+        if columns is not None:
+            raise ValueError("columns= selects DataFrame columns; slice a dask array instead")
+        if x.ndim not in (1, 2):
+            raise ValueError(f"x must have shape (N,) or (N, d) with rows as observations, got shape {x.shape}")
+        if x.dtype.kind not in "biuf":
+            raise ValueError(f"x must be a real numeric array, got dtype {x.dtype}")
+        if x.ndim == 2 and x.shape[1] == 0:
+            raise ValueError(f"x must have at least one column, got shape {x.shape}")
+        return x
+    kind = _frame_kind(x)
+    if kind is None:
+        raise TypeError(
+            f"summarize takes a dask array, DataFrame or Series, got {type(x).__name__}; "
+            "use GaussianSummary.from_samples for data in memory"
+        )
+    if kind == "frame":
+        if columns is None:
+            columns = list(x._meta.select_dtypes(include=["number", "bool"]).columns)
+            if not columns:
+                raise ValueError(f"the DataFrame has no numeric columns; its dtypes are {dict(x.dtypes)}")
+        else:
+            columns = list(columns)
+            missing = [c for c in columns if c not in x.columns]
+            if missing:
+                raise ValueError(f"columns {missing} are not in the DataFrame; it has {list(x.columns)}")
+        x = x[columns]
+    elif columns is not None:
+        raise ValueError("columns= selects DataFrame columns; a Series has none")
+    # float64 turns pandas' nullable NA into NaN, which nan_policy then handles.
+    return x.astype(np.float64).to_dask_array()
+
+
+def summarize(
+    x: Any,
+    *,
+    columns: Any = None,
+    diagonal: bool = False,
+    nan_policy: str = "raise",
+    split_every: int | None = None,
+    compute: bool = False,
+) -> Any:
+    """The summary of a Dask array's rows or a Dask DataFrame's numeric columns, in one pass.
+
+    Parameters
+    ----------
+    x : dask.array.Array, dask.dataframe.DataFrame or dask.dataframe.Series
+        An array of shape ``(N, d)`` (rows are observations; any chunking: the column chunks of a
+        row chunk are joined before it is summarised) or ``(N,)`` for scalar data; or a DataFrame,
+        of which the numeric (and boolean) columns are used, or those named in `columns`.
+    columns : list, optional
+        For a DataFrame: the columns to summarise, in this order.
+    diagonal : bool
+        Keep only per-variable sums of squares (M2 of shape ``(d,)``).
+    nan_policy : {"raise", "omit", "propagate"}
+        As in `GaussianSummary.from_samples`, applied chunk by chunk.
+    split_every : int, optional
+        Fan-in of the merge tree (default 8): each merge task combines at most this many
+        summaries, so the tree has ``ceil(log(chunks, split_every))`` levels.
+    compute : bool
+        Compute now and return the `GaussianSummary` instead of the lazy value.
+
+    Returns
+    -------
+    dask.delayed.Delayed or GaussianSummary
+        A lazy value whose ``.compute()`` (with any scheduler, or a ``distributed.Client``) is
+        the summary of all the rows; the summary itself when ``compute=True``.
+
+    Raises
+    ------
+    ValueError
+        For a shape other than (N,) or (N, d), a non-numeric dtype, unknown `columns`, or a bad
+        `split_every`; at compute time, for a non-finite value under ``nan_policy="raise"``
+        (the message names the chunk and the row within it).
+    TypeError
+        For anything but a Dask array, DataFrame or Series.
+
+    See Also
+    --------
+    GaussianSummary.from_samples : the same for data in memory.
+
+    Notes
+    -----
+    Each chunk is summarised by the core's corrected two-pass block kernel, so the result is
+    accurate at any offset of the mean, unlike ``dask.array.cov`` (which also reads the data
+    twice) or a sum-of-squares formula. The per-chunk step is a blockwise task, which dask fuses
+    with the task that makes the chunk; the merge tree is ``dask.array.reduction`` over the
+    boxed summaries. Building the graph costs O(chunks), where a tree of ``to_delayed`` blocks
+    costs O(chunks**2) (82 s to build for 20,000 chunks, against 2 s). Task keys are
+    deterministic, so a chunk lost with a worker is recomputed once and counted once.
+
+    Examples
+    --------
+    >>> import dask
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from gaussum import GaussianSummary
+    >>> from gaussum.dask import summarize
+    >>> X = np.random.default_rng(0).normal(5.0, 2.0, size=(1_000, 3))
+    >>> lazy = summarize(da.from_array(X, chunks=(128, 2)))
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     s = lazy.compute()
+    >>> s.n, s.isclose(GaussianSummary.from_samples(X))
+    (1000.0, True)
+    >>> bool(np.allclose(s.covariance(), np.cov(X, rowvar=False)))
+    True
+    """
+    fan_in = _check_split_every(split_every)
+    check_nan_policy(nan_policy)
+    rows = _as_rows(x, columns)
+    # One task per row chunk, fused by dask with whatever makes the chunk (a read, a random
+    # draw), each receiving the list of that row's column blocks (concatenate=False: no copy
+    # when there is only one).
+    index = "ij" if rows.ndim == 2 else "i"
+    parts = da.blockwise(
+        _summarize_chunk, "i", rows, index,
+        concatenate=False, adjust_chunks={"i": 1}, dtype=object, meta=_OBJECTS,
+        token="gaussum-summarize-chunk", diagonal=bool(diagonal), nan_policy=nan_policy,
+    )
+    total = da.reduction(
+        parts, _keep, _merge_final, combine=_merge_boxed,
+        axis=0, keepdims=False, dtype=object, meta=np.empty((), dtype=object),
+        concatenate=False, split_every=fan_in, name="gaussum-summarize-merge",
+    )
+    result = total.to_delayed(optimize_graph=True).item()
+    return result.compute() if compute else result
