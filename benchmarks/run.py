@@ -126,8 +126,19 @@ def machine_description() -> str:
         pass
     return (
         f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}, numpy {np.__version__} ({blas}), gaussum {gaussum.__version__}"
+        f"Python {platform.python_version()}, numpy {np.__version__} ({blas}{blas_threads()}), "
+        f"gaussum {gaussum.__version__}"
     )
+
+
+def blas_threads() -> str:
+    """``", N threads"`` for the BLAS numpy uses, when threadpoolctl can tell; else ``""``."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return ""
+    counts = {pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"}
+    return f", BLAS threads {'/'.join(map(str, sorted(counts)))}" if counts else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,7 +149,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed samples per call (default 7, quick 3)")
     parser.add_argument("--strict", action="store_true", help="exit with status 2 when a target is missed")
     parser.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    parser.add_argument("--blas-threads", type=int, default=None, metavar="N",
+                        help="limit BLAS to N threads (needs threadpoolctl, which scikit-learn brings); "
+                             "1 gives steadier ratios on a busy machine")
     args = parser.parse_args(argv)
+    if args.blas_threads is not None:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            print("--blas-threads needs threadpoolctl: pip install 'gaussum[bench]'", file=sys.stderr)
+            return 1
+        with threadpool_limits(limits=args.blas_threads, user_api="blas"):
+            return _run(args)
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
 
     repeats = args.repeats or (3 if args.quick else 7)
     settings = Settings(quick=args.quick, repeats=repeats, min_sample_s=0.005 if args.quick else 0.02)
