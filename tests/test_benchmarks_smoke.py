@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -13,7 +14,11 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import _harness  # noqa: E402
 import bench_core  # noqa: E402
-import run  # noqa: E402
+
+# run.py under a name of its own, so no other test's "run" module can shadow it.
+_spec = importlib.util.spec_from_file_location("gaussum_benchmarks_run", BENCHMARKS / "run.py")
+run = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(run)
 
 TINY = _harness.Settings(quick=True, repeats=1, min_sample_s=0.0)
 
