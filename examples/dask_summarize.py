@@ -19,7 +19,7 @@ from gaussum.dask import summarize, summarize_by
 
 
 def main() -> None:
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster):
         # 2,000,000 x 4 rows drawn on the workers, far from zero: the data never reaches the client.
         x = da.random.default_rng(0).normal(1e6, 2.0, size=(2_000_000, 4), chunks=(250_000, 4))
