@@ -1,0 +1,122 @@
+"""gaussum.dask.summarize against dask.array.cov on the same local cluster.
+
+Usage::
+
+    python benchmarks/bench_dask.py            # 10,000,000 x 8, the issue's size
+    python benchmarks/bench_dask.py --quick    # 1,000,000 x 8, a fast look
+
+The rows are drawn on the workers (``dask.array.random``), far from zero (mean 1e6, spread 1 to
+3), so the data never pass through the client. Two cases:
+
+- *generated in the graph*: each computation draws its chunks again, as it would read them from
+  storage; ``dask.array.cov`` needs the mean of all rows before it can centre any of them, so it
+  keeps every chunk in worker memory between its two passes (or draws it twice);
+- *persisted on the workers*: the rows are already in worker memory (``x.persist()``), the best
+  case for a two-pass method.
+
+For each, the median of interleaved runs (gaussum, dask, gaussum, ...) of the full ``compute``,
+graph building included. Then the single-process ``GaussianSummary.from_samples`` on the same
+rows gathered into this process's memory, and ``np.cov`` on them, for scale. Every result is
+checked before anything is timed: the same n, means and covariances as ``dask.array.cov`` within
+its own rounding (about eps * mean / std), and the same summary as ``from_samples`` in memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+from distributed import Client, LocalCluster
+
+from gaussum import GaussianSummary
+from gaussum.dask import summarize
+
+EPS = np.finfo(np.float64).eps
+D = 8
+SEED = 20240607
+
+
+class BenchmarkCheckError(AssertionError):
+    """A benchmarked computation disagrees with its reference."""
+
+
+def make_rows(n_rows: int, chunk_rows: int) -> da.Array:
+    """Correlated rows drawn on the workers: mean 1e6, unequal spreads between 1 and 3."""
+    x = da.random.default_rng(SEED).standard_normal((n_rows, D), chunks=(chunk_rows, D))
+    mixing = np.eye(D) + 0.3 * np.random.default_rng(SEED).standard_normal((D, D))
+    return x @ mixing * np.linspace(1.0, 3.0, D) + 1e6
+
+
+def check_against_dask(s: GaussianSummary, mean: np.ndarray, cov: np.ndarray, n_rows: int) -> None:
+    """Equal n; mean and covariance within the rounding of dask's two-pass result at this offset."""
+    if s.n != n_rows:
+        raise BenchmarkCheckError(f"n is {s.n}, expected {n_rows}")
+    std = np.sqrt(np.diagonal(cov))
+    rtol = 64 * EPS * float(np.max(np.abs(mean) / std))  # ~1.4e-8: dask's own error, not ours
+    if not np.all(np.abs(s.mean - mean) <= 64 * EPS * np.abs(mean)):
+        raise BenchmarkCheckError(f"means differ: {s.mean} vs dask's {mean}")
+    gap = np.abs(s.covariance() - cov) / np.outer(std, std)
+    if not np.all(gap <= rtol):
+        raise BenchmarkCheckError(f"covariances differ by up to {gap.max():.3g} of sqrt(var_i var_j) (> {rtol:.3g})")
+
+
+def median_times(calls: list[Callable[[], Any]], repeats: int) -> list[float]:
+    """Median wall seconds of each call, run in turn so that drift of the machine hits all alike."""
+    samples: list[list[float]] = [[] for _ in calls]
+    for _ in range(repeats):
+        for fn, times in zip(calls, samples):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in samples]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="1,000,000 rows instead of 10,000,000")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    n_rows = 1_000_000 if args.quick else 10_000_000
+    chunk_rows = n_rows // 20  # 20 chunks of 4 MB (quick) or 40 MB
+
+    rows: list[tuple[str, str, float, float]] = []
+    with LocalCluster(
+        n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster, Client(cluster):
+        x = make_rows(n_rows, chunk_rows)
+        for case, data in (("generated in the graph", x), ("persisted on the workers", x.persist())):
+            ours = lambda data=data: summarize(data).compute()  # noqa: E731
+            theirs = lambda data=data: dask.compute(data.mean(axis=0), da.cov(data, rowvar=False))  # noqa: E731
+            s = ours()
+            check_against_dask(s, *theirs(), n_rows)
+            t_ours, t_theirs = median_times([ours, theirs], args.repeats)
+            rows.append((case, "dask.array.cov (two passes)", t_ours, t_theirs))
+        X = x.compute()  # the same rows, gathered into this process
+
+    local = GaussianSummary.from_samples(X)
+    if not (local.n == s.n and local.isclose(s, rtol=1e-12)):
+        raise BenchmarkCheckError(f"from_samples in memory {local} differs from the cluster's {s}")
+    t_local, t_np = median_times([lambda: GaussianSummary.from_samples(X), lambda: np.cov(X, rowvar=False)], args.repeats)
+    rows.append(("in memory, one process", "np.cov", t_local, t_np))
+
+    print(f"{n_rows:,} x {D} float64 rows, {n_rows // chunk_rows} chunks, LocalCluster of "
+          f"{args.workers} worker processes x 1 thread; {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; "
+          f"median of {args.repeats} interleaved runs\n")
+    print("| case | gaussum | reference | reference time | ratio (gaussum / reference) |")
+    print("|---|---:|---|---:|---:|")
+    for case, ref, ours_s, theirs_s in rows:
+        label = "summarize" if "one process" not in case else "from_samples"
+        print(f"| {case} | {label} {ours_s:.2f} s | {ref} | {theirs_s:.2f} s | {ours_s / theirs_s:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
