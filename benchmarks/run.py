@@ -132,12 +132,14 @@ def machine_description() -> str:
 
 
 def blas_threads() -> str:
-    """``", N threads"`` for the BLAS numpy uses, when threadpoolctl can tell; else ``""``."""
+    """``", BLAS threads N"`` for the BLAS numpy links, when threadpoolctl can tell; else ``""``."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
         return ""
-    counts = {pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"}
+    pools = [pool for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    numpys = [pool for pool in pools if "numpy" in pool.get("filepath", "")]
+    counts = {pool["num_threads"] for pool in numpys or pools}
     return f", BLAS threads {'/'.join(map(str, sorted(counts)))}" if counts else ""
 
 
@@ -159,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("--blas-threads needs threadpoolctl: pip install 'gaussum[bench]'", file=sys.stderr)
             return 1
+        try:
+            import scipy.linalg  # noqa: F401  (load scipy's own BLAS now, so the limit covers it too)
+        except ImportError:
+            pass
         with threadpool_limits(limits=args.blas_threads, user_api="blas"):
             return _run(args)
     return _run(args)
