@@ -79,6 +79,18 @@ def median_times(calls: list[Callable[[], Any]], repeats: int) -> list[float]:
     return [statistics.median(t) for t in samples]
 
 
+def machine() -> str:
+    """CPU model, CPU count and the load average: a busy shared machine inflates every time."""
+    model = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{os.cpu_count()} CPUs ({model}), load average {load:.1f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="1,000,000 rows instead of 10,000,000")
@@ -110,9 +122,8 @@ def main() -> None:
     t_local, t_np = median_times([lambda: GaussianSummary.from_samples(X), lambda: np.cov(X, rowvar=False)], args.repeats)
     rows.append(("in memory, one process", "np.cov", t_local, t_np))
 
-    print(f"{n_rows:,} x {D} float64 rows, {n_rows // chunk_rows} chunks, LocalCluster of "
-          f"{args.workers} worker processes x 1 thread; {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; "
-          f"median of {args.repeats} interleaved runs\n")
+    print(f"{n_rows:,} x {D} float64 rows in {n_rows // chunk_rows} chunks; LocalCluster of {args.workers} "
+          f"worker processes x 1 thread; {machine()}; median of {args.repeats} interleaved runs\n")
     print("| case | gaussum | reference | reference time | ratio (gaussum / reference) |")
     print("|---|---:|---|---:|---:|")
     for case, ref, ours_s, theirs_s in rows:
