@@ -35,7 +35,7 @@ _OBJECTS = np.empty((0,), dtype=object)
 
 
 def _frame_kind(x: Any) -> str | None:
-    """"frame" or "series" for a dask DataFrame or Series, else None."""
+    """Which kind of dask collection `x` is: "frame", "series", or None for anything else."""
     try:
         import dask.dataframe as dd
     except ImportError:  # dask installed without its dataframe part
@@ -318,7 +318,8 @@ def summarize_by(
         raise ValueError(f"by must name one column of the DataFrame; got {by!r}, it has {list(df.columns)}")
     columns = _numeric_columns(df, columns, exclude=by)
     per_partition = dask.delayed(_summarize_groups, pure=True)
-    level = [per_partition(part, by, columns, bool(diagonal), nan_policy) for part in df[[by, *columns]].to_delayed()]
+    needed = [by, *(c for c in columns if c != by)]  # `by` may itself be summarised
+    level = [per_partition(part, by, columns, bool(diagonal), nan_policy) for part in df[needed].to_delayed()]
     merge = dask.delayed(_merge_grouped, pure=True)
     while len(level) > 1:
         level = [merge(*level[i:i + fan_in]) for i in range(0, len(level), fan_in)]
