@@ -51,4 +51,4 @@ def tolerance(X: np.ndarray) -> float:
     spread = X2.std(axis=0).min() if len(X2) > 1 else 0.0
     offset = np.abs(X2).max()
     ratio = offset / spread if spread > 0 else 1.0
-    return 256 * u * max(1.0, ratio)
+    return 32 * u * max(1.0, ratio)

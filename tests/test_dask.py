@@ -179,11 +179,6 @@ def test_diagonal_is_the_tree_of_diagonal_chunk_summaries(client, data):
     assert s == GaussianSummary.merge_all([GaussianSummary.merge_all(chunks[:2]), chunks[2]])
 
 
-@pytest.mark.xfail(
-    reason="core: from_samples(diagonal=True) is ~100x less accurate than the full path on "
-    "1e5 rows at offset 1e6 (variance error 3.6e3 ulps vs 33); reported to the core's owner",
-    strict=True,
-)
 def test_diagonal_matches_exact_variances(client, data):
     """diagonal=True keeps the per-variable sums of squares to the same accuracy contract as full M2."""
     X, K = data

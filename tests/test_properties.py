@@ -109,3 +109,21 @@ def test_m2_is_symmetric_with_non_negative_diagonal(X):
         assert (np.diagonal(s.M2) >= 0).all()
     else:
         assert (s.M2 >= 0).all()
+
+
+@given(X=datasets(min_rows=2), seed=st.integers(0, 2**16), diagonal=st.booleans(), data=st.data())
+def test_fractional_weights_split_and_round_trip(X, seed, diagonal, data):
+    """With fractional weights: halves merge to the whole, from_moments inverts covariance, and
+    removing every part leaves the empty summary."""
+    w = np.random.default_rng(seed).uniform(0.01, 2.0, len(X))
+    i = data.draw(st.integers(1, len(X) - 1))
+    a = GaussianSummary.from_samples(X[:i], weights=w[:i], diagonal=diagonal)
+    b = GaussianSummary.from_samples(X[i:], weights=w[i:], diagonal=diagonal)
+    whole = GaussianSummary.from_samples(X, weights=w, diagonal=diagonal)
+    assert (a + b).isclose(whole, rtol=tolerance(X))
+    for ddof in (0, 1):
+        if whole.n > ddof:
+            back = GaussianSummary.from_moments(whole.n, whole.mean, whole.covariance(ddof), ddof=ddof)
+            assert back.isclose(whole, rtol=tolerance(X))
+    empty = GaussianSummary.empty(None if X.ndim == 1 else X.shape[1], diagonal=diagonal and X.ndim == 2)
+    assert (a + b) - a - b == empty

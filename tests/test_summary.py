@@ -619,6 +619,10 @@ def _valid_dict() -> dict:
         (lambda d: d.update(mean=[float("nan"), 1.0]), "mean must be finite"),
         (lambda d: d["M2"][0].__setitem__(1, 123.0), "M2 must be symmetric"),
         (lambda d: d["M2"][0].__setitem__(0, -1.0), "non-negative diagonal"),
+        (lambda d: d.update(version=1.0), "version 1.0"),
+        (lambda d: d.update(n=10**400), "too large for float64"),
+        (lambda d: d.update(mean=[10**400, 1.0]), "too large for float64"),
+        (lambda d: d.update(M2=[[1.0, 5.0], [5.0, 1.0]]), "not a scatter matrix"),
     ],
 )
 def test_from_dict_refuses_corrupt_input(edit, message):
@@ -663,3 +667,56 @@ def test_isclose_uses_the_scale_of_the_data():
     assert not a.isclose(a.to_diagonal())
     with pytest.raises(TypeError):
         a.isclose(3)
+
+
+# -- edge cases found in review -------------------------------------------------------------
+
+
+def test_from_moments_keeps_spread_with_fractional_weights():
+    """n <= 1 from fractional weights still has a spread, which from_moments must not drop."""
+    s = GaussianSummary.from_samples([0.0, 2.0], weights=[0.5, 0.5])
+    assert s.n == 1.0 and float(s.M2) == 1.0
+    back = GaussianSummary.from_moments(s.n, s.mean, s.covariance(ddof=0), ddof=0)
+    assert back == s
+
+
+def test_removing_every_fractional_part_leaves_the_empty_summary():
+    """Rounding in n after subtracting all parts must not leave a ghost summary with a mean."""
+    a = GaussianSummary.from_samples([1.0], weights=[0.1])
+    b = GaussianSummary.from_samples([5.0], weights=[0.2])
+    c = GaussianSummary.from_samples([9.0], weights=[0.3])
+    assert (a + b) - a - b == GaussianSummary.empty()
+    assert (a + b + c) - c - b - a == GaussianSummary.empty()
+
+
+def test_huge_counts_merge_without_overflow():
+    """Counts near 1e300 merge to a finite M2 equal to the k-way result."""
+    a = GaussianSummary.from_samples([[1.0], [3.0]], weights=[1e300, 1e300])
+    b = GaussianSummary.from_samples([[5.0], [5.0]], weights=[1e300, 1e300])
+    merged = a + b
+    assert np.isfinite(merged.M2).all()
+    assert merged.isclose(GaussianSummary.merge_all([a, b]), rtol=1e-12)
+    assert np.isfinite(a.update([5.0], weights=1e300).M2).all()
+    assert repr(merged).startswith("GaussianSummary(n=4e+300, ")
+
+
+def test_scaling_that_overflows_is_refused():
+    """scaled() never returns an infinite n or M2."""
+    s = GaussianSummary.from_samples([1.0, 2.0], weights=[1e300, 1e300])
+    with pytest.raises(ValueError, match="overflows"):
+        s.scaled(1e300)
+
+
+def test_an_impossible_scatter_matrix_is_refused():
+    """|M2_ij| > sqrt(M2_ii M2_jj) describes no data set (Cauchy-Schwarz)."""
+    with pytest.raises(ValueError, match="not a scatter matrix"):
+        GaussianSummary(3, [0.0, 0.0], [[1.0, 5.0], [5.0, 1.0]])
+    with pytest.raises(ValueError, match="not a scatter matrix"):
+        GaussianSummary.from_moments(3, [0.0, 0.0], [[1.0, 2.0], [2.0, 1.0]])
+
+
+def test_subtraction_results_serialise(rng):
+    """A summary left by heavy cancellation still round-trips through to_dict/from_dict."""
+    X = rng.standard_normal((1000, 3)) @ np.array([[1, 1, 0], [0, 1e-8, 0], [0, 0, 1.0]]) + 1e8
+    r = GaussianSummary.from_samples(X) - GaussianSummary.from_samples(X[2:])
+    assert GaussianSummary.from_dict(json.loads(json.dumps(r.to_dict()))) == r

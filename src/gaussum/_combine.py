@@ -30,13 +30,13 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ._validate import first_nonfinite_row
+from ._validate import first_nonfinite_row, nonfinite_row_error, overflow_error
 
 __all__ = [
     "merge_pair",
     "merge_many",
     "subtract",
-    "block_moments",
+    "two_sum",
     "summarize_rows",
     "rows_per_block",
 ]
@@ -47,6 +47,11 @@ Moments = tuple[float, np.ndarray, np.ndarray]
 # extra memory of `summarize_rows` to a small constant, whatever the size of the input.
 _BLOCK_BYTES = 2**21
 _MIN_BLOCK_ROWS = 1024
+# Rows per partial sum in `_accurate_column_sums`.
+_SUM_CHUNK = 256
+# Centring on the fine part of the shift matters only when X - coarse is coarsely quantised:
+# when ulp(coarse) exceeds this fraction of the spread (see `_centred_sums`).
+_QUANTUM_OF_SPREAD = 2.0**-36
 
 # How far (in standard deviations) the shift may sit from the mean of all rows. The correction
 # c c^T / n multiplies the rounding in the column sums c by 2 (offset / std)^2, so a shift taken
@@ -96,7 +101,8 @@ def merge_pair(
         mean = mean_a + delta * (n_b / n)
     else:
         mean = mean_b - delta * (n_a / n)
-    weight = n_a * n_b / n
+    # max * (min / n), not na * nb / n: that overflows past 1e154, and this keeps a + b == b + a.
+    weight = max(n_a, n_b) * (min(n_a, n_b) / n)
     if M2_a.ndim == 2:
         # outer(delta, delta) is exactly symmetric, so M2 stays exactly symmetric.
         M2 = M2_a + M2_b + np.multiply.outer(delta, delta) * weight
@@ -157,15 +163,18 @@ def subtract(
     n = n_u - n_t
     d = mean_u.shape[0]
     diagonal = M2_u.ndim == 1
-    if n < 0:
+    # With fractional weights, removing every part leaves a rounding residue of n, not 0; a
+    # "summary" of 1e-17 observations would carry a meaningless mean, so treat it as empty.
+    residue = 8 * np.finfo(np.float64).eps * n_u
+    if n < -residue:
         raise ValueError(f"cannot remove a summary of n={n_t:g} from one of n={n_u:g}")
     if n_t == 0:
         return n_u, mean_u, M2_u
-    if n == 0:
+    if n <= residue:
         return _empty(d, diagonal)
     delta = mean_t - mean_u
     mean = mean_u - delta * (n_t / n)
-    weight = n_u * n_t / n
+    weight = n_u * (n_t / n)
     if diagonal:
         M2 = M2_u - M2_t - delta * delta * weight
         np.maximum(M2, 0.0, out=M2)
@@ -176,25 +185,37 @@ def subtract(
         # A variable whose variance cancelled to below zero has none left: zero its row and column.
         M2[negative, :] = 0.0
         M2[:, negative] = 0.0
-    return n, mean, M2
-
-
-def block_moments(X: np.ndarray, weights: np.ndarray | None, diagonal: bool) -> Moments:
-    """Summary of one in-memory block of rows, shape (k, d); NaN propagates.
-
-    The same algorithm as `summarize_rows`, for callers (grouped summaries) that have already
-    cut their data into blocks and checked it.
-    """
-    n, mean, M2, _ = summarize_rows(X, weights, diagonal, "propagate", block_rows=max(X.shape[0], 1))
+    # Cancellation can also push a covariance past Cauchy-Schwarz; keep the matrix one that data
+    # could have produced (and that from_dict accepts back).
+    diag = np.diagonal(M2)
+    root = np.sqrt(diag)
+    bound = np.multiply.outer(root, root)
+    np.clip(M2, -bound, bound, out=M2)
     return n, mean, M2
 
 
 def _column_sums(Y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
-    """(Weighted) column sums of Y with one BLAS call."""
+    """(Weighted) column sums of Y with one BLAS call: fast, with BLAS's long running sums."""
     return (w @ Y) if w is not None else (np.ones(Y.shape[0]) @ Y)
 
 
-def _two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _accurate_column_sums(Y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """(Weighted) column sums of a C-contiguous Y, summed in chunks of rows, then the chunks.
+
+    BLAS sums a column as one long running sum, whose rounding can pile up (6e-15 relative over
+    65,536 squares); two levels of 256-row chunks keep it near u at the same speed.
+    """
+    k, d = Y.shape
+    m = k // _SUM_CHUNK
+    if m < 2:
+        return _column_sums(Y, w)
+    cut = m * _SUM_CHUNK
+    head_weights = np.ones((m, 1, _SUM_CHUNK)) if w is None else w[:cut].reshape(m, 1, _SUM_CHUNK)
+    head = (head_weights @ Y[:cut].reshape(m, _SUM_CHUNK, d)).sum(axis=0)[0]
+    return head + _column_sums(Y[cut:], None if w is None else w[cut:])
+
+
+def two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``hi, lo`` with ``hi = fl(a + b)`` and ``hi + lo == a + b`` exactly (Knuth's TwoSum)."""
     hi = a + b
     b_part = hi - a
@@ -203,13 +224,22 @@ def _two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _first_shift(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
-    """A two-part shift ``(coarse, fine)`` near the mean of block X, or None if X has no weight."""
+    """A two-part shift ``(coarse, fine)`` near the mean of block X, or None if X has no weight.
+
+    The fine part is set to zero where centring on it would change nothing (``X - coarse`` is
+    not coarsely quantised), which saves `_centred_sums` a pass over every block.
+    """
     n = float(X.shape[0]) if w is None else float(w.sum())
     if n == 0:
         return None
     coarse = _column_sums(X, w) / n
-    fine = _column_sums(X - coarse, w) / n
-    return _two_sum(coarse, fine)
+    deviations = X - coarse
+    fine = _column_sums(deviations, w) / n
+    spread = np.sqrt(_column_sums(deviations * deviations, w) / n)
+    coarse, fine = two_sum(coarse, fine)
+    if (np.spacing(np.abs(coarse)) <= _QUANTUM_OF_SPREAD * spread).all():
+        fine = np.zeros_like(fine)
+    return coarse, fine
 
 
 def _centred_sums(
@@ -222,7 +252,8 @@ def _centred_sums(
     # ulp(coarse), and sums of such coarsely quantised squares round with a bias (measured:
     # 4e-15 relative at mean/spread = 1e9) that fully centred values do not show.
     Y = np.subtract(X, coarse)
-    Y -= fine
+    if fine.any():
+        Y -= fine
     n = float(X.shape[0]) if w is None else float(w.sum())
     if Y.shape[1] == 1:
         # One variable: numpy's pairwise summation (error ~ u log k) rather than BLAS's long
@@ -232,13 +263,17 @@ def _centred_sums(
         c = np.array([yw.sum()])
         squares = (yw * y).sum()
         return n, c, np.full((1,) if diagonal else (1, 1), squares)
-    c = _column_sums(Y, w)
+    c = _accurate_column_sums(Y, w)
+    if diagonal:
+        return n, c, _accurate_column_sums(Y * Y, w)
     Yw = Y if w is None else Y * w[:, None]
-    scatter = np.einsum("ij,ij->j", Yw, Y) if diagonal else Yw.T @ Y
-    return n, c, scatter
+    return n, c, Yw.T @ Y
 
 
-def _blocks(X: np.ndarray, weights: np.ndarray | None, rows: int) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+def _blocks(
+    X: np.ndarray, weights: np.ndarray | None, rows: int
+) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    """``(first row index, float64 block, its weights)`` for consecutive blocks of `rows` rows."""
     for start in range(0, X.shape[0], rows):
         stop = start + rows
         block = X[start:stop]
@@ -251,30 +286,28 @@ def _all_finite(*arrays: np.ndarray) -> bool:
     return all(bool(np.isfinite(a).all()) for a in arrays)
 
 
-def _overflow(name: str, block: np.ndarray) -> ValueError:
-    largest = float(np.max(np.abs(block))) if block.size else 0.0
-    return ValueError(
-        f"{name} overflows float64 when squared (largest |value| is {largest:g}); rescale the data first"
-    )
-
-
 def _apply_nan_policy(
     block: np.ndarray, w: np.ndarray | None, start: int, nan_policy: str, name: str
 ) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Handle a block whose sums came out non-finite: raise, or drop its non-finite rows."""
     bad = first_nonfinite_row(block)
     if bad is None:
-        raise _overflow(name, block)
+        raise overflow_error(name, block)
     if nan_policy == "raise":
-        raise ValueError(
-            f"{name} has a non-finite value in row {start + bad}: {block[bad].tolist()}; "
-            "pass nan_policy='omit' to drop such rows or 'propagate' to return NaN"
-        )
+        raise nonfinite_row_error(name, start + bad, block[bad])
     finite = np.isfinite(block).all(axis=1)
     return block[finite], None if w is None else w[finite], int(block.shape[0] - finite.sum())
 
 
-def _sums_about(X, weights, diagonal, nan_policy, rows, name, shift):
+def _sums_about(
+    X: np.ndarray,
+    weights: np.ndarray | None,
+    diagonal: bool,
+    nan_policy: str,
+    rows: int,
+    name: str,
+    shift: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[float, np.ndarray, np.ndarray, int, tuple[np.ndarray, np.ndarray] | None]:
     """One pass over X: total weight, column sums and scatter about `shift`, rows dropped.
 
     With ``shift=None`` the shift is taken from the first block that has weight. Non-finite values
@@ -302,14 +335,14 @@ def _sums_about(X, weights, diagonal, nan_policy, rows, name, shift):
         squares = s_b if diagonal else np.diagonal(s_b)
         if nan_policy != "propagate" and not _all_finite(c_b, squares):
             if cleaned:
-                raise _overflow(name, block)
+                raise overflow_error(name, block)
             block, w, k = _apply_nan_policy(block, w, start, nan_policy, name)
             dropped += k
             if block.shape[0] == 0:
                 continue
             n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal)
             if not _all_finite(c_b, s_b if diagonal else np.diagonal(s_b)):
-                raise _overflow(name, block)
+                raise overflow_error(name, block)
         n += n_b
         c += c_b
         scatter += s_b
@@ -324,7 +357,7 @@ def summarize_rows(
     block_rows: int | None = None,
     name: str = "X",
 ) -> tuple[float, np.ndarray, np.ndarray, int]:
-    """Summary of the rows of X (shape (N, d)) by a corrected two-pass, and the rows dropped.
+    """Summary of the rows of X, shape (N, d), by a corrected two-pass; and the rows dropped.
 
     Pass one takes a shift near the mean from the first block. Pass two streams over all rows in
     blocks of about 2 MiB (so peak extra memory is one block, whatever N is), accumulating for
@@ -338,8 +371,8 @@ def summarize_rows(
     shift. Its rounding error grows with ``(mean - shift)^2 / variance``, so if the first block
     is not typical of the rest (sorted or drifting data: its mean more than 1/8 of a standard
     deviation from the overall mean), the pass is repeated about the overall mean. For data in
-    random order the first block's mean is far closer than that, and one pass suffices. The shift is kept in two float64 parts so data far from zero is centred to
-    full precision.
+    random order the first block's mean is far closer than that, and one pass suffices. The
+    shift is kept in two float64 parts so data far from zero is centred to full precision.
 
     Returns
     -------
@@ -359,7 +392,7 @@ def summarize_rows(
             far = offset * offset * n > _MAX_SHIFT_IN_STD**2 * squares
             if not far.any() or not _all_finite(offset):
                 break
-            shift = _two_sum(shift[0], shift[1] + offset)
+            shift = two_sum(shift[0], shift[1] + offset)
         mean = shift[0] + (shift[1] + offset)
         if diagonal:
             M2 = scatter - c * c / n

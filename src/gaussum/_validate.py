@@ -22,6 +22,12 @@ __all__ = [
     "as_field",
     "check_fields",
     "first_nonfinite_row",
+    "readonly",
+    "is_number_tree",
+    "check_format_header",
+    "nonfinite_row_error",
+    "overflow_error",
+    "check_symmetric",
 ]
 
 NAN_POLICIES = ("raise", "omit", "propagate")
@@ -42,7 +48,7 @@ def as_numeric(value: Any, name: str) -> np.ndarray:
     """`value` as a real numeric ndarray, without copying when it already is one."""
     try:
         array = np.asarray(value)
-    except (ValueError, TypeError) as exc:  # ragged nested lists
+    except (ValueError, TypeError, OverflowError) as exc:  # ragged nested lists
         raise ValueError(f"{name} must be a rectangular numeric array: {exc}") from None
     if array.dtype.kind in "biuf":
         return array
@@ -51,6 +57,8 @@ def as_numeric(value: Any, name: str) -> np.ndarray:
     if array.dtype.kind == "O":
         try:
             return array.astype(np.float64)
+        except OverflowError:
+            raise ValueError(f"{name} holds a number too large for float64") from None
         except (ValueError, TypeError):
             pass
     raise ValueError(f"{name} must be numeric, got dtype {array.dtype} with shape {array.shape}")
@@ -102,7 +110,10 @@ def as_count(n: Any, name: str = "n") -> float:
         if array.shape != () or array.dtype.kind not in "iuf":
             raise ValueError(f"{name} must be a real number, got {n!r}")
         n = array[()]
-    value = float(n)
+    try:
+        value = float(n)
+    except OverflowError:
+        raise ValueError(f"{name} must be finite and non-negative, got a number too large for float64") from None
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be finite and non-negative, got {n!r}")
     return value
@@ -146,17 +157,88 @@ def check_fields(n: float, mean: np.ndarray, M2: np.ndarray) -> np.ndarray:
             f"M2 must have non-negative diagonal (sums of squared deviations); "
             f"entry {i} is {float(np.atleast_1d(diag)[i])!r}"
         )
-    if M2.ndim == 2 and not np.array_equal(M2, M2.T):
-        gap = np.abs(M2 - M2.T)
-        scale = np.sqrt(np.outer(diag, diag))
-        if (gap > _SYMMETRY_ULPS * np.finfo(np.float64).eps * scale).any():
-            i, j = (int(k) for k in np.unravel_index(np.argmax(gap - scale * 1e-300), gap.shape))
-            raise ValueError(
-                f"M2 must be symmetric; M2[{i}, {j}] = {float(M2[i, j])!r} but M2[{j}, {i}] = {float(M2[j, i])!r}"
-            )
-        upper = np.triu(M2)
-        M2 = upper + np.triu(M2, 1).T
-        M2.setflags(write=False)
+    if M2.ndim == 2:
+        M2 = check_symmetric(M2, "M2")
     if n == 0 and (mean.any() or M2.any()):
         raise ValueError("a summary of no observations (n == 0) must have zero mean and M2")
     return M2
+
+
+def check_symmetric(M2: np.ndarray, name: str) -> np.ndarray:
+    """Check the last two axes of M2 hold symmetric scatter matrices; return them symmetrised.
+
+    Asymmetry at rounding level (as BLAS leaves in ``X.T @ X``) is mended by mirroring the upper
+    triangle; anything larger, or an entry that breaks Cauchy-Schwarz
+    (``M2_ij^2 > M2_ii M2_jj``, which no data can produce), raises ValueError naming it.
+    """
+    diag = np.diagonal(M2, axis1=-2, axis2=-1)
+    root = np.sqrt(diag)  # product of roots: the product of diagonals can overflow
+    scale = root[..., :, None] * root[..., None, :]
+    eps = np.finfo(np.float64).eps
+    if not np.array_equal(M2, np.swapaxes(M2, -1, -2)):
+        gap = np.abs(M2 - np.swapaxes(M2, -1, -2))
+        bad = gap > _SYMMETRY_ULPS * eps * scale
+        if bad.any():
+            *where, i, j = (int(k) for k in np.argwhere(bad)[0])
+            at = tuple(where)
+            raise ValueError(
+                f"{name} must be symmetric; {name}{list(at) + [i, j]} = {float(M2[at + (i, j)])!r} "
+                f"but {name}{list(at) + [j, i]} = {float(M2[at + (j, i)])!r}"
+            )
+        M2 = np.triu(M2) + np.swapaxes(np.triu(M2, 1), -1, -2)
+        M2.setflags(write=False)
+    # Merges round, so allow a relative 1e-9 before calling a matrix impossible.
+    impossible = np.abs(M2) > scale * (1 + 1e-9) + np.finfo(np.float64).tiny
+    if impossible.any():
+        *where, i, j = (int(k) for k in np.argwhere(impossible)[0])
+        at = tuple(where)
+        raise ValueError(
+            f"{name} is not a scatter matrix: |{name}{list(at) + [i, j]}| = {abs(float(M2[at + (i, j)])):g} "
+            f"exceeds sqrt({name}[{i}, {i}] * {name}[{j}, {j}]) = {float(scale[at + (i, j)]):g}"
+        )
+    return M2
+
+
+def readonly(array: np.ndarray) -> np.ndarray:
+    """Mark an array this package created as read-only and return it."""
+    array.setflags(write=False)
+    return array
+
+
+def is_number_tree(value: Any) -> bool:
+    """True for a number, or a (nested) list of numbers, as JSON gives; bools excluded."""
+    if isinstance(value, list):
+        return all(is_number_tree(v) for v in value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_format_header(data: Any, keys: set[str], format_name: str, version: int) -> None:
+    """Check a dict from ``to_dict``: its type, its exact keys, its format name and version."""
+    if not isinstance(data, dict):
+        raise ValueError(f"from_dict expects a dict, got {type(data).__name__}")
+    if set(data) != keys:
+        missing = sorted(keys - set(data))
+        extra = sorted(set(data) - keys)
+        raise ValueError(f"summary dict has missing keys {missing} and unexpected keys {extra}")
+    if data["format"] != format_name:
+        raise ValueError(f"summary dict has format {data['format']!r}, expected {format_name!r}")
+    if type(data["version"]) is not int or data["version"] != version:
+        raise ValueError(
+            f"unsupported summary format version {data['version']!r}; this gaussum reads {version}"
+        )
+
+
+def nonfinite_row_error(name: str, row_index: int, row: np.ndarray) -> ValueError:
+    """The error for a NaN or inf in the data under ``nan_policy="raise"``."""
+    return ValueError(
+        f"{name} has a non-finite value in row {row_index}: {np.asarray(row).tolist()}; "
+        "pass nan_policy='omit' to drop such rows or 'propagate' to return NaN"
+    )
+
+
+def overflow_error(name: str, block: np.ndarray) -> ValueError:
+    """The error for finite data whose squares overflow float64."""
+    largest = float(np.max(np.abs(block))) if block.size else 0.0
+    return ValueError(
+        f"{name} overflows float64 when squared (largest |value| is {largest:g}); rescale the data first"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from collections.abc import Iterable
@@ -18,7 +19,11 @@ from ._validate import (
     as_numeric,
     as_weights,
     check_fields,
+    check_format_header,
     check_nan_policy,
+    is_number_tree,
+    overflow_error,
+    readonly,
 )
 
 __all__ = ["GaussianSummary", "FORMAT_VERSION"]
@@ -29,11 +34,6 @@ _FORMAT_NAME = "gaussum.GaussianSummary"
 
 # How many summaries `merge_all` stacks at once: bounds its memory for large d.
 _MERGE_CHUNK_FLOATS = 2**22
-
-
-def _readonly(array: np.ndarray) -> np.ndarray:
-    array.setflags(write=False)
-    return array
 
 
 def _validate_fields(instance: GaussianSummary, attribute: Any, value: Any) -> None:
@@ -105,8 +105,8 @@ class GaussianSummary:
         """Wrap arrays this package computed itself: no copy, no checks; marks them read-only."""
         self = object.__new__(cls)
         object.__setattr__(self, "n", float(n))
-        object.__setattr__(self, "mean", _readonly(mean))
-        object.__setattr__(self, "M2", _readonly(M2))
+        object.__setattr__(self, "mean", readonly(mean))
+        object.__setattr__(self, "M2", readonly(M2))
         return self
 
     @classmethod
@@ -222,8 +222,8 @@ class GaussianSummary:
         Returns
         -------
         GaussianSummary
-            With ``M2 = cov * (n - ddof)``. A single observation (n <= 1) has M2 == 0, whatever
-            `cov` holds (often NaN).
+            With ``M2 = cov * (n - ddof)``. When ``n - ddof <= 0`` and ``n <= 1`` (a single
+            observation) M2 is 0, whatever `cov` holds (often NaN).
 
         Raises
         ------
@@ -242,7 +242,7 @@ class GaussianSummary:
         mean_array = as_field(mean, "mean")
         cov_array = as_field(cov, "cov")
         dof = count - ddof
-        if count <= 1:
+        if dof <= 0 and count <= 1:
             M2 = np.zeros(cov_array.shape)
             if count == 0:
                 mean_array = np.zeros(mean_array.shape)
@@ -271,39 +271,64 @@ class GaussianSummary:
         """Number of variables (1 for scalar data)."""
         return self.mean.size
 
-    def covariance(self, ddof: int = 1) -> np.ndarray:
-        """``M2 / (n - ddof)``, in M2's shape: ``(d, d)``, or ``(d,)`` variances if diagonal.
-
-        Like ``np.cov``, ``n <= ddof`` gives inf or NaN with a RuntimeWarning, not an error.
-        """
+    def _degrees_of_freedom(self, ddof: float) -> float:
+        """``n - ddof``, or 0 with numpy's RuntimeWarning when it is not positive."""
         dof = self.n - ddof
         if dof <= 0:
-            warnings.warn(f"degrees of freedom <= 0 (n={self.n:g}, ddof={ddof})", RuntimeWarning, stacklevel=2)
-            dof = 0.0
+            warnings.warn(f"degrees of freedom <= 0 (n={self.n:g}, ddof={ddof})", RuntimeWarning, stacklevel=3)
+            return 0.0
+        return dof
+
+    def _squares(self) -> np.ndarray:
+        """Per-variable sums of squared deviations: the diagonal of M2."""
+        return np.diagonal(self.M2) if self.M2.ndim == 2 else self.M2
+
+    def covariance(self, ddof: float = 1) -> np.ndarray:
+        """The covariance, ``M2 / (n - ddof)``.
+
+        Parameters
+        ----------
+        ddof : float
+            Delta degrees of freedom: 1 for the sample covariance (as ``np.cov``), 0 for the
+            maximum-likelihood one; a fraction for weighted data (see ``scaled``).
+
+        Returns
+        -------
+        ndarray
+            In M2's shape: ``(d, d)``, or ``(d,)`` variances for a diagonal summary, ``()`` for
+            scalar data. Like ``np.cov``, ``n <= ddof`` gives inf or NaN with a RuntimeWarning.
+        """
+        dof = self._degrees_of_freedom(ddof)
         with np.errstate(divide="ignore", invalid="ignore"):
             return self.M2 / dof
 
-    def variance(self, ddof: int = 1) -> np.ndarray:
-        """Per-variable variances, shape ``(d,)`` (``()`` for scalar data)."""
-        dof = self.n - ddof
-        if dof <= 0:
-            warnings.warn(f"degrees of freedom <= 0 (n={self.n:g}, ddof={ddof})", RuntimeWarning, stacklevel=2)
-            dof = 0.0
-        squares = np.diagonal(self.M2) if self.M2.ndim == 2 else self.M2
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return squares / dof
+    def variance(self, ddof: float = 1) -> np.ndarray:
+        """Per-variable variances, ``diag(M2) / (n - ddof)``: shape ``(d,)``, ``()`` for scalar data.
 
-    def std(self, ddof: int = 1) -> np.ndarray:
-        """Per-variable standard deviations, shape ``(d,)`` (``()`` for scalar data)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            variance = self.variance(ddof)
-        if self.n - ddof <= 0:
-            warnings.warn(f"degrees of freedom <= 0 (n={self.n:g}, ddof={ddof})", RuntimeWarning, stacklevel=2)
-        return np.sqrt(variance)
+        See `covariance` for `ddof` and for ``n <= ddof``.
+        """
+        dof = self._degrees_of_freedom(ddof)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self._squares() / dof
+
+    def std(self, ddof: float = 1) -> np.ndarray:
+        """Per-variable standard deviations: shape ``(d,)``, ``()`` for scalar data.
+
+        See `covariance` for `ddof` and for ``n <= ddof``.
+        """
+        dof = self._degrees_of_freedom(ddof)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.sqrt(self._squares() / dof)
 
     def correlation(self) -> np.ndarray:
-        """Correlation matrix, shape ``(d, d)``; NaN rows for variables with zero variance.
+        """Correlation matrix, shape ``(d, d)`` (``()`` for scalar data).
+
+        Returns
+        -------
+        ndarray
+            ``M2_ij / sqrt(M2_ii M2_jj)``, clipped to [-1, 1] against rounding, with an exact unit
+            diagonal. A variable with zero variance has NaN correlations and a RuntimeWarning, as
+            ``np.corrcoef`` gives.
 
         Raises
         ------
@@ -324,21 +349,53 @@ class GaussianSummary:
         return corr
 
     def to_diagonal(self) -> GaussianSummary:
-        """The same summary without its off-diagonal terms (M2 of shape ``(d,)``)."""
+        """The same summary without its off-diagonal terms (M2 of shape ``(d,)``).
+
+        A diagonal or scalar summary is returned as it is. Merging a full summary with a diagonal
+        one needs this first.
+        """
         if self.M2.ndim != 2:
             return self
         return GaussianSummary._trusted(self.n, self.mean, np.diagonal(self.M2).copy())
 
     def scaled(self, factor: float) -> GaussianSummary:
-        """Every weight multiplied by `factor` (> 0): ``n`` and ``M2`` scale, the mean stays.
+        """Every weight multiplied by `factor`: ``n`` and ``M2`` scale, the mean stays.
 
-        ``s.scaled(lam).update(x)`` is exponential forgetting: after k such steps an
-        observation of age a carries weight ``lam**a``.
+        Parameters
+        ----------
+        factor : float
+            In (0, inf).
+
+        Returns
+        -------
+        GaussianSummary
+
+        Raises
+        ------
+        ValueError
+            For a factor that is not positive and finite, or one that overflows n or M2.
+
+        Notes
+        -----
+        ``s.scaled(lam).update(x)`` is exponential forgetting: after k such steps an observation
+        of age a carries weight ``lam**a``. The README's section on forgetting gives the effective
+        sample size and the ``ddof`` that makes the variance unbiased.
+
+        Examples
+        --------
+        >>> from gaussum import GaussianSummary
+        >>> s = GaussianSummary.from_samples([1.0, 2.0, 6.0]).scaled(0.5)
+        >>> s.n, float(s.mean), float(s.M2)
+        (1.5, 3.0, 7.0)
         """
         f = as_count(factor, "factor")
         if f == 0:
             raise ValueError("factor must be positive, got 0")
-        return GaussianSummary._trusted(self.n * f, self.mean, self.M2 * f)
+        with np.errstate(over="ignore"):
+            n, M2 = self.n * f, self.M2 * f
+        if not (np.isfinite(n) and np.isfinite(M2).all()):
+            raise ValueError(f"scaling by {f:g} overflows float64 (n={self.n:g})")
+        return GaussianSummary._trusted(n, self.mean, M2)
 
     def to_scipy(self, ddof: int = 1) -> Any:
         """This summary as a frozen ``scipy.stats`` distribution (needs ``gaussum[stats]``).
@@ -390,8 +447,6 @@ class GaussianSummary:
         if not isinstance(other, GaussianSummary):
             return NotImplemented
         self._check_compatible(other, "subtract")
-        if other.n > self.n:
-            raise ValueError(f"cannot remove a summary of n={other.n:g} from one of n={self.n:g}")
         return self._wrap(_combine.subtract(*self._as_1d(), *other._as_1d()))
 
     @classmethod
@@ -421,17 +476,27 @@ class GaussianSummary:
         if not items:
             raise ValueError("merge_all needs at least one summary")
         first = items[0]
-        for i, s in enumerate(items):
-            if not isinstance(s, GaussianSummary):
-                raise TypeError(f"merge_all takes GaussianSummary values; item {i} is {type(s).__name__}")
-            first._check_compatible(s, "merge")
+        bad = next((i for i, s in enumerate(items) if not isinstance(s, GaussianSummary)), None)
+        if bad is not None:
+            raise TypeError(f"merge_all takes GaussianSummary values; item {bad} is {type(items[bad]).__name__}")
+        mean_shape, m2_shape = first.mean.shape, first.M2.shape
+        if any(s.M2.shape != m2_shape or s.mean.shape != mean_shape for s in items):
+            for s in items:
+                first._check_compatible(s, "merge")  # raises, naming both shapes
+        d = first.d
         chunk = max(2, _MERGE_CHUNK_FLOATS // max(first.M2.size, 1))
         total = None
         for start in range(0, len(items), chunk):
-            part = [s._as_1d() for s in items[start:start + chunk]]
-            ns = np.fromiter((p[0] for p in part), dtype=np.float64, count=len(part))
-            means = np.stack([p[1] for p in part])
-            M2s = np.stack([p[2] for p in part])
+            part = items[start : start + chunk]
+            k = len(part)
+            ns = np.fromiter((s.n for s in part), dtype=np.float64, count=k)
+            if first.mean.ndim == 0:
+                means = np.fromiter((s.mean[()] for s in part), dtype=np.float64, count=k).reshape(k, 1)
+                M2s = np.fromiter((s.M2[()] for s in part), dtype=np.float64, count=k).reshape(k, 1)
+            else:
+                # One concatenate along the first axis: np.stack would make a view per item.
+                means = np.concatenate([s.mean for s in part]).reshape(k, d)
+                M2s = np.concatenate([s.M2 for s in part]).reshape(k, *m2_shape)
             moments = _combine.merge_many(ns, means, M2s)
             total = moments if total is None else _combine.merge_pair(*total, *moments)
         return first._wrap(total)
@@ -457,6 +522,8 @@ class GaussianSummary:
         True
         """
         check_nan_policy(nan_policy)
+        if type(x) is float and weights is None and self.mean.ndim == 0 and nan_policy == "raise":
+            return self._add_scalar(x)
         data = as_numeric(x, "x")
         if data.ndim == self.mean.ndim:
             return self._add_one(data, weights, nan_policy)
@@ -473,31 +540,59 @@ class GaussianSummary:
         return self._wrap(_combine.merge_pair(*self._as_1d(), n, mean, M2))
 
     def _add_one(self, row: np.ndarray, weight: Any, nan_policy: str) -> GaussianSummary:
-        """`update` with one observation: Welford's step, the pairwise rule with nb = w, M2b = 0."""
+        """`update` with one observation: Welford's step, the pairwise rule with nb = w, M2b = 0.
+
+        This is the per-row hot path, so it does the least numpy work it can: one finiteness
+        test on ``delta @ delta`` instead of a check of every entry, and M2's update as the
+        outer product of ``u = delta * sqrt(n w / (n + w))`` (exactly symmetric, one rounding
+        more than ``outer(delta, delta) * c``).
+        """
         if row.shape != self.mean.shape:
             expected = "() or (k,)" if self.mean.ndim == 0 else f"({self.d},) or (k, {self.d})"
             raise ValueError(f"x must have shape {expected} to update {_shape_text(self)}, got {row.shape}")
         w = 1.0 if weight is None else as_count(weight, "weights")
-        row = row.astype(np.float64)
-        if not np.isfinite(row).all():
-            if nan_policy == "raise":
-                raise ValueError(
-                    f"x has a non-finite value: {row.tolist()}; pass nan_policy='omit' to skip such "
-                    "rows or 'propagate' to return NaN"
-                )
-            if nan_policy == "omit":
-                return self
+        row = np.asarray(row, dtype=np.float64)
         if w == 0:
+            if nan_policy == "raise" and not np.isfinite(row).all():
+                raise _nonfinite_row(row)
             return self
         n = self.n + w
-        with np.errstate(all="ignore"):  # only reached with non-finite rows under "propagate"
+        delta = row - self.mean
+        if not math.isfinite(float(delta @ delta) if delta.ndim else float(delta * delta)):
+            return self._add_one_nonfinite(row, w, nan_policy)
+        fraction = w / n
+        mean = self.mean + delta * fraction
+        u = delta * math.sqrt(self.n * fraction)
+        M2 = np.multiply.outer(u, u) if self.M2.ndim == 2 else u * u
+        M2 += self.M2
+        return GaussianSummary._trusted(n, mean, M2)
+
+    def _add_one_nonfinite(self, row: np.ndarray, w: float, nan_policy: str) -> GaussianSummary:
+        """`_add_one` for a row with NaN or inf (or whose square overflows), by the NaN policy."""
+        if np.isfinite(row).all():
+            raise overflow_error("x", row)
+        if nan_policy == "raise":
+            raise _nonfinite_row(row)
+        if nan_policy == "omit":
+            return self
+        n = self.n + w
+        with np.errstate(all="ignore"):
             delta = row - self.mean
             mean = self.mean + delta * (w / n)
-            if self.M2.ndim == 2:
-                M2 = self.M2 + np.multiply.outer(delta, delta) * (self.n * w / n)
-            else:
-                M2 = self.M2 + delta * delta * (self.n * w / n)
+            outer = np.multiply.outer(delta, delta) if self.M2.ndim == 2 else delta * delta
+            M2 = self.M2 + outer * (self.n * (w / n))
         return GaussianSummary._trusted(n, mean, M2)
+
+    def _add_scalar(self, value: float) -> GaussianSummary:
+        """`update` with one unweighted Python number on scalar data, in plain float arithmetic."""
+        if not math.isfinite(value):
+            raise _nonfinite_row(np.array(value))
+        n = self.n + 1.0
+        mean = float(self.mean)
+        delta = value - mean
+        fraction = 1.0 / n
+        M2 = float(self.M2) + delta * delta * (self.n * fraction)
+        return GaussianSummary._trusted(n, np.array(mean + delta * fraction), np.array(M2))
 
     # -- comparison, hashing, serialisation ---------------------------------------------------
 
@@ -536,7 +631,8 @@ class GaussianSummary:
         if not (np.abs(self.mean - other.mean) <= atol + rtol * mean_scale).all():
             return False
         squares = np.maximum(sq_a, sq_b)
-        m2_scale = np.sqrt(np.multiply.outer(squares, squares)) if self.M2.ndim == 2 else squares
+        root = np.sqrt(squares)
+        m2_scale = np.multiply.outer(root, root) if self.M2.ndim == 2 else squares
         return bool((np.abs(self.M2 - other.M2) <= atol + rtol * m2_scale).all())
 
     def to_dict(self) -> dict[str, Any]:
@@ -568,22 +664,12 @@ class GaussianSummary:
             For anything but a well-formed dict of a known format version: missing or extra
             keys, wrong types, shapes, non-finite values, a non-symmetric M2.
         """
-        if not isinstance(data, dict):
-            raise ValueError(f"from_dict expects a dict, got {type(data).__name__}")
-        expected = {"format", "version", "n", "mean", "M2"}
-        if set(data) != expected:
-            missing = sorted(expected - set(data))
-            extra = sorted(set(data) - expected)
-            raise ValueError(f"summary dict has missing keys {missing} and unexpected keys {extra}")
-        if data["format"] != _FORMAT_NAME:
-            raise ValueError(f"summary dict has format {data['format']!r}, expected {_FORMAT_NAME!r}")
-        if data["version"] != FORMAT_VERSION or isinstance(data["version"], bool):
-            raise ValueError(f"unsupported summary format version {data['version']!r}; this gaussum reads {FORMAT_VERSION}")
+        check_format_header(data, {"format", "version", "n", "mean", "M2"}, _FORMAT_NAME, FORMAT_VERSION)
         for key in ("mean", "M2"):
-            if not _is_number_tree(data[key]):
+            if not is_number_tree(data[key]):
                 raise ValueError(f"summary dict field {key!r} must hold numbers, got {data[key]!r:.80}")
-        if not _is_number_tree(data["n"]) or isinstance(data["n"], list):
-            raise ValueError(f"summary dict field 'n' must be a number, got {data['n']!r}")
+        if not is_number_tree(data["n"]) or isinstance(data["n"], list):
+            raise ValueError(f"summary dict field 'n' must be a number, got {data['n']!r:.80}")
         return cls(data["n"], data["mean"], data["M2"])
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -591,7 +677,7 @@ class GaussianSummary:
         return (_restore, (self.n, np.array(self.mean), np.array(self.M2)))
 
     def __repr__(self) -> str:
-        count = f"{int(self.n):_}" if float(self.n).is_integer() else f"{self.n:g}"
+        count = f"{int(self.n):_}" if self.n < 1e15 and self.n.is_integer() else f"{self.n:g}"
         if self.d <= 4:
             opts = dict(precision=6, separator=", ", suppress_small=False)
             mean = np.array2string(self.mean, **opts)
@@ -603,11 +689,11 @@ class GaussianSummary:
         return f"GaussianSummary(n={count}, d={self.d}, {kind}, mean={mean})"
 
 
-def _is_number_tree(value: Any) -> bool:
-    """True for a number, or a (nested) list of numbers, as JSON gives; bools excluded."""
-    if isinstance(value, list):
-        return all(_is_number_tree(v) for v in value)
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _nonfinite_row(row: np.ndarray) -> ValueError:
+    return ValueError(
+        f"x has a non-finite value: {row.tolist()}; pass nan_policy='omit' to skip such rows "
+        "or 'propagate' to return NaN"
+    )
 
 
 def _restore(n: float, mean: np.ndarray, M2: np.ndarray) -> GaussianSummary:
