@@ -514,6 +514,17 @@ class GaussianSummary:
         nan_policy : {"raise", "omit", "propagate"}
             As in `from_samples`.
 
+        Returns
+        -------
+        GaussianSummary
+            The merge of this summary with the summary of `x`; for one row, Welford's update.
+
+        Raises
+        ------
+        ValueError
+            For a row or batch of the wrong width, non-numeric data, bad weights, or (under
+            ``nan_policy="raise"``) a non-finite value.
+
         Examples
         --------
         >>> from gaussum import GaussianSummary
@@ -614,8 +625,32 @@ class GaussianSummary:
     def isclose(self, other: GaussianSummary, rtol: float = 1e-9, atol: float = 0.0) -> bool:
         """Approximate equality, with tolerances on the scale of the data.
 
-        ``n`` must agree to `rtol`; each mean to ``atol + rtol * max(|mean|, std)``; each M2
-        entry to ``atol + rtol * sqrt(M2_ii * M2_jj)`` (the size a covariance can have).
+        Parameters
+        ----------
+        other : GaussianSummary
+        rtol, atol : float
+            Relative and absolute tolerances.
+
+        Returns
+        -------
+        bool
+            True when the shapes match, ``n`` agrees to `rtol`, each mean to
+            ``atol + rtol * max(|mean|, std)``, and each M2 entry to
+            ``atol + rtol * sqrt(M2_ii * M2_jj)`` (the size a covariance can have). Comparing
+            with 0 would be wrong for a covariance that is 0 only up to rounding.
+
+        Raises
+        ------
+        TypeError
+            If `other` is not a GaussianSummary.
+
+        Examples
+        --------
+        >>> from gaussum import GaussianSummary
+        >>> a = GaussianSummary.from_samples([[1.0, 2.0], [2.0, 1.0], [4.0, 4.5]])
+        >>> b = GaussianSummary.from_samples([[4.0, 4.5]]) + GaussianSummary.from_samples([[1.0, 2.0], [2.0, 1.0]])
+        >>> a.isclose(b)
+        True
         """
         if not isinstance(other, GaussianSummary):
             raise TypeError(f"isclose compares GaussianSummary values, got {type(other).__name__}")
