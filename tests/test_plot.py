@@ -127,6 +127,31 @@ def test_ellipses_draws_on_given_axes_and_validates():
         ellipses([s, GaussianSummary.from_samples(correlated_rows(6, d=2))])
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"names": ["a", "b"]}, "names has 2 entries for 3 variables"),
+        ({"sigmas": ["wide"]}, "sigmas must be a sequence of numbers"),
+        ({"colors": ["red"]}, "colors has 1 entries for 2 summaries"),
+        ({"labels": ["only"]}, "labels has 1 entries for 2 summaries"),
+        ({"dims": (0, 3)}, "dims must be two different indices"),
+        ({"ddof": 40}, "no covariance with ddof=40"),
+    ],
+)
+def test_bad_ellipses_call_draws_nothing(kwargs, message):
+    """A refused call leaves the caller's axes empty and opens no figure of its own."""
+    fig, ax = plt.subplots()
+    s = GaussianSummary.from_samples(correlated_rows(9, n=40))
+    with pytest.raises(ValueError, match=message):
+        ellipses([s, s], ax=ax, **kwargs)
+    assert not ax.patches and not ax.lines and ax.get_legend() is None
+    assert ax.get_xlabel() == "" and ax.get_ylabel() == ""
+    assert plt.get_fignums() == [fig.number]
+    with pytest.raises(ValueError, match=message):
+        ellipses([s, s], **kwargs)
+    assert plt.get_fignums() == [fig.number]
+
+
 def test_correlation_heat_map_content():
     """The heat map's image is np.corrcoef of the rows on a fixed [-1, 1] scale, labelled and annotated."""
     X = correlated_rows(7, d=4)

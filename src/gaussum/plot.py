@@ -110,8 +110,12 @@ def ellipses(
 
     Raises
     ------
+    TypeError
+        If `summaries` is not a summary, or a sequence or mapping of them.
     ValueError
-        For scalar or one-variable summaries, bad `dims`, or ``n <= ddof``.
+        For no summaries, scalar or one-variable summaries, summaries of different variables,
+        bad `dims`, ``n <= ddof``, or `labels`, `names` or `colors` of the wrong length; nothing
+        is drawn then.
 
     Notes
     -----
@@ -151,15 +155,23 @@ def ellipses(
         raise ValueError(f"dims must be two variable indices, got {dims!r}") from None
     if i == j or not (0 <= i < d and 0 <= j < d):
         raise ValueError(f"dims must be two different indices in [0, {d}), got {tuple(dims)!r}")
+    if names is not None:
+        names = [str(name) for name in names]
+        if len(names) != d:
+            raise ValueError(f"names has {len(names)} entries for {d} variables")
+    try:
+        radii = sorted(float(k) for k in sigmas)
+    except (TypeError, ValueError):
+        raise ValueError(f"sigmas must be a sequence of numbers, got {sigmas!r}") from None
     planes = [(label, *_plane(s, (i, j), ddof, f"summaries item {k}")) for k, (label, s) in enumerate(items)]
     if colors is None:
         cycle = matplotlib.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
         colors = [cycle[k % len(cycle)] for k in range(len(items))]
     elif len(colors) < len(items):
         raise ValueError(f"colors has {len(colors)} entries for {len(items)} summaries")
+    # Everything is checked above: a bad call must leave the caller's axes untouched.
     if ax is None:
         ax = _new_axes()
-    radii = sorted(float(k) for k in sigmas)
     for (label, mean, cov), color in zip(planes, colors):
         eigenvalues, eigenvectors = np.linalg.eigh(cov)  # ascending
         axes = np.sqrt(np.clip(eigenvalues, 0.0, None))
@@ -179,10 +191,6 @@ def ellipses(
             )
         ax.plot([mean[0]], [mean[1]], marker="+", markersize=10, linestyle="none", color=color, label=label)
     ax.autoscale_view()
-    if names is not None:
-        names = list(names)
-        if len(names) != d:
-            raise ValueError(f"names has {len(names)} entries for {d} variables")
     axis_names = names if names is not None else [f"x{k}" for k in range(d)]
     ax.set_xlabel(axis_names[i])
     ax.set_ylabel(axis_names[j])
@@ -224,6 +232,8 @@ def correlation(
 
     Raises
     ------
+    TypeError
+        If `s` is not a `GaussianSummary`.
     ValueError
         For a diagonal summary, or `names` of the wrong length.
 
