@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_dask.py            # 10,000,000 x 8, the issue's size
     python benchmarks/bench_dask.py --quick    # 1,000,000 x 8, a fast look
+    python benchmarks/run.py --all --only dask # through the harness (--quick: 100,000 x 8)
 
 The rows are drawn on the workers (``dask.array.random``), far from zero (mean 1e6, spread 1 to
 3), so the data never pass through the client. Two cases:
@@ -27,25 +28,27 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # standalone runs, as run.py does
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dask
 import dask.array as da
 import numpy as np
 from distributed import Client, LocalCluster
 
+from _harness import BenchmarkCheckError, Case, Row, Settings, time_interleaved
 from gaussum import GaussianSummary
 from gaussum.dask import summarize
 
 EPS = np.finfo(np.float64).eps
 D = 8
 SEED = 20240607
-
-
-class BenchmarkCheckError(AssertionError):
-    """A benchmarked computation disagrees with its reference."""
 
 
 def make_rows(n_rows: int, chunk_rows: int) -> da.Array:
@@ -91,18 +94,13 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs ({model}), load average {load:.1f}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="1,000,000 rows instead of 10,000,000")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
-    n_rows = 1_000_000 if args.quick else 10_000_000
-    chunk_rows = n_rows // 20  # 20 chunks of 4 MB (quick) or 40 MB
-
-    rows: list[tuple[str, str, float, float]] = []
+def measure(n_rows: int, workers: int, timer: Callable[[list[Callable[[], Any]]], list[float]]) -> list[Row]:
+    """Check, then time, every case on `n_rows` x D rows; the cluster is closed whatever happens."""
+    chunk_rows = n_rows // 20  # 20 chunks: 4 MB each at 1,000,000 rows
+    name = f"dask summarize, {n_rows:,} x {D}"
+    rows: list[Row] = []
     with LocalCluster(
-        n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster, Client(cluster):
         x = make_rows(n_rows, chunk_rows)
         for case in ("generated in the graph", "persisted on the workers"):
@@ -112,23 +110,46 @@ def main() -> None:
             theirs = lambda data=data: dask.compute(data.mean(axis=0), da.cov(data, rowvar=False))  # noqa: E731
             s = ours()
             check_against_dask(s, *theirs(), n_rows)
-            t_ours, t_theirs = median_times([ours, theirs], args.repeats)
-            rows.append((case, "dask.array.cov (two passes)", t_ours, t_theirs))
+            t_ours, t_theirs = timer([ours, theirs])
+            rows.append(Row(f"{name}, {case}", "dask.array.cov (two passes)", t_ours, t_theirs,
+                            note=f"{workers} worker processes x 1 thread"))
         X = x.compute()  # the same rows, gathered into this process
 
     local = GaussianSummary.from_samples(X)
     if not (local.n == s.n and local.isclose(s, rtol=1e-12)):
         raise BenchmarkCheckError(f"from_samples in memory {local} differs from the cluster's {s}")
-    t_local, t_np = median_times([lambda: GaussianSummary.from_samples(X), lambda: np.cov(X, rowvar=False)], args.repeats)
-    rows.append(("in memory, one process", "np.cov", t_local, t_np))
+    t_local, t_np = timer([lambda: GaussianSummary.from_samples(X), lambda: np.cov(X, rowvar=False)])
+    rows.append(Row(f"{name}, in memory (from_samples)", "np.cov", t_local, t_np, note="one process"))
+    return rows
 
-    print(f"{n_rows:,} x {D} float64 rows in {n_rows // chunk_rows} chunks; LocalCluster of {args.workers} "
+
+def cases() -> list[Case]:
+    """One case for run.py: 10,000,000 x 8 rows on a 2-worker LocalCluster (100,000 with --quick)."""
+
+    def run(settings: Settings) -> list[Row]:
+        return measure(100_000 if settings.quick else 10_000_000, 2, lambda calls: time_interleaved(calls, settings))
+
+    return [Case(f"dask summarize vs dask.array.cov, d = {D}", run)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="1,000,000 rows instead of 10,000,000")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    n_rows = 1_000_000 if args.quick else 10_000_000
+    rows = measure(n_rows, args.workers, lambda calls: median_times(calls, args.repeats))
+
+    print(f"{n_rows:,} x {D} float64 rows in 20 chunks; LocalCluster of {args.workers} "
           f"worker processes x 1 thread; {machine()}; median of {args.repeats} interleaved runs\n")
-    print("| case | gaussum | reference | reference time | ratio (gaussum / reference) |")
+    print("| case | gaussum time | reference | reference time | ratio (gaussum / reference) |")
     print("|---|---:|---|---:|---:|")
-    for case, ref, ours_s, theirs_s in rows:
-        label = "summarize" if "one process" not in case else "from_samples"
-        print(f"| {case} | {label} {ours_s:.2f} s | {ref} | {theirs_s:.2f} s | {ours_s / theirs_s:.2f} |")
+    for row in rows:
+        print(f"| {row.case} | {row.ours:.2f} s | {row.reference} | {row.theirs:.2f} s | {row.ratio:.2f} |")
+
+
+__all__ = ["cases"]
 
 
 if __name__ == "__main__":
