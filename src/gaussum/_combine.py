@@ -35,6 +35,7 @@ from ._validate import first_nonfinite_row, nonfinite_row_error, overflow_error
 __all__ = [
     "merge_pair",
     "merge_many",
+    "merge_segments",
     "subtract",
     "two_sum",
     "summarize_rows",
@@ -112,7 +113,7 @@ def merge_pair(
 
 
 def merge_many(ns: np.ndarray, means: np.ndarray, M2s: np.ndarray) -> Moments:
-    """Combine k summaries at once by the k-way rule, with BLAS rather than a loop over shards.
+    """Combine k summaries at once by the k-way rule: `merge_segments` with one run.
 
     Parameters
     ----------
@@ -121,33 +122,80 @@ def merge_many(ns: np.ndarray, means: np.ndarray, M2s: np.ndarray) -> Moments:
     means : ndarray, shape (k, d)
     M2s : ndarray, shape (k, d, d) or (k, d)
     """
-    diagonal = M2s.ndim == 2
-    d = means.shape[1]
     keep = ns > 0
     if not keep.all():
+        # A summary of no weight adds nothing, whatever its (possibly NaN) fields hold.
         ns, means, M2s = ns[keep], means[keep], M2s[keep]
     if ns.size == 0:
-        return _empty(d, diagonal)
+        return _empty(means.shape[1], M2s.ndim == 2)
     if ns.size == 1:
         return float(ns[0]), means[0].copy(), M2s[0].copy()
-    n = float(ns.sum())
-    # Work relative to the heaviest shard's mean: offsets are small next to large means, so the
-    # pooled mean keeps the digits that sum(n_k m_k) would lose.
-    reference = means[int(np.argmax(ns))]
-    offsets = means - reference
-    shift = (ns @ offsets) / n
-    mean = reference + shift
-    deviations = offsets - shift
-    # c is zero in exact arithmetic; subtracting c c^T / n removes the rounding left in `shift`
-    # (the correction of the corrected two-pass algorithm, applied to shards instead of rows).
-    c = ns @ deviations
-    if diagonal:
-        M2 = M2s.sum(axis=0) + ns @ (deviations * deviations) - c * c / n
-    else:
-        M2 = (deviations.T * ns) @ deviations
-        M2 -= np.multiply.outer(c, c) / n
+    n, mean, M2 = merge_segments(ns, means, M2s, np.zeros(1, dtype=np.intp))
+    return float(n[0]), mean[0], M2[0]
+
+
+def merge_segments(
+    ns: np.ndarray, means: np.ndarray, M2s: np.ndarray, starts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Combine consecutive runs of summaries by the k-way rule, one result per run.
+
+    Relative to the mean of the heaviest summary of each run (the first, on ties), with offsets
+    ``o_k = m_k - reference``::
+
+        mean = reference + sum(n_k o_k) / n
+        M2   = sum(M2_k) + sum(n_k e_k e_k^T) - c c^T / n
+
+    where ``e_k`` are the deviations from the pooled mean and ``c = sum(n_k e_k)``: zero in exact
+    arithmetic, so subtracting ``c c^T / n`` removes the rounding left in the pooled mean (the
+    correction of the corrected two-pass algorithm, applied to summaries instead of rows). Offsets
+    are small next to large means, so the pooled mean keeps the digits that ``sum(n_k m_k)`` would
+    lose. A run of one summary comes back with the same values; a run of no weight comes back
+    empty (zero mean and M2). M2 is exactly symmetric when every ``M2_k`` is.
+
+    Parameters
+    ----------
+    ns : ndarray, shape (p,)
+        Counts (weights), >= 0; a summary of count 0 must have zero M2.
+    means : ndarray, shape (p, d)
+    M2s : ndarray, shape (p, d, d) or (p, d)
+    starts : ndarray of int, shape (r,)
+        Index of the first summary of each run: ``starts[0] == 0``, strictly increasing.
+
+    Returns
+    -------
+    n (r,), mean (r, d), M2 (r, d, d) or (r, d)
+    """
+    p = ns.size
+    sizes = np.diff(np.append(starts, p))
+    run = np.repeat(np.arange(starts.size), sizes)
+    n = np.add.reduceat(ns, starts)
+    position = np.where(ns == np.maximum.reduceat(ns, starts)[run], np.arange(p), p)
+    reference = means[np.minimum.reduceat(position, starts)]
+    offsets = means - reference[run]
+    safe_n = np.where(n > 0, n, 1.0)
+    shift = np.add.reduceat(ns[:, None] * offsets, starts) / safe_n[:, None]
+    deviations = offsets - shift[run]
+    weighted = ns[:, None] * deviations
+    c = np.add.reduceat(weighted, starts)
+    if M2s.ndim == 2:
+        M2 = np.add.reduceat(M2s, starts) + np.add.reduceat(weighted * deviations, starts)
+        M2 -= c * c / safe_n[:, None]
+    elif starts.size == 1:
+        # One run (merge_many): one BLAS call, mirrored so M2 is exactly symmetric.
+        M2 = (weighted.T @ deviations)[None]
+        M2 -= np.multiply.outer(c[0], c[0]) / n[0]
         M2 += M2s.sum(axis=0)
-        _mirror_upper(M2)
+        _mirror_upper(M2[0])
+    else:
+        # n_k (e_ki e_kj), its sums and c_i c_j are exactly symmetric in i and j: no mirroring.
+        spread = ns[:, None, None] * (deviations[:, :, None] * deviations[:, None, :])
+        M2 = np.add.reduceat(M2s, starts) + np.add.reduceat(spread, starts)
+        M2 -= (c[:, :, None] * c[:, None, :]) / safe_n[:, None, None]
+    mean = reference + shift
+    empty = n == 0
+    if empty.any():
+        mean[empty] = 0.0
+        M2[empty] = 0.0
     return n, mean, M2
 
 

@@ -9,9 +9,10 @@ without a Python loop over rows or over groups:
 2. `summarize_groups` walks the sorted rows in blocks of a few thousand rows, each holding whole
    groups, and runs the core's corrected two-pass (two-part shift, centred sums, re-centring when
    the shift is far) on every group of the block at once, with ``np.add.reduceat`` for the
-   per-group sums; a group larger than a block gets the core's streaming form on its own;
-3. `merge_segments` merges grouped summaries by the k-way rule of
-   `gaussum._combine.merge_many`, vectorised over keys.
+   per-group sums; a group with enough rows of its own is streamed through the core's
+   `gaussum._combine.summarize_rows`.
+
+Grouped summaries are merged by the core's `gaussum._combine.merge_segments`.
 
 Functions never modify their arguments.
 """
@@ -22,7 +23,9 @@ import functools
 
 import numpy as np
 
-__all__ = ["factorize", "sort_order", "summarize_groups", "merge_segments", "block_rows"]
+from ._combine import _MAX_SHIFT_IN_STD, summarize_rows, two_sum
+
+__all__ = ["factorize", "sort_order", "summarize_groups", "block_rows"]
 
 Stacked = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -40,20 +43,11 @@ _MIN_ALONE_ROWS = 64
 # rather than sorting: O(N) instead of O(N log N).
 _DENSE_RANGE_PER_ROW = 4
 
-# As in the core (`gaussum._combine._MAX_SHIFT_IN_STD`): a shift further than this many standard
-# deviations from a segment's mean is replaced by a better one and the segment summed again.
-_MAX_SHIFT_IN_STD = 4.0
-
 
 def _alone_rows(d: int, diagonal: bool) -> int:
     """Rows from which a group is summed on its own (BLAS) rather than in a shared block."""
     products = d if diagonal else d * d
     return max(_MIN_ALONE_ROWS, _ALONE_PRODUCTS // products)
-
-
-def _large_chunk(d: int) -> int:
-    """Rows per chunk when one group is summed on its own: the core's block size."""
-    return max(_MIN_BLOCK_ROWS, _BLOCK_BYTES // (8 * d))
 
 
 def block_rows(d: int, diagonal: bool) -> int:
@@ -98,14 +92,6 @@ def sort_order(codes: np.ndarray, g: int) -> np.ndarray:
     if g <= 2**16:
         return np.argsort(codes.astype(np.uint16), kind="stable")
     return np.argsort(codes, kind="stable")
-
-
-def _two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``hi, lo`` with ``hi = fl(a + b)`` and ``hi + lo == a + b`` exactly (Knuth's TwoSum)."""
-    hi = a + b
-    b_part = hi - a
-    lo = (a - (hi - b_part)) + (b - b_part)
-    return hi, lo
 
 
 def _segment_sums(Z: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -153,12 +139,13 @@ def _segment_moments(
     n = sizes.astype(np.float64) if w is None else np.add.reduceat(w, starts)
     has_weight = n > 0
     safe_n = np.where(has_weight, n, 1.0)
-    # The core's two-part shift: a coarse mean, then the mean of what is left after it.
+    # The core's two-part shift (`_combine._first_shift`): a coarse mean, then the mean of what is
+    # left after it; and the core's re-centring threshold, `_MAX_SHIFT_IN_STD`.
     coarse = _segment_sums(Xt if w is None else Xt * w, starts) / safe_n
     Y = Xt - np.repeat(coarse, sizes, axis=1)
     fine = _segment_sums(Y if w is None else Y * w, starts) / safe_n
     Y -= np.repeat(fine, sizes, axis=1)
-    coarse, fine = _two_sum(coarse, fine)
+    coarse, fine = two_sum(coarse, fine)
     c, scatter = _centred_sums(Y, w, starts, diagonal, buffer)
     diag_rows = slice(None) if diagonal else _upper(d)[2]
     for _ in range(2):
@@ -169,7 +156,7 @@ def _segment_moments(
             break
         # Re-centre only the segments whose shift was far off, on the better shift, as the core
         # does for a whole block. Rare: the shift is already each segment's own mean.
-        coarse[:, far], fine[:, far] = _two_sum(coarse[:, far], fine[:, far] + offset[:, far])
+        coarse[:, far], fine[:, far] = two_sum(coarse[:, far], fine[:, far] + offset[:, far])
         rows = np.repeat(far, sizes)
         far_sizes = sizes[far]
         far_starts = np.concatenate(([0], np.cumsum(far_sizes)[:-1]))
@@ -226,59 +213,37 @@ def _gather(X: np.ndarray, index: np.ndarray, out: np.ndarray | None) -> np.ndar
     return np.ascontiguousarray(block.T)
 
 
-def _large_group(
-    X: np.ndarray, w: np.ndarray | None, index: np.ndarray, diagonal: bool, rows: int, out: np.ndarray | None
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """Moments of one large group by the core's corrected two-pass over its rows; M2 packed.
+class _GroupRows:
+    """The rows ``X[index]`` (and weights ``w[index]``), gathered one slice at a time.
 
-    One shift (two float64 parts, from the first chunk with weight) serves every chunk, whose
-    centred sums and scatter (BLAS) are accumulated; if the group's mean drifts far from it, the
-    pass is repeated about the better shift. Merging per-chunk summaries instead would round each
-    chunk's mean and cost accuracy in proportion to ``|mean| / spread``.
+    `summarize_rows` reads its data only through ``.shape`` and consecutive slices ``[a:b]``
+    (`_combine._blocks`), so this lets it stream one group's rows in place: no copy of the
+    group is made, only one float64 block at a time.
     """
-    d = X.shape[1]
-    shift = None
-    for _ in range(3):
-        n, c = 0.0, np.zeros(d)
-        scatter = np.zeros(d if diagonal else (d, d))
-        for start in range(0, index.size, rows):
-            part = index[start:start + rows]
-            if out is not None:
-                block = np.take(X, part, axis=0, out=out[: part.size])
-            else:
-                block = X[part].astype(np.float64)
-            wp = None if w is None else w[part]
-            n_part = float(part.size) if wp is None else float(wp.sum())
-            if shift is None:
-                if n_part == 0:
-                    continue
-                coarse = (block.sum(axis=0) if wp is None else wp @ block) / n_part
-                Y = block - coarse
-                fine = (Y.sum(axis=0) if wp is None else wp @ Y) / n_part
-                Y -= fine
-                shift = _two_sum(coarse, fine)
-            else:
-                Y = block - shift[0]
-                Y -= shift[1]
-            Yw = Y if wp is None else Y * wp[:, None]
-            n += n_part
-            c += Yw.sum(axis=0)
-            scatter += np.einsum("ij,ij->j", Yw, Y) if diagonal else Yw.T @ Y
-        if shift is None or n == 0:
-            return 0.0, np.zeros(d), np.zeros(d if diagonal else d * (d + 1) // 2)
-        offset = c / n
-        squares = scatter if diagonal else np.diagonal(scatter)
-        far = offset * offset * n > _MAX_SHIFT_IN_STD**2 * squares
-        if not far.any() or not np.isfinite(offset).all():
-            break
-        shift = _two_sum(shift[0], shift[1] + offset)
-    mean = shift[0] + (shift[1] + offset)
+
+    def __init__(self, array: np.ndarray, index: np.ndarray) -> None:
+        self._array = array
+        self._index = index
+        self.shape = (index.size, *array.shape[1:])
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return np.take(self._array, self._index[rows], axis=0).astype(np.float64, copy=False)
+
+
+def _large_group(
+    X: np.ndarray, w: np.ndarray | None, index: np.ndarray, diagonal: bool
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Moments of one large group by the core's `summarize_rows` over its rows; M2 packed.
+
+    The core streams the rows in blocks about one two-part shift, re-centring if the group's mean
+    drifts far from it; NaN propagates (the caller applies the NaN policy).
+    """
+    weights = None if w is None else _GroupRows(w, index)
+    n, mean, M2, _ = summarize_rows(_GroupRows(X, index), weights, diagonal, "propagate")
     if diagonal:
-        return n, mean, np.maximum(scatter - c * c / n, 0.0)
-    i, j, diag = _upper(d)
-    packed = scatter[i, j] - c[i] * c[j] / n
-    packed[diag] = np.maximum(packed[diag], 0.0)
-    return n, mean, packed
+        return n, mean, M2
+    i, j, _ = _upper(X.shape[1])
+    return n, mean, M2[i, j]
 
 
 def summarize_groups(
@@ -312,8 +277,8 @@ def summarize_groups(
     -----
     Blocks hold whole groups, about `rows` rows at a time, so every group's sums come from one
     segment of one block. A group with enough work of its own (``size * d**2`` above a few
-    times 10**4 products, or more rows than a block) is summed alone by `_large_group` with BLAS,
-    where the Python overhead is small next to its arithmetic. The Python loop therefore runs
+    times 10**4 products, or more rows than a block) is streamed alone through the core's
+    `summarize_rows` (BLAS), where the Python overhead is small next to its arithmetic. The Python loop therefore runs
     once per block or per such group, never once per small group.
     """
     d = X.shape[1]
@@ -321,7 +286,7 @@ def summarize_groups(
     rows = rows or block_rows(d, diagonal)
     products = d if diagonal else d * (d + 1) // 2
     buffer = np.empty((products, rows))
-    out = np.empty((max(rows, _large_chunk(d)), d)) if X.dtype == np.float64 else None
+    out = np.empty((rows, d)) if X.dtype == np.float64 else None
     bounds = np.concatenate(([0], np.cumsum(sizes)))
     alone = np.flatnonzero(sizes >= min(rows + 1, _alone_rows(d, diagonal)))
     counts = np.zeros(g)
@@ -333,9 +298,7 @@ def summarize_groups(
             next_alone = alone[np.searchsorted(alone, first)] if alone.size and alone[-1] >= first else g
             if next_alone == first:
                 index = order[bounds[first]:bounds[first + 1]]
-                counts[first], means[first], packed[first] = _large_group(
-                    X, weights, index, diagonal, _large_chunk(d), out
-                )
+                counts[first], means[first], packed[first] = _large_group(X, weights, index, diagonal)
                 first += 1
                 continue
             # The groups first..last-1 are the most whole groups that fit in one block.
@@ -355,47 +318,3 @@ def summarize_groups(
         means[empty] = 0.0
         packed[empty] = 0.0
     return counts, means, packed if diagonal else _unpack(packed, d)
-
-
-def merge_segments(ns: np.ndarray, means: np.ndarray, M2s: np.ndarray, starts: np.ndarray) -> Stacked:
-    """Merge consecutive runs of summaries by the k-way rule, one result per run.
-
-    The rule of `gaussum._combine.merge_many`, vectorised over runs: relative to the mean of the
-    heaviest summary of each run, ``mean = ref + sum(n_k o_k) / n`` with offsets ``o_k``, and
-    ``M2 = sum(M2_k) + sum(n_k e_k e_k^T) - c c^T / n`` with deviations ``e_k`` from the pooled
-    mean and ``c = sum(n_k e_k)`` (zero but for rounding, which the correction removes). A run
-    of one summary comes back unchanged.
-
-    Parameters
-    ----------
-    ns : ndarray, shape (p,)
-    means : ndarray, shape (p, d)
-    M2s : ndarray, shape (p, d, d) or (p, d)
-    starts : ndarray of int, shape (r,)
-        Index of the first summary of each run; starts[0] == 0, strictly increasing.
-    """
-    p = ns.size
-    sizes = np.diff(np.append(starts, p))
-    run = np.repeat(np.arange(starts.size), sizes)
-    n = np.add.reduceat(ns, starts)
-    # First summary of greatest weight in each run: its mean is the reference.
-    position = np.where(ns == np.maximum.reduceat(ns, starts)[run], np.arange(p), p)
-    reference = means[np.minimum.reduceat(position, starts)]
-    offsets = means - reference[run]
-    safe_n = np.where(n > 0, n, 1.0)
-    shift = np.add.reduceat(ns[:, None] * offsets, starts) / safe_n[:, None]
-    deviations = offsets - shift[run]
-    c = np.add.reduceat(ns[:, None] * deviations, starts)
-    if M2s.ndim == 2:
-        spread = ns[:, None] * (deviations * deviations)
-        M2 = np.add.reduceat(M2s, starts) + np.add.reduceat(spread, starts) - c * c / safe_n[:, None]
-    else:
-        spread = ns[:, None, None] * (deviations[:, :, None] * deviations[:, None, :])
-        M2 = np.add.reduceat(M2s, starts) + np.add.reduceat(spread, starts)
-        M2 -= (c[:, :, None] * c[:, None, :]) / safe_n[:, None, None]
-    mean = reference + shift
-    empty = n == 0
-    if empty.any():
-        mean[empty] = 0.0
-        M2[empty] = 0.0
-    return n, mean, M2

@@ -10,7 +10,21 @@ from typing import Any
 import numpy as np
 
 from . import _grouped_kernels as kernels
-from ._validate import as_count, as_data, as_field, as_weights, check_nan_policy, first_nonfinite_row
+from ._combine import merge_segments
+from ._validate import (
+    as_count,
+    as_data,
+    as_field,
+    as_weights,
+    check_format_header,
+    check_nan_policy,
+    check_symmetric,
+    first_nonfinite_row,
+    is_number_tree,
+    nonfinite_row_error,
+    overflow_error,
+    readonly,
+)
 from .summary import GaussianSummary
 
 __all__ = ["GroupedSummary", "GROUPED_FORMAT_VERSION"]
@@ -21,12 +35,6 @@ _FORMAT_NAME = "gaussum.GroupedSummary"
 _DICT_FIELDS = {"format", "version", "key_dtype", "keys", "shape", "diagonal", "counts", "means", "M2"}
 # Key dtypes that to_dict can write exactly: bool, integers, floats, strings, datetimes, timedeltas.
 _SERIALISABLE_KINDS = "biufUMm"
-_SYMMETRY_ULPS = 64
-
-
-def _readonly(array: np.ndarray) -> np.ndarray:
-    array.setflags(write=False)
-    return array
 
 
 def _as_keys(keys: Any, name: str = "keys") -> np.ndarray:
@@ -38,10 +46,10 @@ def _as_keys(keys: Any, name: str = "keys") -> np.ndarray:
         raise ValueError(f"{name} must be labels that can be ordered, got complex dtype {array.dtype}")
     if array.dtype.kind in "fMm" and np.isnan(array).any():
         i = int(np.flatnonzero(np.isnan(array))[0])
-        raise ValueError(f"{name} must not hold NaN or NaT (it equals no key); {name}[{i}] is {array[i]!r}")
+        raise ValueError(f"{name} must not hold NaN or NaT (it equals no key); {name}[{i}] is {_label(array[i])!r}")
     if array.dtype.kind == "f" and np.isinf(array).any():
         i = int(np.flatnonzero(np.isinf(array))[0])
-        raise ValueError(f"{name} must be finite; {name}[{i}] is {array[i]!r}")
+        raise ValueError(f"{name} must be finite; {name}[{i}] is {_label(array[i])!r}")
     return array
 
 
@@ -69,14 +77,15 @@ def _check_stack(keys: np.ndarray, counts: np.ndarray, means: np.ndarray, M2: np
         if not increasing:
             i = int(np.flatnonzero(~(keys[1:] > keys[:-1]))[0])
             raise ValueError(
-                f"keys must be distinct and sorted; keys[{i}] = {keys[i]!r} is not below keys[{i + 1}] = {keys[i + 1]!r}"
+                f"keys must be distinct and sorted; keys[{i}] = {_label(keys[i])!r} is not below "
+                f"keys[{i + 1}] = {_label(keys[i + 1])!r}"
             )
     if counts.shape != (g,):
         raise ValueError(f"counts must have shape ({g},) to match the keys, got {counts.shape}")
     bad = ~np.isfinite(counts) | (counts < 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"counts must be finite and non-negative; counts[{i}] is {counts[i]!r}")
+        raise ValueError(f"counts must be finite and non-negative; counts[{i}] is {float(counts[i])!r}")
     if means.ndim not in (1, 2) or means.shape[0] != g or (means.ndim == 2 and means.shape[1] == 0):
         raise ValueError(f"means must have shape ({g},) or ({g}, d) with d >= 1, got {means.shape}")
     allowed = [(g,)] if means.ndim == 1 else [means.shape, (*means.shape, means.shape[1])]
@@ -86,33 +95,23 @@ def _check_stack(keys: np.ndarray, counts: np.ndarray, means: np.ndarray, M2: np
     for label, array in (("means", means), ("M2", M2)):
         if not np.isfinite(array).all():
             index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-            raise ValueError(f"{label} must be finite; {label}{list(index)} is {array[index]!r}")
+            raise ValueError(f"{label} must be finite; {label}{list(index)} is {float(array[index])!r}")
     squares = np.diagonal(M2, axis1=1, axis2=2) if M2.ndim == 3 else M2
     if (squares < 0).any():
         index = tuple(int(i) for i in np.argwhere(squares < 0)[0])
         raise ValueError(
             f"M2 must have non-negative variances (sums of squared deviations); "
-            f"M2 of key {keys[index[0]]!r} has {squares[index]!r}"
+            f"M2 of key {_label(keys[index[0]])!r} has {float(squares[index])!r}"
         )
-    if M2.ndim == 3 and not np.array_equal(M2, M2.transpose(0, 2, 1)):
-        gap = np.abs(M2 - M2.transpose(0, 2, 1))
-        scale = np.sqrt(squares[:, :, None] * squares[:, None, :])
-        too_far = gap > _SYMMETRY_ULPS * np.finfo(np.float64).eps * scale
-        if too_far.any():
-            k, i, j = (int(v) for v in np.argwhere(too_far)[0])
-            raise ValueError(
-                f"M2 must be symmetric; for key {keys[k]!r}, M2[{i}, {j}] = {M2[k, i, j]!r} "
-                f"but M2[{j}, {i}] = {M2[k, j, i]!r}"
-            )
-        upper = np.triu(M2)
-        M2 = _readonly(upper + np.triu(M2, 1).transpose(0, 2, 1))
+    if M2.ndim == 3:
+        M2 = check_symmetric(M2, "M2")
     empty = counts == 0
     if empty.any():
         nonzero = means[empty].reshape(int(empty.sum()), -1).any(axis=1)
         nonzero |= M2[empty].reshape(int(empty.sum()), -1).any(axis=1)
         if nonzero.any():
             key = keys[np.flatnonzero(empty)[np.flatnonzero(nonzero)[0]]]
-            raise ValueError(f"key {key!r} has count 0 (no observations), so its mean and M2 must be zero")
+            raise ValueError(f"key {_label(key)!r} has count 0 (no observations), so its mean and M2 must be zero")
     return M2
 
 
@@ -173,7 +172,7 @@ class GroupedSummary:
         key_array = _as_keys(keys)
         if key_array.dtype.kind == "O" and key_array.size and all(isinstance(k, str) for k in key_array):
             key_array = key_array.astype(str)
-        key_array = _readonly(np.array(key_array, copy=True))
+        key_array = readonly(np.array(key_array, copy=True))
         count_array = as_field(counts, "counts")
         mean_array = as_field(means, "means")
         M2_array = as_field(M2, "M2")
@@ -181,10 +180,10 @@ class GroupedSummary:
         self._set(key_array, count_array, mean_array, M2_array)
 
     def _set(self, keys: np.ndarray, counts: np.ndarray, means: np.ndarray, M2: np.ndarray) -> None:
-        object.__setattr__(self, "_keys", _readonly(keys))
-        object.__setattr__(self, "counts", _readonly(counts))
-        object.__setattr__(self, "means", _readonly(means))
-        object.__setattr__(self, "M2", _readonly(M2))
+        object.__setattr__(self, "_keys", readonly(keys))
+        object.__setattr__(self, "counts", readonly(counts))
+        object.__setattr__(self, "means", readonly(means))
+        object.__setattr__(self, "M2", readonly(M2))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"GroupedSummary is immutable; cannot set {name!r}")
@@ -291,23 +290,23 @@ class GroupedSummary:
         full_diagonal = diagonal or scalar
         counts, means, M2 = kernels.summarize_groups(data, w, order, sizes, full_diagonal)
         if nan_policy != "propagate":
-            squares = M2 if M2.ndim == 2 else np.diagonal(M2, axis1=1, axis2=2)
-            if not (np.isfinite(means).all() and np.isfinite(squares).all()):
+            # A key of no weight comes back empty (zero mean and M2) even if its rows hold NaN,
+            # which the core refuses under "raise": so its rows are searched too.
+            weightless = w is not None and bool((counts[sizes > 0] == 0).any())
+            if weightless or not _all_finite(means, M2):
                 finite = _finite_rows(data)
                 if finite.all():
-                    raise _overflow(data)
-                if nan_policy == "raise":
+                    if not _all_finite(means, M2):
+                        raise overflow_error("X", data)
+                elif nan_policy == "raise":
                     bad = first_nonfinite_row(data)
-                    raise ValueError(
-                        f"X has a non-finite value in row {bad}: {data[bad].tolist()}; "
-                        "pass nan_policy='omit' to drop such rows or 'propagate' to return NaN"
-                    )
-                order = order[finite[order]]
-                sizes = np.bincount(codes[order], minlength=g)
-                counts, means, M2 = kernels.summarize_groups(data, w, order, sizes, full_diagonal)
-                squares = M2 if M2.ndim == 2 else np.diagonal(M2, axis1=1, axis2=2)
-                if not (np.isfinite(means).all() and np.isfinite(squares).all()):
-                    raise _overflow(data[finite])
+                    raise nonfinite_row_error("X", bad, data[bad])
+                else:
+                    order = order[finite[order]]
+                    sizes = np.bincount(codes[order], minlength=g)
+                    counts, means, M2 = kernels.summarize_groups(data, w, order, sizes, full_diagonal)
+                    if not _all_finite(means, M2):
+                        raise overflow_error("X", data[finite])
         if scalar:
             means, M2 = means[:, 0], M2[:, 0]
         return cls._trusted(uniques, counts, means, M2)
@@ -332,9 +331,13 @@ class GroupedSummary:
             pairs[0][1]._check_compatible(s, "group")
         keys = _as_keys([k for k, _ in pairs])
         order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        repeated = np.flatnonzero(keys[1:] == keys[:-1])
+        if repeated.size:
+            raise ValueError(f"from_summaries got duplicate key {_label(keys[repeated[0]])!r}")
         items = [pairs[i][1] for i in order]
         return cls(
-            keys[order],
+            keys,
             [s.n for s in items],
             np.stack([s.mean for s in items]),
             np.stack([s.M2 for s in items]),
@@ -365,10 +368,14 @@ class GroupedSummary:
         return self._keys.size
 
     def _index(self, key: Any) -> int | None:
+        # The kinds that `+` would merge are the kinds a lookup matches: 1.0 and True are not 1.
+        probe = np.asarray(key)
+        if probe.ndim != 0 or not _same_label_kinds({self._keys.dtype.kind, probe.dtype.kind}):
+            return None
         try:
             i = int(np.searchsorted(self._keys, key))
             found = i < self._keys.size and bool(self._keys[i] == key)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
         return i if found else None
 
@@ -430,7 +437,7 @@ class GroupedSummary:
         if len(self) == 0:
             template = GaussianSummary.empty(None if self.means.ndim == 1 else self.d, diagonal=self.diagonal)
             return template
-        n, mean, m2 = kernels.merge_segments(self.counts, means, M2, np.zeros(1, dtype=np.intp))
+        n, mean, m2 = merge_segments(self.counts, means, M2, np.zeros(1, dtype=np.intp))
         if self.means.ndim == 1:
             return GaussianSummary._trusted(n[0], mean[0].reshape(()), m2[0].reshape(()))
         return GaussianSummary._trusted(n[0], mean[0], m2[0])
@@ -528,7 +535,7 @@ class GroupedSummary:
         counts, means, M2 = (a[order] for a in stacked)
         sorted_codes = codes[order]
         starts = np.flatnonzero(np.concatenate(([True], sorted_codes[1:] != sorted_codes[:-1])))
-        counts, means, M2 = kernels.merge_segments(counts, means, M2, starts)
+        counts, means, M2 = merge_segments(counts, means, M2, starts)
         if items[0].means.ndim == 1:
             means, M2 = means[:, 0], M2[:, 0]
         return cls._trusted(uniques, counts, means, M2)
@@ -651,19 +658,7 @@ class GroupedSummary:
             For anything but a well-formed dict of a known format version: missing or extra
             fields, wrong types, shapes, unsorted keys, non-finite values, a non-symmetric M2.
         """
-        if not isinstance(data, dict):
-            raise ValueError(f"from_dict expects a dict, got {type(data).__name__}")
-        if set(data) != _DICT_FIELDS:
-            missing = sorted(_DICT_FIELDS - set(data))
-            extra = sorted(set(data) - _DICT_FIELDS)
-            raise ValueError(f"grouped summary dict has missing keys {missing} and unexpected keys {extra}")
-        if data["format"] != _FORMAT_NAME:
-            raise ValueError(f"grouped summary dict has format {data['format']!r}, expected {_FORMAT_NAME!r}")
-        if data["version"] != GROUPED_FORMAT_VERSION or isinstance(data["version"], bool):
-            raise ValueError(
-                f"unsupported grouped summary format version {data['version']!r}; "
-                f"this gaussum reads {GROUPED_FORMAT_VERSION}"
-            )
+        check_format_header(data, _DICT_FIELDS, _FORMAT_NAME, GROUPED_FORMAT_VERSION)
         key_dtype = _parse_key_dtype(data["key_dtype"])
         keys = _parse_keys(data["keys"], key_dtype)
         shape = data["shape"]
@@ -672,7 +667,7 @@ class GroupedSummary:
         if not isinstance(data["diagonal"], bool):
             raise ValueError(f"grouped summary dict field 'diagonal' must be true or false, got {data['diagonal']!r}")
         for name in ("counts", "means", "M2"):
-            if not isinstance(data[name], list) or not _is_number_tree(data[name]):
+            if not isinstance(data[name], list) or not is_number_tree(data[name]):
                 raise ValueError(f"grouped summary dict field {name!r} must be a list of numbers, got {data[name]!r:.80}")
         g = keys.size
         per_key_M2 = tuple(shape) if (data["diagonal"] or not shape) else (shape[0], shape[0])
@@ -680,6 +675,8 @@ class GroupedSummary:
         for name, per_key in (("counts", ()), ("means", tuple(shape)), ("M2", per_key_M2)):
             try:
                 array = np.array(data[name], dtype=np.float64)
+            except OverflowError:
+                raise ValueError(f"grouped summary dict field {name!r} holds a number too large for float64") from None
             except ValueError:
                 array = None
             if array is not None and g == 0 and array.shape == (0,):
@@ -702,7 +699,8 @@ class GroupedSummary:
 
     def __repr__(self) -> str:
         total = self.n
-        count = f"{int(total):_}" if total.is_integer() else f"{total:g}"
+        # Digit grouping only while it stays short and exact; 1e300 would print 301 digits.
+        count = f"{int(total):_}" if total < 1e15 and total.is_integer() else f"{total:g}"
         kind = "scalar" if self.means.ndim == 1 else ("diagonal" if self.diagonal else "full")
         keys = np.array2string(self._keys, threshold=6, edgeitems=2, separator=", ")
         return f"GroupedSummary(groups={len(self):_}, n={count}, d={self.d}, {kind}, keys={keys})"
@@ -717,13 +715,22 @@ def _concatenate_keys(arrays: list[np.ndarray]) -> np.ndarray:
     kinds = {a.dtype.kind for a in arrays}
     try:
         result = np.result_type(*arrays) if len(kinds) > 1 or kinds == {"O"} else None
-        compatible = len(kinds) == 1 or (kinds <= {"i", "u"} and result is not None and result.kind in "iu")
+        compatible = _same_label_kinds(kinds) and (result is None or result.kind in "iuO")
     except TypeError:
         compatible = False
     if not compatible:
         dtypes = sorted({str(a.dtype) for a in arrays})
         raise ValueError(f"cannot merge grouped summaries whose keys have dtypes {dtypes}")
     return np.concatenate(arrays)
+
+
+def _same_label_kinds(kinds: set[str]) -> bool:
+    """True when keys of these dtype kinds can be the same labels: one kind, or signed and unsigned.
+
+    Booleans, floats and integers are different labels (True is not the key 1, nor 1.0), as are
+    strings and numbers, since numpy would make them equal by converting one into the other.
+    """
+    return len(kinds) == 1 or kinds <= {"i", "u"}
 
 
 def _finite_rows(data: np.ndarray) -> np.ndarray:
@@ -735,9 +742,15 @@ def _finite_rows(data: np.ndarray) -> np.ndarray:
     return finite
 
 
-def _overflow(data: np.ndarray) -> ValueError:
-    largest = float(np.max(np.abs(data))) if data.size else 0.0
-    return ValueError(f"X overflows float64 when squared (largest |value| is {largest:g}); rescale the data first")
+def _all_finite(means: np.ndarray, M2: np.ndarray) -> bool:
+    """True when every mean and variance is finite (a NaN or inf in a row spoils both)."""
+    squares = M2 if M2.ndim <= 2 else np.diagonal(M2, axis1=1, axis2=2)
+    return bool(np.isfinite(means).all() and np.isfinite(squares).all())
+
+
+def _label(key: Any) -> Any:
+    """A key as a Python value, so messages show ``'a'`` and ``nan``, not ``np.str_('a')``."""
+    return key.item() if isinstance(key, np.generic) else key
 
 
 def _same_keys(a: np.ndarray, b: np.ndarray) -> bool:
@@ -748,13 +761,6 @@ def _same_keys(a: np.ndarray, b: np.ndarray) -> bool:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number_tree(value: Any) -> bool:
-    """True for a number, or a (nested) list of numbers, as JSON gives; bools excluded."""
-    if isinstance(value, list):
-        return all(_is_number_tree(v) for v in value)
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _parse_key_dtype(text: Any) -> np.dtype:
