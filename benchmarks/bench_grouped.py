@@ -11,7 +11,11 @@ Default size is the issue's: 1,000,000 rows x 8 columns, 10,000 integer keys. Re
 
 Every reference's covariances are checked against gaussum's (to 1e-10 of each key's spread)
 before anything is timed, and the peak extra memory of gaussum's call is measured with
-tracemalloc. Prints a Markdown table. Run: ``python benchmarks/bench_grouped.py [--quick]``.
+tracemalloc. Two ways to run it:
+
+- ``python benchmarks/run.py --all --only grouped [--quick]``: the `cases` below, in the shared
+  table (interleaved medians, the issue's target of ">= 10x faster than the per-key loop");
+- ``python benchmarks/bench_grouped.py [--quick]``: this module's own table.
 """
 
 from __future__ import annotations
@@ -24,9 +28,28 @@ import time
 import tracemalloc
 from collections.abc import Callable
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
-from gaussum import GroupedSummary
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import (  # noqa: E402
+    BenchmarkCheckError,
+    Case,
+    Reference,
+    Row,
+    Settings,
+    compare,
+    optional_import,
+    peak_traced_bytes,
+    time_interleaved,
+)
+from gaussum import GroupedSummary  # noqa: E402
+
+# The issue's target: grouped covariances at least 10 times faster than a per-key np.cov loop.
+TARGET_RATIO = 0.1
+TARGET_TEXT = ">= 10 x faster"
 
 
 def make_data(rows: int, cols: int, n_keys: int, seed: int = 20261124) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +91,7 @@ def check(name: str, ours: np.ndarray, theirs: np.ndarray, rtol: float = 1e-10) 
     error = np.abs(ours - theirs) / scale
     worst = float(np.nanmax(error))
     if not worst <= rtol:
-        raise AssertionError(f"{name} disagrees with gaussum: worst relative difference {worst:.3g}")
+        raise BenchmarkCheckError(f"{name} disagrees with gaussum: worst relative difference {worst:.3g}")
 
 
 def median_time(call: Callable[[], object], repeat: int) -> float:
@@ -90,6 +113,102 @@ def peak_bytes(call: Callable[[], object]) -> int:
     return peak
 
 
+def _sizes(settings: Settings, rows: int, n_keys: int) -> tuple[int, int]:
+    return (rows // 100, n_keys // 100) if settings.quick else (rows, n_keys)
+
+
+def _check_keyed(name: str, ours: tuple[np.ndarray, np.ndarray], theirs: tuple[np.ndarray, np.ndarray]) -> None:
+    if not np.array_equal(ours[0], theirs[0]):
+        raise BenchmarkCheckError(f"{name}: its keys differ from gaussum's")
+    check(name, ours[1], theirs[1])
+
+
+def _loops_case(rows: int, cols: int, n_keys: int) -> Case:
+    name = f"grouped covariances, {rows:,} x {cols}, {n_keys:,} keys"
+
+    def run(settings: Settings) -> list[Row]:
+        N, g = _sizes(settings, rows, n_keys)
+        keys, X = make_data(N, cols, g)
+        pd, absent = optional_import("pandas")
+        frame = None
+        if pd is not None:
+            frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(cols)])
+            frame["key"] = keys
+        return compare(
+            name,
+            lambda: gaussum_covariances(keys, X),
+            [
+                Reference(
+                    "np.cov loop, rows sorted by key once",
+                    lambda: sorted_loop(keys, X),
+                    lambda ours, theirs: _check_keyed("sorted np.cov loop", ours, theirs),
+                    TARGET_RATIO,
+                    TARGET_TEXT,
+                ),
+                Reference(
+                    "pandas groupby(key).cov()",
+                    None if frame is None else (lambda: pandas_covariances(frame, cols)),
+                    lambda ours, theirs: _check_keyed("pandas groupby().cov()", ours, theirs),
+                    absent=absent,
+                ),
+            ],
+            settings,
+        )
+
+    return Case(name, run)
+
+
+def _mask_case(rows: int, cols: int, n_keys: int, sample: int) -> Case:
+    name = f"grouped covariances, {rows:,} x {cols}, {n_keys:,} keys, vs X[keys == k]"
+
+    def run(settings: Settings) -> list[Row]:
+        N, g = _sizes(settings, rows, n_keys)
+        keys, X = make_data(N, cols, g)
+        ours_keys, ours = gaussum_covariances(keys, X)
+        which = ours_keys[:: max(1, len(ours_keys) // sample)][:sample]
+        check("mask np.cov loop", ours[np.searchsorted(ours_keys, which)], mask_loop(keys, X, which))
+        # A full mask loop scans all N keys once per key: timed on a sample, scaled to every key.
+        t_ours, t_sample = time_interleaved(
+            [lambda: gaussum_covariances(keys, X), lambda: mask_loop(keys, X, which)], settings
+        )
+        return [
+            Row(
+                name,
+                "np.cov loop, X[keys == k] per key",
+                t_ours,
+                t_sample * len(ours_keys) / len(which),
+                max_ratio=TARGET_RATIO,
+                target=TARGET_TEXT,
+                note=f"loop timed on {len(which)} keys, scaled",
+            )
+        ]
+
+    return Case(name, run)
+
+
+def _memory_case(rows: int, cols: int, n_keys: int) -> Case:
+    name = f"peak extra memory, grouped from_samples {rows:,} x {cols}"
+
+    def run(settings: Settings) -> list[Row]:
+        N, g = _sizes(settings, rows, n_keys)
+        keys, X = make_data(N, cols, g)
+        _check_keyed("sorted np.cov loop", gaussum_covariances(keys, X), sorted_loop(keys, X))
+        ours = peak_traced_bytes(lambda: GroupedSummary.from_samples(keys, X))
+        theirs = peak_traced_bytes(lambda: sorted_loop(keys, X))
+        return [Row(name, "np.cov loop, rows sorted by key once", ours, theirs, unit="B", note="tracemalloc")]
+
+    return Case(name, run)
+
+
+def cases() -> list[Case]:
+    """The grouped cases for ``benchmarks/run.py``: the issue's size, 1,000,000 x 8, 10,000 keys."""
+    return [
+        _loops_case(1_000_000, 8, 10_000),
+        _mask_case(1_000_000, 8, 10_000, sample=100),
+        _memory_case(1_000_000, 8, 10_000),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -109,9 +228,7 @@ def main() -> None:
     t_ours = median_time(lambda: gaussum_covariances(keys, X), args.repeat)
     results.append(("gaussum `GroupedSummary.from_samples`", t_ours, ""))
 
-    loop_keys, loop = sorted_loop(keys, X)
-    assert np.array_equal(loop_keys, ours_keys)
-    check("sorted np.cov loop", ours, loop)
+    _check_keyed("sorted np.cov loop", (ours_keys, ours), sorted_loop(keys, X))
     results.append(("np.cov loop, rows sorted by key once", median_time(lambda: sorted_loop(keys, X), max(1, args.repeat // 2)), ""))
 
     sample = ours_keys[:: max(1, len(ours_keys) // args.mask_sample)][: args.mask_sample]
@@ -129,9 +246,7 @@ def main() -> None:
         pandas_note = f"pandas {pd.__version__}"
         frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(d)])
         frame["key"] = keys
-        pandas_keys, theirs = pandas_covariances(frame, d)
-        assert np.array_equal(pandas_keys, ours_keys)
-        check("pandas groupby().cov()", ours, theirs)
+        _check_keyed("pandas groupby().cov()", (ours_keys, ours), pandas_covariances(frame, d))
         t_pandas = median_time(lambda: pandas_covariances(frame, d), max(1, args.repeat // 2))
         results.append(("pandas `groupby(key).cov()`", t_pandas, ""))
 
