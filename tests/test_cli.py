@@ -150,7 +150,7 @@ def test_summarize_npy_is_read_in_blocks(tmp_path, capsys, rng):
 
 def test_summarize_parquet_with_groups(tmp_path, capsys, rng):
     """A Parquet file with a key column, read in record batches, gives np.cov per key."""
-    pa = pytest.importorskip("pyarrow")  # installed by the dask extra, which CI installs
+    import pyarrow as pa  # the dask extra, which CI installs: a broken install must fail, not skip
     import pyarrow.parquet as pq
 
     X = rng.normal(size=(500, 2))
@@ -164,6 +164,63 @@ def test_summarize_parquet_with_groups(tmp_path, capsys, rng):
         rows = X[keys == int(key)]
         np.testing.assert_allclose(s.covariance(), np.cov(rows, rowvar=False), rtol=1e-12)
     assert state.n == 500
+
+
+def test_csv_keys_are_stripped_like_headers_and_numbers(tmp_path, capsys):
+    """--by keys lose surrounding spaces, so 'x', ' x' and ' y ' make two groups, x and y."""
+    data = tmp_path / "a.csv"
+    data.write_text("a,b,g\n1,2,x\n3, 4, x\n5,6 , y \n")
+    status, _, err = run(capsys, "summarize", data, "--by", "g", "-o", tmp_path / "s.json")
+    assert status == 0, err
+    state = read_state(str(tmp_path / "s.json"))
+    assert [str(k) for k in state.summary.keys()] == ["x", "y"]
+    assert state.summary["x"].n == 2 and state.summary["y"].n == 1
+    np.testing.assert_array_equal(state.summary["x"].mean, [2.0, 3.0])
+
+
+@pytest.mark.parametrize("key_type", ["int64", "float64", "int8"])
+def test_csv_and_parquet_with_the_same_keys_merge_into_the_same_groups(tmp_path, capsys, rng, key_type):
+    """Keys 1, 2, 3 written as CSV text and as a Parquet number column are the same groups, in both
+    update and merge, and each group is np.cov of its rows from both files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    X1, X2 = rng.normal(size=(60, 2)), rng.normal(size=(50, 2)) + 2
+    k1, k2 = rng.integers(1, 4, size=60), rng.integers(1, 4, size=50)
+    csv_file = write_csv(tmp_path / "a.csv", X1, keys=k1)
+    table = pa.table({"c0": X2[:, 0], "c1": X2[:, 1], "key": pa.array(k2.astype(key_type))})
+    pq.write_table(table, tmp_path / "b.parquet")
+    assert run(capsys, "summarize", csv_file, "--by", "key", "-o", tmp_path / "a.json")[0] == 0
+    assert run(capsys, "summarize", tmp_path / "b.parquet", "--by", "key", "-o", tmp_path / "b.json")[0] == 0
+    assert run(capsys, "merge", tmp_path / "a.json", tmp_path / "b.json", "-o", tmp_path / "m.json")[0] == 0
+    assert run(capsys, "update", tmp_path / "a.json", tmp_path / "b.parquet")[0] == 0
+    X, k = np.vstack([X1, X2]), np.concatenate([k1, k2])
+    for name in ("m.json", "a.json"):
+        state = read_state(str(tmp_path / name))
+        assert [str(key) for key in state.summary.keys()] == ["1", "2", "3"]
+        for key, s in state.summary:
+            rows = X[k == int(key)]
+            assert s.n == len(rows)
+            np.testing.assert_allclose(s.covariance(), np.cov(rows, rowvar=False), rtol=1e-12)
+
+
+def test_parquet_keys_are_formatted_canonically(tmp_path, capsys):
+    """Parquet keys 2.0, -0.0, 0.5, a null and ' t ' become '2', '0', '0.5', '' and 't', as CSV text would."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+                      "f": pa.array([2.0, -0.0, 0.5, None, 2.0, 0.0]),
+                      "s": pa.array([" t ", "t", "u", None, "u ", ""])})
+    pq.write_table(table, tmp_path / "a.parquet")
+    for by, expected in (("f", {"": [4.0], "0": [2.0, 6.0], "0.5": [3.0], "2": [1.0, 5.0]}),
+                         ("s", {"": [4.0, 6.0], "t": [1.0, 2.0], "u": [3.0, 5.0]})):
+        status, _, err = run(capsys, "summarize", tmp_path / "a.parquet", "--by", by, "--columns", "x", "-o", tmp_path / "s.json")
+        assert status == 0, err
+        state = read_state(str(tmp_path / "s.json"))
+        assert {str(key): s.n for key, s in state.summary} == {key: len(v) for key, v in expected.items()}
+        for key, rows in expected.items():
+            np.testing.assert_array_equal(state.summary[key].mean, [np.mean(rows)])
 
 
 def test_chunk_size_does_not_change_the_result_beyond_rounding(tmp_path, capsys, rng):
@@ -348,7 +405,7 @@ def test_show_a_single_row_gives_null_std(tmp_path, capsys):
 
 def test_compare_matches_scipy_welch_on_raw_rows(tmp_path, capsys):
     """compare --groups gives scipy's Welch t test on the raw rows of the two species."""
-    stats = pytest.importorskip("scipy.stats")  # the stats extra, installed in CI
+    from scipy import stats  # the stats extra, installed in CI: a broken install must fail, not skip
     run(capsys, "summarize", IRIS, "--by", "species", "-o", tmp_path / "iris.json")
     status, out, err = run(capsys, "compare", tmp_path / "iris.json", "--groups", "versicolor", "virginica", "--format", "json")
     assert status == 0, err
@@ -365,7 +422,7 @@ def test_compare_matches_scipy_welch_on_raw_rows(tmp_path, capsys):
 
 def test_compare_two_state_files(tmp_path, capsys, rng):
     """compare A.json B.json tests two ungrouped states against scipy on their rows."""
-    stats = pytest.importorskip("scipy.stats")
+    from scipy import stats
     A, B = rng.normal(size=(30, 2)), rng.normal(size=(25, 2)) + [0.5, 0.0]
     run(capsys, "summarize", write_csv(tmp_path / "a.csv", A), "-o", tmp_path / "a.json")
     run(capsys, "summarize", write_csv(tmp_path / "b.csv", B), "-o", tmp_path / "b.json")
@@ -399,6 +456,20 @@ def _bad_inputs(tmp_path: Path, rng: np.random.Generator) -> dict[str, tuple[lis
     edited = dict(good, columns=["a", "b", "c"])
     (tmp_path / "edited_columns.json").write_text(json.dumps(edited))
     (tmp_path / "list.json").write_text("[1, 2]")
+    for name, summary_edit in (("huge_n", {"n": 10**400}), ("float_version", {"version": 1.0}),
+                               ("impossible_m2", {"M2": [[1.0, 5.0], [5.0, 1.0]]}), ("text_n", {"n": "5"}),
+                               ("short_mean", {"mean": [1.0]}), ("nested_mean", {"mean": [[1.0], [2.0]]})):
+        edited = dict(good, summary=dict(good["summary"], **summary_edit))
+        (tmp_path / f"edited_{name}.json").write_text(json.dumps(edited))
+    (tmp_path / "state_version.json").write_text(json.dumps(dict(good, version=1.0)))
+    (tmp_path / "huge.csv").write_text("a,b\n1,2\n3,4\n5,6\n1e200,7\n")
+    # Each row's square is finite; the sum over many rows is not.
+    (tmp_path / "sum_overflows.csv").write_text("a,b\n" + "1.3e153,1\n-1.3e153,2\n" * 100)
+    rows = "a,b\n" + "1.3e153,1\n-1.3e153,2\n" * 30
+    (tmp_path / "big1.csv").write_text(rows)
+    (tmp_path / "big2.csv").write_text(rows.replace("3e153", "31e153"))
+    for name in ("big1", "big2"):
+        cli.main(["summarize", str(tmp_path / f"{name}.csv"), "-o", str(tmp_path / f"{name}.json"), "-q"])
     s = tmp_path / "s.json"
     return {
         "missing file": (["update", s, tmp_path / "nope.csv"], "no such file"),
@@ -416,12 +487,29 @@ def _bad_inputs(tmp_path: Path, rng: np.random.Generator) -> dict[str, tuple[lis
         "edited columns": (["show", tmp_path / "edited_columns.json"], "'columns' names 3"),
         "not a state": (["show", tmp_path / "list.json"], "not a gaussum state file"),
         "npy by": (["summarize", tmp_path / "two.npy", "--by", "x0", "-o", tmp_path / "new.json"], "--by needs a named column"),
+        "huge n": (["show", tmp_path / "edited_huge_n.json"], "invalid summary: n must be finite"),
+        "summary version 1.0": (["show", tmp_path / "edited_float_version.json"], "invalid summary: unsupported summary format version 1.0"),
+        "state version 1.0": (["show", tmp_path / "state_version.json"], "state format version 1.0"),
+        "impossible M2": (["show", tmp_path / "edited_impossible_m2.json"], "M2 is not a scatter matrix"),
+        "text n": (["show", tmp_path / "edited_text_n.json"], "invalid summary"),
+        "short mean": (["show", tmp_path / "edited_short_mean.json"], "invalid summary"),
+        "nested mean": (["show", tmp_path / "edited_nested_mean.json"], "invalid summary"),
+        "overflowing row": (["update", s, tmp_path / "huge.csv"], f"{tmp_path / 'huge.csv'}, data row 4: X overflows float64"),
+        "overflowing block": (["update", s, tmp_path / "sum_overflows.csv"], f"{tmp_path / 'sum_overflows.csv'}, data rows 1-200: "),
+        "overflow across blocks": (["update", s, tmp_path / "sum_overflows.csv", "--chunk-rows", 2],
+                                   f"{tmp_path / 'sum_overflows.csv'}, data rows "),
+        "overflow across files": (["summarize", tmp_path / "big1.csv", tmp_path / "big2.csv", "-o", tmp_path / "new.json"],
+                                  f"{tmp_path / 'big2.csv'}: adding it to the summary overflows float64"),
+        "overflow across states": (["merge", tmp_path / "big1.json", tmp_path / "big2.json", "-o", tmp_path / "new.json"],
+                                   f"{tmp_path / 'big2.json'}: adding it to the summary overflows float64"),
     }
 
 
 BAD_CASES = [
     "missing file", "missing state", "non-numeric", "ragged", "nan under raise", "columns differ", "empty csv",
     "unknown type", "dimensions", "truncated state", "edited n", "edited M2", "edited columns", "not a state", "npy by",
+    "huge n", "summary version 1.0", "state version 1.0", "impossible M2", "text n", "short mean", "nested mean",
+    "overflowing row", "overflowing block", "overflow across blocks", "overflow across files", "overflow across states",
 ]
 
 

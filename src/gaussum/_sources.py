@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-__all__ = ["SourceError", "NotNumericError", "Block", "open_source", "sha256_of", "FORMATS"]
+__all__ = ["SourceError", "NotNumericError", "Block", "open_source", "sha256_of", "format_key", "FORMATS"]
 
 #: File name endings the command line reads, and the format each stands for.
 FORMATS = {".csv": "csv", ".npy": "npy", ".parquet": "parquet", ".pq": "parquet"}
@@ -60,6 +60,39 @@ def sha256_of(path: str) -> str:
         while chunk := f.read(_HASH_BLOCK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def format_key(value: Any) -> str:
+    """A group key as the text every reader uses, so that the same key merges across file types.
+
+    Text is stripped of surrounding whitespace (as CSV headers and numbers are). A number is written
+    canonically: an integer, or a float with an integral value, in decimal digits (``1`` and
+    ``1.0`` both give ``"1"``, as a CSV field ``1`` does); any other float by ``repr`` (``"0.5"``),
+    booleans as ``"True"``/``"False"``. A missing key (null) is ``""``, like an empty CSV field.
+    CSV fields are text and are never reinterpreted as numbers: ``"01234"`` stays a zip code.
+
+    Examples
+    --------
+    >>> [format_key(k) for k in (" x ", 3, 3.0, -0.0, 0.25, True, None)]
+    ['x', '3', '3', '0', '0.25', 'True', '']
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        x = float(value)
+        return str(int(x)) if x.is_integer() else repr(x)
+    return str(value).strip()
+
+
+def _key_array(values: Sequence[Any]) -> np.ndarray:
+    """Group keys of one block as a string array, each by `format_key`."""
+    return np.array([format_key(k) for k in values], dtype=str)
 
 
 def file_format(path: str) -> str:
@@ -194,7 +227,7 @@ class _CsvSource(_Source):
             values = np.column_stack(
                 [_column_to_float(fields[j], self.names[j], self.path, lines) for j in indices]
             )
-            keys = None if key_index is None else np.array(fields[key_index], dtype=str)
+            keys = None if key_index is None else _key_array(fields[key_index])
             yield Block(values, keys, row)
             row += len(records)
 
@@ -306,7 +339,7 @@ class _ParquetSource(_Source):
             )
             keys = None
             if key_index is not None:
-                keys = np.array([str(k) for k in batch.column(len(columns)).to_pylist()], dtype=str)
+                keys = _key_array(batch.column(len(columns)).to_pylist())
             yield Block(values, keys, row)
             row += batch.num_rows
             self._done = row - 1

@@ -143,7 +143,8 @@ def state_from_dict(data: Any, where: str) -> State:
     expected = {"format", "version", "columns", "by", "summary", "sources"}
     if data.get("format") != STATE_FORMAT:
         raise StateError(f"{where}: not a gaussum state file (format is {data.get('format')!r}, expected {STATE_FORMAT!r})")
-    if data.get("version") != STATE_VERSION or isinstance(data.get("version"), bool):
+    # type() and not ==: 1.0 and True equal 1 but are not what this gaussum writes.
+    if type(data.get("version")) is not int or data["version"] != STATE_VERSION:
         raise StateError(f"{where}: state format version {data.get('version')!r}; this gaussum reads version {STATE_VERSION}")
     if set(data) != expected:
         raise StateError(
@@ -159,7 +160,9 @@ def state_from_dict(data: Any, where: str) -> State:
         raise StateError(f"{where}: 'by' must be null or a column name not among 'columns', got {by!r:.80}")
     try:
         summary = GaussianSummary.from_dict(data["summary"]) if by is None else _grouped_type().from_dict(data["summary"])
-    except ValueError as exc:
+    except (ValueError, TypeError, OverflowError, KeyError, IndexError) as exc:
+        # Whatever a hand edit makes from_dict raise (an n too large for float64, a wrong type,
+        # an impossible M2) is one line naming the file, never a traceback.
         raise StateError(f"{where}: invalid summary: {exc}") from None
     if not isinstance(data["sources"], list):
         raise StateError(f"{where}: 'sources' must be a list")

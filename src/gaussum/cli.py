@@ -39,6 +39,9 @@ __all__ = ["main", "build_parser"]
 
 DEFAULT_CHUNK_ROWS = 65_536
 
+# The largest magnitude whose square is finite in float64.
+_SQRT_MAX = float(np.sqrt(np.finfo(np.float64).max))
+
 # The progress bar appears only for files that take longer than this to read.
 _PROGRESS_DELAY_S = 0.5
 
@@ -143,8 +146,8 @@ def _read_file(
                     rows_dropped += int((~finite).sum())
                 rows_read += len(block.values)
                 if len(values):
-                    part = _summarize_rows(values, keys, diagonal)
-                    total = part if total is None else total + part
+                    rows = block.first_row + (np.arange(len(finite)) if finite.all() else np.flatnonzero(finite))
+                    total = _add_block(total, values, keys, diagonal, path, rows)
                 reporter.progress(source.fraction_done())
     finally:
         reporter.finish()
@@ -152,6 +155,22 @@ def _read_file(
     if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
         raise SourceError(f"{path}: the file changed while it was being read; nothing was written")
     return list(columns), total, Source(path, before.st_size, sha256, rows_read, rows_dropped)
+
+
+def _add_block(total: Any, values: np.ndarray, keys: np.ndarray | None, diagonal: bool, path: str, rows: np.ndarray) -> Any:
+    """`total` plus the summary of one block of finite rows; `rows` are their data row numbers.
+
+    The core refuses rows whose squares overflow float64 with a message that does not know the
+    file; this names the file and the row with the largest magnitude, the one at fault.
+    """
+    try:
+        part = _summarize_rows(values, keys, diagonal)
+    except ValueError as exc:
+        largest = np.abs(values).max(axis=1)
+        at = int(largest.argmax())
+        where = f"data row {rows[at]}" if largest[at] > _SQRT_MAX else f"data rows {rows[0]}-{rows[-1]}"
+        raise SourceError(f"{path}, {where}: {exc}") from None
+    return _fold(total, part, f"{path}, data rows {rows[0]}-{rows[-1]}")
 
 
 def _blocks_with_hint(blocks: Iterator[Block], hint: str) -> Iterator[Block]:
@@ -185,10 +204,24 @@ def _hash_inputs(paths: Sequence[str], known: dict[str, Source], reporter: _Repo
     return fresh
 
 
-def _fold(total: Any, part: Any) -> Any:
+def _fold(total: Any, part: Any, where: str) -> Any:
+    """`total` + `part` (either may be None); SourceError naming `where` if the sum overflows."""
     if part is None:
         return total
-    return part if total is None else total + part
+    if total is None:
+        return part
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below, with a better message
+        merged = total + part
+    if not _is_finite(merged):
+        raise SourceError(
+            f"{where}: adding it to the summary overflows float64 (sums of squares); rescale the data first"
+        )
+    return merged
+
+
+def _is_finite(summary: Any) -> bool:
+    mean = summary.mean if isinstance(summary, GaussianSummary) else summary.means
+    return bool(np.isfinite(summary.n) and np.isfinite(mean).all() and np.isfinite(summary.M2).all())
 
 
 def _empty_summary(d: int, by: str | None, diagonal: bool) -> Any:
@@ -219,7 +252,7 @@ def _cmd_summarize(args: argparse.Namespace, reporter: _Reporter) -> int:
         columns, part, source = _read_file(
             path, digest, columns, args.by, args.diagonal, args.nan_policy, args.chunk_rows, reporter
         )
-        total = _fold(total, part)
+        total = _fold(total, part, path)
         sources.append(source)
     assert columns is not None  # at least one file was read: argparse requires one, hashing skips only repeats
     if total is None:
@@ -241,7 +274,7 @@ def _cmd_update(args: argparse.Namespace, reporter: _Reporter) -> int:
         _, part, source = _read_file(
             path, digest, state.columns, state.by, state.diagonal, args.nan_policy, args.chunk_rows, reporter
         )
-        total = _fold(total, part)
+        total = _fold(total, part, path)
         sources.append(source)
     new = State(state.columns, state.by, total, sources)
     write_atomic(args.state, new.to_json())
@@ -272,7 +305,7 @@ def _cmd_merge(args: argparse.Namespace, reporter: _Reporter) -> int:
                 f"{counted[shared[0]]} and {path}, and {path} has other sources too; merging would "
                 "count it twice"
             )
-        total = _fold(total, state.summary)
+        total = _fold(total, state.summary, path)
         sources.extend(state.sources)
         counted.update({h: path for h in hashes})
     merged = State(first.columns, first.by, total, sources)
