@@ -720,3 +720,13 @@ def test_subtraction_results_serialise(rng):
     X = rng.standard_normal((1000, 3)) @ np.array([[1, 1, 0], [0, 1e-8, 0], [0, 0, 1.0]]) + 1e8
     r = GaussianSummary.from_samples(X) - GaussianSummary.from_samples(X[2:])
     assert GaussianSummary.from_dict(json.loads(json.dumps(r.to_dict()))) == r
+
+
+def test_scalar_update_accepts_numpy_scalars_and_0d_arrays():
+    """update on scalar data takes Python floats, numpy scalars and 0-d arrays alike."""
+    e = GaussianSummary.empty()
+    a = e.update(2.0).update(np.float64(3.0)).update(np.array(7.0)).update(np.int64(4))
+    assert a.isclose(GaussianSummary.from_samples([2.0, 3.0, 7.0, 4.0]), rtol=1e-15)
+    assert a.update(np.array(np.inf), nan_policy="omit") == a
+    with pytest.raises(ValueError, match="non-finite"):
+        a.update(float("nan"))
