@@ -223,6 +223,28 @@ def test_parquet_keys_are_formatted_canonically(tmp_path, capsys):
             np.testing.assert_array_equal(state.summary[key].mean, [np.mean(rows)])
 
 
+def test_quotes_line_endings_and_text_elsewhere_give_the_same_bits(tmp_path, capsys, rng):
+    """A CSV gives the same summary bits with CRLF line ends, with a quoted field half-way (read by the
+    csv module from there on) or with a text column not asked for, and it is np.cov of the rows."""
+    X = rng.normal(size=(300, 3)) * [1.0, 10.0, 0.1] + 5
+    plain = write_csv(tmp_path / "plain.csv", X)
+    lines = plain.read_text().splitlines()
+    (tmp_path / "crlf.csv").write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    quoted = lines.copy()
+    quoted[200] = ",".join(f'"{v}"' for v in quoted[200].split(","))
+    (tmp_path / "quoted.csv").write_text("\n".join(quoted) + "\n")
+    text = [lines[0] + ",note"] + [f"{line},row {i}" for i, line in enumerate(lines[1:])]
+    (tmp_path / "text.csv").write_text("\n".join(text) + "\n")
+    summaries = {}
+    for name in ("plain", "crlf", "quoted", "text"):
+        argv = ["summarize", tmp_path / f"{name}.csv", "--chunk-rows", 64, "-o", tmp_path / f"{name}.json"]
+        status, _, err = run(capsys, *argv, *(["--columns", "c0,c1,c2"] if name == "text" else []))
+        assert status == 0, err
+        summaries[name] = state_json(tmp_path / f"{name}.json")["summary"]
+    assert summaries["crlf"] == summaries["plain"] == summaries["quoted"] == summaries["text"]
+    np.testing.assert_allclose(cov_of(summaries["plain"]), np.cov(X, rowvar=False), rtol=1e-12)
+
+
 def test_chunk_size_does_not_change_the_result_beyond_rounding(tmp_path, capsys, rng):
     """The same CSV read 1, 7 or all rows at a time gives summaries equal within rounding."""
     X = rng.normal(size=(200, 3)) + 100.0
@@ -441,6 +463,8 @@ def _bad_inputs(tmp_path: Path, rng: np.random.Generator) -> dict[str, tuple[lis
     cli.main(["summarize", str(tmp_path / "good.csv"), "-o", str(tmp_path / "s.json"), "-q"])
     (tmp_path / "text.csv").write_text("a,b\n1,2\n3,hello\n")
     (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3,4\n5\n")
+    (tmp_path / "wide.csv").write_text("a,b\n1,2,3\n4,5,6\n")
+    (tmp_path / "text_column.csv").write_text("a,b\n1,2\n3,x\n")
     (tmp_path / "nan.csv").write_text("a,b\n1,2\n3,nan\n")
     (tmp_path / "other.csv").write_text("a,c\n1,2\n")
     (tmp_path / "empty.csv").write_text("")
@@ -476,6 +500,9 @@ def _bad_inputs(tmp_path: Path, rng: np.random.Generator) -> dict[str, tuple[lis
         "missing state": (["update", tmp_path / "nope.json", tmp_path / "good.csv"], "no such state file"),
         "non-numeric": (["update", s, tmp_path / "text.csv"], "line 3: column 'b' is not numeric: 'hello'"),
         "ragged": (["update", s, tmp_path / "ragged.csv"], "line 4: 1 fields, but the header has 2"),
+        "wider than the header": (["update", s, tmp_path / "wide.csv"], "line 2: 3 fields, but the header has 2"),
+        "text with no --columns": (["summarize", tmp_path / "text_column.csv", "-o", tmp_path / "new.json"],
+                                   "line 3: column 'b' is not numeric: 'x'; choose numeric columns with --columns"),
         "nan under raise": (["update", s, tmp_path / "nan.csv"], "pass --nan-policy omit"),
         "columns differ": (["update", s, tmp_path / "other.csv"], "no column 'b'"),
         "empty csv": (["update", s, tmp_path / "empty.csv"], "empty file"),
@@ -508,7 +535,7 @@ def _bad_inputs(tmp_path: Path, rng: np.random.Generator) -> dict[str, tuple[lis
 BAD_CASES = [
     "missing file", "missing state", "non-numeric", "ragged", "nan under raise", "columns differ", "empty csv",
     "unknown type", "dimensions", "truncated state", "edited n", "edited M2", "edited columns", "not a state", "npy by",
-    "huge n", "summary version 1.0", "state version 1.0", "impossible M2", "text n", "short mean", "nested mean",
+    "wider than the header", "text with no --columns", "huge n", "summary version 1.0", "state version 1.0", "impossible M2", "text n", "short mean", "nested mean",
     "overflowing row", "overflowing block", "overflow across blocks", "overflow across files", "overflow across states",
 ]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import mmap
 import os
 from collections.abc import Iterator, Sequence
@@ -28,6 +29,9 @@ FORMATS = {".csv": "csv", ".npy": "npy", ".parquet": "parquet", ".pq": "parquet"
 
 # CSV fields read as a missing value (NaN), which --nan-policy then keeps out or rejects.
 _MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
+
+# Lines the csv module reads as no record at all.
+_BLANK_LINES = frozenset({"\n", "\r\n", "\r", ""})
 
 _HASH_BLOCK = 1 << 20
 
@@ -203,9 +207,51 @@ class _CsvSource(_Source):
 
     def blocks(self, columns: Sequence[str], by: str | None, chunk_rows: int) -> Iterator[Block]:
         indices, key_index = self._indices(columns, by)
-        width = len(self.names)
         line = 2  # of the next record; the header is line 1
         row = 1  # of the next data row, blank lines not counted
+        if key_index is None:
+            # Lines without quotes are read by np.loadtxt, 2-3x faster than the csv module. Any
+            # block it does not read exactly (quotes, missing values, ragged rows, text) goes to
+            # the csv module, so errors and results are the same; the rest of the file too,
+            # since the block showed that the file needs it.
+            while True:
+                try:
+                    chunk = list(islice(self._text, chunk_rows))
+                except UnicodeDecodeError as exc:
+                    raise SourceError(f"{self.path}, after line {line - 1}: {exc}") from None
+                if not chunk:
+                    return
+                values = self._loadtxt(chunk, indices)
+                if values is None:
+                    self._reader = csv.reader(itertools.chain(chunk, self._text))
+                    break
+                if len(values):
+                    yield Block(values, None, row)
+                line += len(chunk)
+                row += len(values)
+        yield from self._csv_blocks(indices, key_index, chunk_rows, line, row)
+
+    def _loadtxt(self, chunk: list[str], indices: list[int]) -> np.ndarray | None:
+        """The requested columns of `chunk` as float64, or None where the csv module is needed."""
+        rows = sum(1 for text in chunk if text not in _BLANK_LINES)
+        if rows == 0:
+            return np.empty((0, len(indices)))
+        if any('"' in text for text in chunk):
+            return None
+        try:
+            # All columns, not usecols: loadtxt then refuses ragged rows, and the width is checked.
+            table = np.loadtxt(chunk, delimiter=",", comments=None, dtype=np.float64, ndmin=2)
+        except ValueError:
+            return None
+        if table.shape != (rows, len(self.names)):
+            return None
+        # C order, as the csv path gives: the summary's rounding depends on the layout.
+        return table if indices == list(range(table.shape[1])) else np.ascontiguousarray(table[:, indices])
+
+    def _csv_blocks(
+        self, indices: list[int], key_index: int | None, chunk_rows: int, line: int, row: int
+    ) -> Iterator[Block]:
+        width = len(self.names)
         while True:
             try:
                 records = list(islice(self._reader, chunk_rows))
