@@ -730,3 +730,27 @@ def test_scalar_update_accepts_numpy_scalars_and_0d_arrays():
     assert a.update(np.array(np.inf), nan_policy="omit") == a
     with pytest.raises(ValueError, match="non-finite"):
         a.update(float("nan"))
+
+
+def test_merges_that_overflow_raise_instead_of_returning_inf():
+    """Merging finite summaries whose sums of squares pass float64's range is an error, not inf."""
+    a = GaussianSummary.from_samples(np.array([[1e153], [-1e153]]))
+    with pytest.raises(ValueError, match="overflows float64"):
+        for _ in range(8):
+            a = a + a
+    b = GaussianSummary.from_samples(np.array([[1e154]]))
+    c = GaussianSummary.from_samples(np.array([[-1e154]]))
+    with pytest.raises(ValueError, match="overflows float64"):
+        b + c
+    with pytest.raises(ValueError, match="overflows float64"):
+        GaussianSummary.merge_all([b, c])
+    with pytest.raises(ValueError, match="overflows float64"):
+        b.update(np.array([[-1e154]]))
+
+
+def test_nan_summaries_still_merge_under_propagate():
+    """A NaN summary made by nan_policy='propagate' merges to NaN without an overflow error."""
+    s = GaussianSummary.from_samples([[1.0], [np.nan]], nan_policy="propagate")
+    t = GaussianSummary.from_samples([[2.0], [3.0]])
+    assert np.isnan((s + t).mean).all()
+    assert np.isnan(t.update([[np.nan]], nan_policy="propagate").M2).all()

@@ -424,14 +424,30 @@ class GaussianSummary:
             return self.n, self.mean.reshape(1), self.M2.reshape(1)
         return self.n, self.mean, self.M2
 
-    def _wrap(self, moments: tuple[float, np.ndarray, np.ndarray]) -> GaussianSummary:
-        return GaussianSummary._from_moments_1d(moments, self.mean.ndim == 0)
+    def _is_finite(self) -> bool:
+        """True unless a field holds NaN or inf (only ``nan_policy="propagate"`` makes such)."""
+        return bool(np.isfinite(self.mean).all() and np.isfinite(self._squares()).all())
+
+    def _wrap(self, moments: tuple[float, np.ndarray, np.ndarray], *inputs: GaussianSummary) -> GaussianSummary:
+        """A summary of this one's shape from `_combine`'s 1-D moments.
+
+        A non-finite result from finite `inputs` is float64 overflow, refused as in
+        `from_samples`: an inf M2 would otherwise pass silently into every later merge.
+        """
+        result = GaussianSummary._from_moments_1d(moments, self.mean.ndim == 0)
+        if inputs and not result._is_finite() and all(s._is_finite() for s in inputs):
+            raise ValueError(
+                "the result overflows float64 (sums of squares past 1.8e308); rescale the data first"
+            )
+        return result
 
     def __add__(self, other: object) -> GaussianSummary:
         if not isinstance(other, GaussianSummary):
             return NotImplemented
         self._check_compatible(other, "merge")
-        return self._wrap(_combine.merge_pair(*self._as_1d(), *other._as_1d()))
+        with np.errstate(over="ignore", invalid="ignore"):
+            moments = _combine.merge_pair(*self._as_1d(), *other._as_1d())
+        return self._wrap(moments, self, other)
 
     def __radd__(self, other: object) -> GaussianSummary:
         # Lets the builtin sum() start from its default 0.
@@ -447,7 +463,9 @@ class GaussianSummary:
         if not isinstance(other, GaussianSummary):
             return NotImplemented
         self._check_compatible(other, "subtract")
-        return self._wrap(_combine.subtract(*self._as_1d(), *other._as_1d()))
+        with np.errstate(over="ignore", invalid="ignore"):
+            moments = _combine.subtract(*self._as_1d(), *other._as_1d())
+        return self._wrap(moments, self, other)
 
     @classmethod
     def merge_all(cls, summaries: Iterable[GaussianSummary]) -> GaussianSummary:
@@ -497,9 +515,10 @@ class GaussianSummary:
                 # One concatenate along the first axis: np.stack would make a view per item.
                 means = np.concatenate([s.mean for s in part]).reshape(k, d)
                 M2s = np.concatenate([s.M2 for s in part]).reshape(k, *m2_shape)
-            moments = _combine.merge_many(ns, means, M2s)
-            total = moments if total is None else _combine.merge_pair(*total, *moments)
-        return first._wrap(total)
+            with np.errstate(over="ignore", invalid="ignore"):
+                moments = _combine.merge_many(ns, means, M2s)
+                total = moments if total is None else _combine.merge_pair(*total, *moments)
+        return first._wrap(total, *items)
 
     def update(self, x: Any, weights: Any = None, *, nan_policy: str = "raise") -> GaussianSummary:
         """This summary with more observations added; `self` is unchanged.
@@ -548,7 +567,10 @@ class GaussianSummary:
             )
         w = None if weights is None else as_weights(weights, rows.shape[0])
         n, mean, M2, _ = _combine.summarize_rows(rows, w, self.M2.ndim < 2, nan_policy, name="x")
-        return self._wrap(_combine.merge_pair(*self._as_1d(), n, mean, M2))
+        with np.errstate(over="ignore", invalid="ignore"):
+            moments = _combine.merge_pair(*self._as_1d(), n, mean, M2)
+        # Under "propagate" a NaN result is the answer asked for, not an overflow.
+        return self._wrap(moments, self) if nan_policy != "propagate" else self._wrap(moments)
 
     def _add_one(self, row: np.ndarray, weight: Any, nan_policy: str) -> GaussianSummary:
         """`update` with one observation: Welford's step, the pairwise rule with nb = w, M2b = 0.
