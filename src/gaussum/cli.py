@@ -210,12 +210,16 @@ def _fold(total: Any, part: Any, where: str) -> Any:
         return total
     if total is None:
         return part
+    message = f"{where}: adding it to the summary overflows float64 (sums of squares); rescale the data first"
     with np.errstate(over="ignore", invalid="ignore"):  # checked just below, with a better message
-        merged = total + part
+        try:
+            merged = total + part
+        except ValueError as exc:  # the core refuses overflow; say which input caused it
+            if "overflows" in str(exc):
+                raise SourceError(message) from None
+            raise
     if not _is_finite(merged):
-        raise SourceError(
-            f"{where}: adding it to the summary overflows float64 (sums of squares); rescale the data first"
-        )
+        raise SourceError(message)
     return merged
 
 
