@@ -15,8 +15,9 @@ and ``k`` summaries at once by its k-way form::
     mean  = sum(n_k m_k) / n
     M2    = sum(M2_k) + sum(n_k (m_k - mean)(m_k - mean)^T)
 
-Every path in gaussum is one of these: merging, ``update``, ``merge_all``, and the block kernel
-that turns raw rows into a summary (a corrected two-pass per block, then the rule across blocks).
+Every path in gaussum is one of these: merging, ``update`` and ``merge_all`` directly, and
+`summarize_rows`, which turns raw rows into a summary by the corrected two-pass algorithm (the
+k-way form with every row a shard, taken about one shift and streamed in blocks).
 
 Conventions: ``mean`` is 1-D of length d; ``M2`` is ``(d, d)`` (full) or ``(d,)`` (diagonal).
 Scalar data is handled by the caller as d == 1 with a diagonal M2. Functions never modify their
