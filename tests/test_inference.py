@@ -179,9 +179,8 @@ def test_hotelling_swiss_banknotes_published():
     """The Swiss bank notes example reproduces its published T², F and degrees of freedom.
 
     Flury & Riedwyl's 100 genuine and 100 counterfeit notes, six measurements each (swiss3.txt of
-    Penn State STAT 505, Lesson 7, Example 7-13, whose SAS output prints T² = 2412.45,
-    F = 391.92 on (6, 193) df; JuliaStats/HypothesisTests.jl test/hotelling.jl asserts
-    T² = 2412.4506855 and F = 391.9217023 on the same file).
+    Penn State STAT 505, Lesson 7); JuliaStats/HypothesisTests.jl test/hotelling.jl asserts
+    T² = 2412.4506855 and F = 391.9217023 on (6, 193) df for the same data (checked).
     """
     genuine = np.array(SWISS_GENUINE.split(), dtype=float).reshape(-1, 6)
     counterfeit = np.array(SWISS_COUNTERFEIT.split(), dtype=float).reshape(-1, 6)
@@ -191,6 +190,10 @@ def test_hotelling_swiss_banknotes_published():
     assert result.f == pytest.approx(391.9217023, abs=1e-6)
     assert round(result.t2, 2) == 2412.45 and round(result.f, 2) == 391.92
     assert result.pvalue < 1e-100
+    # With equal group sizes the unequal-covariance statistic is the same number (the same
+    # HypothesisTests.jl test asserts it for UnequalCovHotellingT2).
+    unequal = hotelling_t2(summary(genuine), summary(counterfeit), equal_covariances=False)
+    assert unequal.t2 == pytest.approx(2412.4506855, abs=1e-6)
 
 
 @pytest.mark.parametrize("seed", range(5))
