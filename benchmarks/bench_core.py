@@ -109,7 +109,6 @@ def _memory_case(n_rows: int, d: int) -> Case:
         _check_summary_against_cov(name, s, X, np.cov(X, rowvar=False))
         ours = peak_traced_bytes(lambda: GaussianSummary.from_samples(X))
         theirs = peak_traced_bytes(lambda: np.cov(X, rowvar=False))
-        # The same call in a fresh process, seen by the kernel: counts BLAS buffers and pages too.
         # The same calls in a fresh process, seen by the kernel: counts BLAS buffers and pages too.
         setup = f"""
             from gaussum import GaussianSummary
@@ -330,7 +329,7 @@ def _merge_all_case(n_shards: int, d: int) -> Case:
     def run(settings: Settings) -> list[Row]:
         shards_n = max(_size(settings, n_shards), 8)
         X = _data(shards_n * 20, d)
-        # Shards of unequal sizes (5 to 35 rows), as real partitions are.
+        # Shards of unequal sizes (random cut points: 1 to a few hundred rows), as real partitions are.
         cuts = np.sort(np.random.default_rng(SEED).choice(np.arange(1, X.shape[0]), shards_n - 1, replace=False))
         shards = [GaussianSummary.from_samples(part) for part in np.split(X, cuts)]
         merged = GaussianSummary.merge_all(shards)

@@ -56,12 +56,24 @@ def discover(all_modules: bool) -> list[str]:
     return [m for m in DEFAULT_MODULES if m in found] + [m for m in found if m not in DEFAULT_MODULES]
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def load_cases(module_names: list[str], pattern: str | None) -> list[tuple[str, Case]]:
     """The ``(module, case)`` pairs to run, filtered by `pattern` (case-insensitive search)."""
     regex = re.compile(pattern, re.IGNORECASE) if pattern else None
     selected = []
     for module_name in module_names:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:  # e.g. bench_dask without the dask extra
+            print(f"note: {module_name}.py skipped: {exc} (install its extra to run it)", file=sys.stderr)
+            continue
         if not callable(getattr(module, "cases", None)):
             print(f"note: {module_name}.py defines no cases(); skipped", file=sys.stderr)
             continue
@@ -148,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds, not minutes)")
     parser.add_argument("--only", metavar="PATTERN", help="run cases whose name matches this regex")
     parser.add_argument("--all", action="store_true", help="run every benchmarks/bench_*.py module")
-    parser.add_argument("--repeats", type=int, default=None, help="timed samples per call (default 7, quick 3)")
+    parser.add_argument("--repeats", type=_positive_int, default=None, help="timed samples per call (default 7, quick 3)")
     parser.add_argument("--strict", action="store_true", help="exit with status 2 when a target is missed")
     parser.add_argument("--list", action="store_true", help="list the selected cases and exit")
     parser.add_argument("--blas-threads", type=int, default=None, metavar="N",
@@ -172,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
 
-    repeats = args.repeats or (3 if args.quick else 7)
+    repeats = args.repeats if args.repeats is not None else (3 if args.quick else 7)
     settings = Settings(quick=args.quick, repeats=repeats, min_sample_s=0.005 if args.quick else 0.02)
     selected = load_cases(discover(args.all), args.only)
     if args.list:

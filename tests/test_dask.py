@@ -377,3 +377,22 @@ def test_worker_killed_mid_computation_gives_the_same_summary(client, data):
     assert s.n == N_ROWS
     assert s == expected  # the same tree over the same chunks: the identical value
     assert pid not in client.run(os.getpid).values()  # the victim really died (its nanny restarted it)
+
+
+def test_text_and_timedelta_columns_are_refused_not_parsed(client):
+    """A string Series, named text columns and timedelta columns raise ValueError naming them."""
+    import pandas as pd
+
+    text = dd.from_pandas(pd.Series(["1.5", "2.5", "10"]), npartitions=2)
+    with pytest.raises(ValueError, match="numeric or boolean"):
+        summarize(text, compute=True)
+    frame = dd.from_pandas(pd.DataFrame({"v": ["1", "2", "3"], "w": [1.0, 2.0, 4.0]}), npartitions=1)
+    with pytest.raises(ValueError, match="'v'"):
+        summarize(frame, columns=["v"], compute=True)
+    with pytest.raises(ValueError, match="'v'"):
+        summarize_by(frame.assign(k=1), "k", columns=["v"], compute=True)
+    times = pd.DataFrame({"t": pd.to_timedelta([1, 2, 3], unit="s"), "w": [1.0, 2.0, 4.0]})
+    s = summarize(dd.from_pandas(times, npartitions=1), compute=True)
+    assert s.d == 1 and float(s.mean[0]) == pytest.approx(7 / 3)
+    with pytest.raises(ValueError, match="'t'"):
+        summarize(dd.from_pandas(times, npartitions=1), columns=["t"], compute=True)

@@ -3,7 +3,7 @@
 Each chunk (a block of rows) is summarised where it lives by `GaussianSummary.from_samples`;
 the small summaries are then merged in a tree, ``split_every`` at a time, with
 `GaussianSummary.merge_all`. Only summaries travel between workers: ``d + d*d + 1`` floats per
-chunk, whatever its length.
+chunk (``2d + 1`` for a diagonal summary), whatever its length.
 
 This module needs the ``dask`` extra (``pip install 'gaussum[dask]'``); the core never imports
 it.
@@ -93,11 +93,19 @@ def _merge_final(parts: Any, axis: Any, keepdims: bool) -> GaussianSummary:
     return GaussianSummary.merge_all(_summaries(parts))
 
 
+def _is_real_dtype(dtype: Any) -> bool:
+    """Numbers and booleans (numpy's or pandas' nullable ones); not text, dates or timedeltas."""
+    import pandas.api.types as types  # frames come with pandas; plain dask arrays need none
+    if types.is_bool_dtype(dtype):
+        return True
+    return types.is_numeric_dtype(dtype) and not types.is_timedelta64_dtype(dtype) and not types.is_complex_dtype(dtype)
+
+
 def _numeric_columns(frame: Any, columns: Any, exclude: Any = None) -> list[Any]:
     """The columns to summarise: those named, or every numeric and boolean one but `exclude`."""
+    dtypes = frame._meta.dtypes
     if columns is None:
-        numeric = frame._meta.select_dtypes(include=["number", "bool"]).columns
-        columns = [c for c in numeric if c != exclude]
+        columns = [c for c in frame.columns if c != exclude and _is_real_dtype(dtypes[c])]
         if not columns:
             raise ValueError(f"the DataFrame has no numeric columns to summarise; its dtypes are {dict(frame.dtypes)}")
         return columns
@@ -105,6 +113,9 @@ def _numeric_columns(frame: Any, columns: Any, exclude: Any = None) -> list[Any]
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"columns {missing} are not in the DataFrame; it has {list(frame.columns)}")
+    wrong = {c: str(dtypes[c]) for c in columns if not _is_real_dtype(dtypes[c])}
+    if wrong:
+        raise ValueError(f"columns must be numeric or boolean; {wrong} are not")
     return columns
 
 
@@ -130,6 +141,8 @@ def _as_rows(x: Any, columns: Any) -> Any:
         x = x[_numeric_columns(x, columns)]
     elif columns is not None:
         raise ValueError("columns= selects DataFrame columns; a Series has none")
+    elif not _is_real_dtype(x._meta.dtype):
+        raise ValueError(f"the Series must be numeric or boolean, got dtype {x.dtype}")
     # float64 turns pandas' nullable NA into NaN, which nan_policy then handles.
     return x.astype(np.float64).to_dask_array()
 
@@ -174,7 +187,7 @@ def summarize(
     ValueError
         For a shape other than (N,) or (N, d), a non-numeric dtype, unknown `columns`, or a bad
         `split_every`; at compute time, for a non-finite value under ``nan_policy="raise"``
-        (the message names the chunk and the row within it).
+        (the message gives the chunk's length and the row within that chunk).
     TypeError
         For anything but a Dask array, DataFrame or Series.
 
