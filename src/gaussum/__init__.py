@@ -8,6 +8,7 @@ covariance of all the data to within float64 rounding.
 
 from .summary import FORMAT_VERSION, GaussianSummary
 from .grouped import GroupedSummary
+from .errors import Float64OverflowError, NonFiniteError
 
-__all__ = ["GaussianSummary", "FORMAT_VERSION", "GroupedSummary"]
+__all__ = ["GaussianSummary", "FORMAT_VERSION", "GroupedSummary", "NonFiniteError", "Float64OverflowError"]
 __version__ = "0.1.0"

@@ -341,7 +341,7 @@ def _apply_nan_policy(
     """Handle a block whose sums came out non-finite: raise, or drop its non-finite rows."""
     bad = first_nonfinite_row(block)
     if bad is None:
-        raise overflow_error(name, block)
+        raise overflow_error(name, block, start)
     if nan_policy == "raise":
         raise nonfinite_row_error(name, start + bad, block[bad])
     finite = np.isfinite(block).all(axis=1)
@@ -384,14 +384,14 @@ def _sums_about(
         squares = s_b if diagonal else np.diagonal(s_b)
         if nan_policy != "propagate" and not _all_finite(c_b, squares):
             if cleaned:
-                raise overflow_error(name, block)
+                raise overflow_error(name, block, start)
             block, w, k = _apply_nan_policy(block, w, start, nan_policy, name)
             dropped += k
             if block.shape[0] == 0:
                 continue
             n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal)
             if not _all_finite(c_b, s_b if diagonal else np.diagonal(s_b)):
-                raise overflow_error(name, block)
+                raise overflow_error(name, block)  # rows were dropped: indices no longer apply
         n += n_b
         c += c_b
         scatter += s_b

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import Float64OverflowError, NonFiniteError
+
 __all__ = [
     "NAN_POLICIES",
     "as_data",
@@ -228,17 +230,28 @@ def check_format_header(data: Any, keys: set[str], format_name: str, version: in
         )
 
 
-def nonfinite_row_error(name: str, row_index: int, row: np.ndarray) -> ValueError:
+def nonfinite_row_error(name: str, row_index: int, row: np.ndarray) -> NonFiniteError:
     """The error for a NaN or inf in the data under ``nan_policy="raise"``."""
-    return ValueError(
-        f"{name} has a non-finite value in row {row_index}: {np.asarray(row).tolist()}; "
-        "pass nan_policy='omit' to drop such rows or 'propagate' to return NaN"
+    values = np.asarray(row)
+    column = None if values.ndim == 0 else int(np.flatnonzero(~np.isfinite(values))[0])
+    return NonFiniteError(
+        f"{name} has a non-finite value in row {row_index}: {values.tolist()}; "
+        "pass nan_policy='omit' to drop such rows or 'propagate' to return NaN",
+        row=row_index,
+        column=column,
     )
 
 
-def overflow_error(name: str, block: np.ndarray) -> ValueError:
-    """The error for finite data whose squares overflow float64."""
-    largest = float(np.max(np.abs(block))) if block.size else 0.0
-    return ValueError(
-        f"{name} overflows float64 when squared (largest |value| is {largest:g}); rescale the data first"
+def overflow_error(name: str, block: np.ndarray, first_row: int = 0) -> Float64OverflowError:
+    """The error for finite data whose squares overflow float64.
+
+    For rows (a 2-D block), ``row`` is the index (offset by `first_row`) of the row with the
+    largest magnitude; for one observation it is None.
+    """
+    magnitude = np.abs(block).max(axis=1) if block.ndim == 2 and block.size else None
+    largest = float(magnitude.max()) if magnitude is not None else float(np.max(np.abs(block), initial=0.0))
+    row = first_row + int(magnitude.argmax()) if magnitude is not None else None
+    return Float64OverflowError(
+        f"{name} overflows float64 when squared (largest |value| is {largest:g}); rescale the data first",
+        row=row,
     )

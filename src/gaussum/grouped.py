@@ -273,6 +273,13 @@ class GroupedSummary:
         >>> g.keys().tolist(), g.means.tolist(), g.variances(ddof=0).tolist()
         ([1, 2], [5.0, 1000000002.0], [0.0, 0.6666666666666666])
         """
+        return cls._from_samples_counted(keys, X, weights, diagonal=diagonal, nan_policy=nan_policy)[0]
+
+    @classmethod
+    def _from_samples_counted(
+        cls, keys: Any, X: Any, weights: Any = None, *, diagonal: bool = False, nan_policy: str = "raise"
+    ) -> tuple[GroupedSummary, int]:
+        """`from_samples`, and how many rows ``nan_policy="omit"`` left out (for integrations)."""
         check_nan_policy(nan_policy)
         data = as_data(X)
         scalar = data.ndim == 1
@@ -289,6 +296,7 @@ class GroupedSummary:
         sizes = np.bincount(codes, minlength=g)
         full_diagonal = diagonal or scalar
         counts, means, M2 = kernels.summarize_groups(data, w, order, sizes, full_diagonal)
+        dropped = 0
         if nan_policy != "propagate":
             # A key of no weight comes back empty (zero mean and M2) even if its rows hold NaN,
             # which the core refuses under "raise": so its rows are searched too.
@@ -302,6 +310,7 @@ class GroupedSummary:
                     bad = first_nonfinite_row(data)
                     raise nonfinite_row_error("X", bad, data[bad])
                 else:
+                    dropped = int(N - finite.sum())
                     order = order[finite[order]]
                     sizes = np.bincount(codes[order], minlength=g)
                     counts, means, M2 = kernels.summarize_groups(data, w, order, sizes, full_diagonal)
@@ -309,7 +318,7 @@ class GroupedSummary:
                         raise overflow_error("X", data[finite])
         if scalar:
             means, M2 = means[:, 0], M2[:, 0]
-        return cls._trusted(uniques, counts, means, M2)
+        return cls._trusted(uniques, counts, means, M2), dropped
 
     @classmethod
     def from_summaries(cls, summaries: Any) -> GroupedSummary:

@@ -12,6 +12,7 @@ import attrs
 import numpy as np
 
 from . import _combine
+from .errors import Float64OverflowError, NonFiniteError
 from ._validate import (
     as_count,
     as_data,
@@ -195,14 +196,21 @@ class GaussianSummary:
         >>> float(s.variance())
         0.0625
         """
+        return cls._from_samples_counted(X, weights, diagonal=diagonal, nan_policy=nan_policy)[0]
+
+    @classmethod
+    def _from_samples_counted(
+        cls, X: Any, weights: Any = None, *, diagonal: bool = False, nan_policy: str = "raise"
+    ) -> tuple[GaussianSummary, int]:
+        """`from_samples`, and how many rows ``nan_policy="omit"`` left out (for integrations)."""
         check_nan_policy(nan_policy)
         data = as_data(X)
         scalar = data.ndim == 1
         if scalar:
             data = data.reshape(-1, 1)
         w = None if weights is None else as_weights(weights, data.shape[0])
-        n, mean, M2, _ = _combine.summarize_rows(data, w, diagonal or scalar, nan_policy)
-        return cls._from_moments_1d((n, mean, M2), scalar)
+        n, mean, M2, dropped = _combine.summarize_rows(data, w, diagonal or scalar, nan_policy)
+        return cls._from_moments_1d((n, mean, M2), scalar), dropped
 
     @classmethod
     def from_moments(cls, n: Any, mean: Any, cov: Any, ddof: int = 1) -> GaussianSummary:
@@ -436,7 +444,7 @@ class GaussianSummary:
         """
         result = GaussianSummary._from_moments_1d(moments, self.mean.ndim == 0)
         if inputs and not result._is_finite() and all(s._is_finite() for s in inputs):
-            raise ValueError(
+            raise Float64OverflowError(
                 "the result overflows float64 (sums of squares past 1.8e308); rescale the data first"
             )
         return result
@@ -747,10 +755,11 @@ class GaussianSummary:
         return f"GaussianSummary(n={count}, d={self.d}, {kind}, mean={mean})"
 
 
-def _nonfinite_row(row: np.ndarray) -> ValueError:
-    return ValueError(
+def _nonfinite_row(row: np.ndarray) -> NonFiniteError:
+    return NonFiniteError(
         f"x has a non-finite value: {row.tolist()}; pass nan_policy='omit' to skip such rows "
-        "or 'propagate' to return NaN"
+        "or 'propagate' to return NaN",
+        column=None if row.ndim == 0 else int(np.flatnonzero(~np.isfinite(row))[0]),
     )
 
 
