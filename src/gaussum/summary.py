@@ -279,6 +279,16 @@ class GaussianSummary:
         """Number of variables (1 for scalar data)."""
         return self.mean.size
 
+    @property
+    def w2(self) -> float:
+        """Sum over rows of frequency weight times reliability weight squared (``n`` when unweighted)."""
+        return self.n
+
+    @property
+    def effective_n(self) -> float:
+        """Kish's effective sample size, ``n**2 / w2`` (``n`` for unweighted data)."""
+        return self.n
+
     def _degrees_of_freedom(self, ddof: float) -> float:
         """``n - ddof``, or 0 with numpy's RuntimeWarning when it is not positive."""
         dof = self.n - ddof
