@@ -7,7 +7,7 @@ import pytest
 
 from gaussum import GaussianSummary
 
-from nist import load_certified, load_data, lre
+from nist import git_blob_id, header_values, load_certified, load_data, lre
 
 CERTIFIED = load_certified()
 
@@ -45,6 +45,15 @@ def paths(x: np.ndarray, seed: int):
     yield "pairwise tree", level[0]
     yield "merge_all", GaussianSummary.merge_all(shards)
     yield "merge_all of single rows", GaussianSummary.merge_all(GaussianSummary.from_samples(x[i : i + 1]) for i in range(len(x)))
+
+
+@pytest.mark.parametrize("name", sorted(CERTIFIED))
+def test_the_bundled_files_are_the_recorded_copies(name):
+    """Each data file is byte for byte the copy certified.json records, and its header states those values."""
+    info = CERTIFIED[name]
+    assert git_blob_id(info["file"]) == info["git_blob"]
+    header = header_values(info["file"])
+    assert header == {key: str(info[key]) for key in ("mean", "std", "lag1_autocorrelation", "n")}
 
 
 @pytest.mark.parametrize("name", sorted(CERTIFIED))
