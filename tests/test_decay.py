@@ -130,11 +130,13 @@ def test_scaled_refuses_bad_factors(factor):
         GroupedSummary.from_samples([1, 2], [1.0, 2.0]).scaled(factor)
 
 
-def test_documented_ddof_makes_forgotten_variance_unbiased():
-    """With ddof = (1 + lam**t) / (1 + lam) the decayed variance is unbiased for iid data; ddof=1 is not.
+def test_forgotten_variance_is_unbiased_with_ddof_1():
+    """With w2 scaled by lam**2, variances(ddof=1) of a decayed summary is unbiased for iid data.
 
-    Monte Carlo over 4000 independent streams (one key each, so one GroupedSummary runs them all);
-    the bound is four standard errors of the average.
+    The divisor is n - w2 / n, i.e. the ddof the README used to ask users to work out by hand,
+    (1 + lam**t) / (1 + lam), and the frequency-weight divisor n - 1 is biased. Monte Carlo over
+    4000 independent streams (one key each, so one GroupedSummary runs them all); the bound is
+    four standard errors of the average.
     """
     rng = np.random.default_rng(7)
     lam, steps, streams = 0.8, 60, 4000
@@ -146,6 +148,8 @@ def test_documented_ddof_makes_forgotten_variance_unbiased():
     n_eff = (1 + lam) * (1 - lam**steps) / ((1 - lam) * (1 + lam**steps))
     assert g.counts[0] == pytest.approx((1 - lam**steps) / (1 - lam), rel=1e-12)
     assert g.counts[0] / ddof == pytest.approx(n_eff, rel=1e-12)
+    assert g.effective_n[0] == pytest.approx(n_eff, rel=1e-12)
+    assert g.counts[0] - g.w2[0] / g.counts[0] == pytest.approx(g.counts[0] - ddof, rel=1e-12)
     standard_error = np.sqrt(2 / n_eff / streams) * 1.5  # the weighted variance is a bit noisier
-    assert abs(g.variances(ddof=ddof).mean() - 1.0) < 4 * standard_error
-    assert g.variances(ddof=1).mean() - 1.0 > 8 * standard_error
+    assert abs(g.variances(ddof=1).mean() - 1.0) < 4 * standard_error
+    assert (g.M2 / (g.counts - 1)).mean() - 1.0 > 8 * standard_error

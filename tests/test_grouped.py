@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gaussum import GaussianSummary, GroupedSummary
-from gaussum import _combine, _grouped_kernels, _validate
+from gaussum import _combine, _kernel, _moments, _validate
 
 U = np.finfo(np.float64).eps / 2
 
@@ -40,9 +40,9 @@ def rng():
 
 def use_tiny_blocks(patch, rows):
     """Blocks of `rows` rows, in the grouped kernel and in the core's streaming of large keys."""
-    for module in (_grouped_kernels, _combine):
-        patch.setattr(module, "_BLOCK_BYTES", 1)
-        patch.setattr(module, "_MIN_BLOCK_ROWS", rows)
+    for prefix in ("_GROUP", ""):
+        patch.setattr(_kernel, f"{prefix}_BLOCK_BYTES", 1)
+        patch.setattr(_kernel, f"{prefix}_MIN_BLOCK_ROWS" if not prefix else "_MIN_GROUP_BLOCK_ROWS", rows)
 
 
 @pytest.fixture(params=["default-blocks", "tiny-blocks"])
@@ -545,7 +545,7 @@ def _valid_dict():
         (lambda d: d.pop("counts"), "missing keys"),
         (lambda d: d.update(extra=1), "unexpected keys"),
         (lambda d: d.update(format="gaussum.GaussianSummary"), "format"),
-        (lambda d: d.update(version=2), "version"),
+        (lambda d: d.update(version=3), "version"),
         (lambda d: d.update(version=True), "version"),
         (lambda d: d.update(version=1.0), "version"),
         (lambda d: d.update(counts=[10**400, 1.0]), "too large for float64"),
@@ -603,15 +603,14 @@ def test_repr_is_short():
 
 
 def test_kernels_use_the_cores_functions():
-    """The grouped code calls the core's merge rule, TwoSum, re-centring threshold and checks."""
-    from gaussum import grouped
+    """Grouped and plain summaries share one combine module, one row kernel and one record."""
+    from gaussum import grouped, summary
 
-    assert grouped.merge_segments is _combine.merge_segments
-    assert _grouped_kernels.two_sum is _combine.two_sum
-    assert _grouped_kernels.summarize_rows is _combine.summarize_rows
-    assert _grouped_kernels._MAX_SHIFT_IN_STD == _combine._MAX_SHIFT_IN_STD
-    assert grouped.check_symmetric is _validate.check_symmetric
-    assert grouped.nonfinite_row_error is _validate.nonfinite_row_error
+    assert grouped._combine is summary._combine is _combine
+    assert grouped._kernel is summary._kernel is _kernel
+    assert _kernel.two_sum is _combine.two_sum
+    assert grouped.Moments is summary.Moments is _moments.Moments
+    assert _kernel.nonfinite_row_error is _validate.nonfinite_row_error
 
 
 @pytest.mark.parametrize("kind", ["full", "diagonal"])
@@ -658,9 +657,9 @@ def test_merge_segments_is_merge_many_per_run(rng, kind):
     if kind == "diagonal":
         M2s = np.diagonal(M2s, axis1=1, axis2=2).copy()
     starts = np.array([0, 1, 5, 6, 20, 33])
-    n, mean, M2 = _combine.merge_segments(ns, means, M2s, starts)
+    n, mean, M2, _ = _combine.merge_segments(ns, means, M2s, ns, starts)
     for r, (a, b) in enumerate(zip(starts, [*starts[1:], p])):
-        n_r, mean_r, M2_r = _combine.merge_many(ns[a:b], means[a:b], M2s[a:b])
+        n_r, mean_r, M2_r, _ = _combine.merge_many(ns[a:b], means[a:b], M2s[a:b], ns[a:b])
         assert n[r] == pytest.approx(n_r, rel=4 * U)
         scale = np.sqrt(np.diagonal(M2_r) if kind == "full" else M2_r)
         np.testing.assert_array_less(np.abs(mean[r] - mean_r), 4 * U * np.abs(mean_r) + 1e-15)
@@ -668,7 +667,7 @@ def test_merge_segments_is_merge_many_per_run(rng, kind):
         np.testing.assert_array_less(np.abs(M2[r] - M2_r), 1e-9 * bound + 1e-300)
     if kind == "full":
         assert np.array_equal(M2, M2.transpose(0, 2, 1))
-        _, _, single = _combine.merge_many(ns, means, M2s)
+        _, _, single, _ = _combine.merge_many(ns, means, M2s, ns)
         assert np.array_equal(single, single.T)
 
 
@@ -677,7 +676,7 @@ def test_merge_many_ignores_zero_counts_whatever_they_hold():
     ns = np.array([2.0, 0.0, 3.0])
     means = np.array([[1.0], [np.nan], [2.0]])
     M2s = np.array([[[0.5]], [[0.0]], [[1.0]]])
-    n, mean, M2 = _combine.merge_many(ns, means, M2s)
+    n, mean, M2, _ = _combine.merge_many(ns, means, M2s, ns)
     assert n == 5.0 and mean[0] == pytest.approx(1.6) and M2[0, 0] == pytest.approx(1.5 + 1.2)
 
 

@@ -439,7 +439,7 @@ def test_to_scipy_multivariate():
     X = correlated(rng, 30, 3, offset=10.0)
     s = shards(X, [7])
     for ddof in (0, 1):
-        dist = s.to_scipy(ddof=ddof)
+        dist = to_scipy(s, ddof=ddof)
         reference = stats.multivariate_normal(X.mean(axis=0), np.cov(X, rowvar=False, ddof=ddof))
         np.testing.assert_allclose(dist.mean, X.mean(axis=0), rtol=1e-12)
         np.testing.assert_allclose(dist.cov, np.cov(X, rowvar=False, ddof=ddof), rtol=1e-10)

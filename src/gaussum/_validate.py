@@ -22,21 +22,14 @@ __all__ = [
     "check_nan_policy",
     "as_count",
     "as_field",
-    "check_fields",
     "first_nonfinite_row",
-    "readonly",
     "is_number_tree",
     "check_format_header",
     "nonfinite_row_error",
     "overflow_error",
-    "check_symmetric",
 ]
 
 NAN_POLICIES = ("raise", "omit", "propagate")
-
-# A matrix read from outside (a file, a user's hand-built M2) may carry the asymmetry that BLAS
-# leaves in X.T @ X; anything larger than this many units of rounding is a real error.
-_SYMMETRY_ULPS = 64
 
 
 def check_nan_policy(nan_policy: str) -> str:
@@ -132,81 +125,6 @@ def as_field(value: Any, name: str) -> np.ndarray:
     return out
 
 
-def check_fields(n: float, mean: np.ndarray, M2: np.ndarray) -> np.ndarray:
-    """Check that ``(n, mean, M2)`` describe a summary; return M2, symmetrised if need be.
-
-    Raises ValueError for a wrong shape, a non-finite value, a non-symmetric M2, a negative
-    variance, or a summary of no observations (n == 0) whose mean or M2 is not zero.
-    """
-    if mean.ndim > 1:
-        raise ValueError(f"mean must have shape () or (d,), got {mean.shape}")
-    if mean.ndim == 1 and mean.shape[0] == 0:
-        raise ValueError("mean must have at least one variable, got shape (0,)")
-    d = mean.shape[0] if mean.ndim else None
-    allowed = [()] if d is None else [(d,), (d, d)]
-    if M2.shape not in allowed:
-        expected = " or ".join(str(s) for s in allowed)
-        raise ValueError(f"M2 must have shape {expected} to match mean {mean.shape}, got {M2.shape}")
-    for label, array in (("mean", mean), ("M2", M2)):
-        if not np.isfinite(array).all():
-            where = np.argwhere(~np.isfinite(array))[0]
-            index = tuple(int(i) for i in where)
-            raise ValueError(f"{label} must be finite; {label}{list(index)} is {float(array[index])!r}")
-    diag = np.diagonal(M2) if M2.ndim == 2 else M2
-    if (diag < 0).any():
-        i = int(np.flatnonzero(np.atleast_1d(diag) < 0)[0])
-        raise ValueError(
-            f"M2 must have non-negative diagonal (sums of squared deviations); "
-            f"entry {i} is {float(np.atleast_1d(diag)[i])!r}"
-        )
-    if M2.ndim == 2:
-        M2 = check_symmetric(M2, "M2")
-    if n == 0 and (mean.any() or M2.any()):
-        raise ValueError("a summary of no observations (n == 0) must have zero mean and M2")
-    return M2
-
-
-def check_symmetric(M2: np.ndarray, name: str) -> np.ndarray:
-    """Check the last two axes of M2 hold symmetric scatter matrices; return them symmetrised.
-
-    Asymmetry at rounding level (as BLAS leaves in ``X.T @ X``) is mended by mirroring the upper
-    triangle; anything larger, or an entry that breaks Cauchy-Schwarz
-    (``M2_ij^2 > M2_ii M2_jj``, which no data can produce), raises ValueError naming it.
-    """
-    diag = np.diagonal(M2, axis1=-2, axis2=-1)
-    root = np.sqrt(diag)  # product of roots: the product of diagonals can overflow
-    scale = root[..., :, None] * root[..., None, :]
-    eps = np.finfo(np.float64).eps
-    if not np.array_equal(M2, np.swapaxes(M2, -1, -2)):
-        gap = np.abs(M2 - np.swapaxes(M2, -1, -2))
-        bad = gap > _SYMMETRY_ULPS * eps * scale
-        if bad.any():
-            *where, i, j = (int(k) for k in np.argwhere(bad)[0])
-            at = tuple(where)
-            raise ValueError(
-                f"{name} must be symmetric; {name}{list(at) + [i, j]} = {float(M2[at + (i, j)])!r} "
-                f"but {name}{list(at) + [j, i]} = {float(M2[at + (j, i)])!r}"
-            )
-        M2 = np.triu(M2) + np.swapaxes(np.triu(M2, 1), -1, -2)
-        M2.setflags(write=False)
-    # Merges round, so allow a relative 1e-9 before calling a matrix impossible.
-    impossible = np.abs(M2) > scale * (1 + 1e-9) + np.finfo(np.float64).tiny
-    if impossible.any():
-        *where, i, j = (int(k) for k in np.argwhere(impossible)[0])
-        at = tuple(where)
-        raise ValueError(
-            f"{name} is not a scatter matrix: |{name}{list(at) + [i, j]}| = {abs(float(M2[at + (i, j)])):g} "
-            f"exceeds sqrt({name}[{i}, {i}] * {name}[{j}, {j}]) = {float(scale[at + (i, j)]):g}"
-        )
-    return M2
-
-
-def readonly(array: np.ndarray) -> np.ndarray:
-    """Mark an array this package created as read-only and return it."""
-    array.setflags(write=False)
-    return array
-
-
 def is_number_tree(value: Any) -> bool:
     """True for a number, or a (nested) list of numbers, as JSON gives; bools excluded."""
     if isinstance(value, list):
@@ -214,20 +132,25 @@ def is_number_tree(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_format_header(data: Any, keys: set[str], format_name: str, version: int) -> None:
-    """Check a dict from ``to_dict``: its type, its exact keys, its format name and version."""
+def check_format_header(data: Any, fields: dict[int, set[str]], format_name: str) -> int:
+    """Check a dict from ``to_dict``: its type, format name and version, and that version's exact keys.
+
+    `fields` maps each version this gaussum reads to its keys; returns the dict's version.
+    """
     if not isinstance(data, dict):
         raise ValueError(f"from_dict expects a dict, got {type(data).__name__}")
+    version = data.get("version")
+    if type(version) is not int or version not in fields:
+        readable = " and ".join(str(v) for v in sorted(fields))
+        raise ValueError(f"unsupported summary format version {version!r}; this gaussum reads {readable}")
+    keys = fields[version]
     if set(data) != keys:
         missing = sorted(keys - set(data))
         extra = sorted(set(data) - keys)
         raise ValueError(f"summary dict has missing keys {missing} and unexpected keys {extra}")
     if data["format"] != format_name:
         raise ValueError(f"summary dict has format {data['format']!r}, expected {format_name!r}")
-    if type(data["version"]) is not int or data["version"] != version:
-        raise ValueError(
-            f"unsupported summary format version {data['version']!r}; this gaussum reads {version}"
-        )
+    return version
 
 
 def nonfinite_row_error(name: str, row_index: int, row: np.ndarray) -> NonFiniteError:

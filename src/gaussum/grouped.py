@@ -1,16 +1,16 @@
-"""`GroupedSummary`: one `GaussianSummary` per key, stored column-wise, as one immutable value."""
+"""`GroupedSummary`: one `GaussianSummary` per key, as keys plus one moments record."""
 
 from __future__ import annotations
 
 import numbers
-import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
-from . import _grouped_kernels as kernels
-from ._combine import merge_segments
+from . import _combine, _kernel
+from . import _keys as keyset
+from ._moments import FieldNames, Frozen, Moments, readonly
 from ._validate import (
     as_count,
     as_data,
@@ -18,112 +18,50 @@ from ._validate import (
     as_weights,
     check_format_header,
     check_nan_policy,
-    check_symmetric,
-    first_nonfinite_row,
     is_number_tree,
-    nonfinite_row_error,
-    overflow_error,
-    readonly,
 )
+from .errors import Float64OverflowError
 from .summary import GaussianSummary
 
 __all__ = ["GroupedSummary", "GROUPED_FORMAT_VERSION"]
 
-#: Version of the layout written by `GroupedSummary.to_dict`.
-GROUPED_FORMAT_VERSION = 1
+#: Version of the layout written by `GroupedSummary.to_dict` (version 1, without ``w2``, is
+#: still read).
+GROUPED_FORMAT_VERSION = 2
 _FORMAT_NAME = "gaussum.GroupedSummary"
-_DICT_FIELDS = {"format", "version", "key_dtype", "keys", "shape", "diagonal", "counts", "means", "M2"}
-# Key dtypes that to_dict can write exactly: bool, integers, floats, strings, datetimes, timedeltas.
-_SERIALISABLE_KINDS = "biufUMm"
+_FIELDS_V1 = {"format", "version", "key_dtype", "keys", "shape", "diagonal", "counts", "means", "M2"}
+_DICT_FIELDS = {1: _FIELDS_V1, 2: _FIELDS_V1 | {"w2"}}
 
 
-def _as_keys(keys: Any, name: str = "keys") -> np.ndarray:
-    """Keys as a 1-D array of labels that can be ordered; NaN and NaT are refused."""
-    array = np.asarray(keys)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of labels, got shape {array.shape}")
-    if array.dtype.kind == "c":
-        raise ValueError(f"{name} must be labels that can be ordered, got complex dtype {array.dtype}")
-    if array.dtype.kind in "fMm" and np.isnan(array).any():
-        i = int(np.flatnonzero(np.isnan(array))[0])
-        raise ValueError(f"{name} must not hold NaN or NaT (it equals no key); {name}[{i}] is {_label(array[i])!r}")
-    if array.dtype.kind == "f" and np.isinf(array).any():
-        i = int(np.flatnonzero(np.isinf(array))[0])
-        raise ValueError(f"{name} must be finite; {name}[{i}] is {_label(array[i])!r}")
-    return array
+def _names(keys: np.ndarray) -> FieldNames:
+    """Error-message names for a record whose groups are `keys`."""
+    return FieldNames("counts", "means", lambda i: repr(keyset.label(keys[i])))
 
 
-def _factorize(keys: np.ndarray, name: str = "keys") -> tuple[np.ndarray, np.ndarray]:
-    try:
-        uniques, codes = kernels.factorize(keys)
-    except TypeError as exc:
-        raise ValueError(f"{name} must be labels that can be ordered: {exc}") from None
-    if uniques.dtype.kind == "O" and uniques.size and all(isinstance(k, str) for k in uniques):
-        uniques = uniques.astype(str)  # object arrays of strings (pandas' default) become '<U'
-    return uniques, codes
-
-
-def _check_stack(keys: np.ndarray, counts: np.ndarray, means: np.ndarray, M2: np.ndarray) -> np.ndarray:
-    """Check the stacked fields of a grouped summary (as `_validate.check_fields`, per group).
-
-    Returns M2, symmetrised if it carried rounding-sized asymmetry.
-    """
-    g = keys.size
+def _check_sorted(keys: np.ndarray) -> None:
     if keys.size > 1:
         try:
-            increasing = bool(np.all(keys[1:] > keys[:-1]))
+            increasing = keys[1:] > keys[:-1]
         except TypeError as exc:
             raise ValueError(f"keys must be labels that can be ordered: {exc}") from None
-        if not increasing:
-            i = int(np.flatnonzero(~(keys[1:] > keys[:-1]))[0])
+        if not np.all(increasing):
+            i = int(np.flatnonzero(~increasing)[0])
             raise ValueError(
-                f"keys must be distinct and sorted; keys[{i}] = {_label(keys[i])!r} is not below "
-                f"keys[{i + 1}] = {_label(keys[i + 1])!r}"
+                f"keys must be distinct and sorted; keys[{i}] = {keyset.label(keys[i])!r} is not below "
+                f"keys[{i + 1}] = {keyset.label(keys[i + 1])!r}"
             )
-    if counts.shape != (g,):
-        raise ValueError(f"counts must have shape ({g},) to match the keys, got {counts.shape}")
-    bad = ~np.isfinite(counts) | (counts < 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"counts must be finite and non-negative; counts[{i}] is {float(counts[i])!r}")
-    if means.ndim not in (1, 2) or means.shape[0] != g or (means.ndim == 2 and means.shape[1] == 0):
-        raise ValueError(f"means must have shape ({g},) or ({g}, d) with d >= 1, got {means.shape}")
-    allowed = [(g,)] if means.ndim == 1 else [means.shape, (*means.shape, means.shape[1])]
-    if M2.shape not in allowed:
-        expected = " or ".join(str(s) for s in allowed)
-        raise ValueError(f"M2 must have shape {expected} to match means {means.shape}, got {M2.shape}")
-    for label, array in (("means", means), ("M2", M2)):
-        if not np.isfinite(array).all():
-            index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-            raise ValueError(f"{label} must be finite; {label}{list(index)} is {float(array[index])!r}")
-    squares = np.diagonal(M2, axis1=1, axis2=2) if M2.ndim == 3 else M2
-    if (squares < 0).any():
-        index = tuple(int(i) for i in np.argwhere(squares < 0)[0])
-        raise ValueError(
-            f"M2 must have non-negative variances (sums of squared deviations); "
-            f"M2 of key {_label(keys[index[0]])!r} has {float(squares[index])!r}"
-        )
-    if M2.ndim == 3:
-        M2 = check_symmetric(M2, "M2")
-    empty = counts == 0
-    if empty.any():
-        nonzero = means[empty].reshape(int(empty.sum()), -1).any(axis=1)
-        nonzero |= M2[empty].reshape(int(empty.sum()), -1).any(axis=1)
-        if nonzero.any():
-            key = keys[np.flatnonzero(empty)[np.flatnonzero(nonzero)[0]]]
-            raise ValueError(f"key {_label(key)!r} has count 0 (no observations), so its mean and M2 must be zero")
-    return M2
 
 
-class GroupedSummary:
-    """One Gaussian summary per key, stored column-wise: keys, counts, means and M2.
+class GroupedSummary(Frozen):
+    """One Gaussian summary per key, stored column-wise: keys, counts, means, M2 and w2.
 
-    For the rows of each key, ``counts[i]`` is their total weight, ``means[i]`` their mean and
-    ``M2[i]`` their summed outer products of deviations from that mean: exactly what
-    `GaussianSummary` holds, stacked over keys. Keys are kept distinct and sorted. Grouped
-    summaries of disjoint data merge with ``+`` key by key (keys in only one side are kept as
-    they are), by the same rule as `GaussianSummary`, to within float64 rounding. Values are
-    immutable: the arrays are copies marked read-only.
+    For the rows of each key, ``counts[i]`` is their total weight, ``means[i]`` their mean,
+    ``M2[i]`` their summed outer products of deviations from that mean and ``w2[i]`` their sum of
+    frequency weight times squared reliability weight: exactly what `GaussianSummary` holds,
+    stacked over keys (the same record). Keys are kept distinct and sorted. Grouped summaries of
+    disjoint data merge with ``+`` key by key (keys in only one side are kept as they are), by
+    the same rule as `GaussianSummary`, to within float64 rounding; ``-`` removes a part key by
+    key. Values are immutable: the arrays are copies marked read-only.
 
     Parameters
     ----------
@@ -135,12 +73,14 @@ class GroupedSummary:
     means : array_like, shape (g, d), or (g,) for scalar data
     M2 : array_like, shape (g, d, d), (g, d) for diagonal summaries, or (g,) for scalar data
         Symmetric with non-negative variances; zero, like the mean, for a key of count 0.
+    w2 : array_like, shape (g,), optional
+        As `GaussianSummary`'s, per key; None (the default) means ``w2 = counts``.
 
     Raises
     ------
     ValueError
         For unsorted or repeated keys, mis-shaped or non-finite arrays, negative counts or
-        variances, a non-symmetric M2.
+        variances, a non-symmetric M2, a bad w2.
 
     See Also
     --------
@@ -161,41 +101,33 @@ class GroupedSummary:
     True
     """
 
-    __slots__ = ("_keys", "counts", "means", "M2")
+    __slots__ = ("_keys", "_moments", "__weakref__")
 
     _keys: np.ndarray
-    counts: np.ndarray
-    means: np.ndarray
-    M2: np.ndarray
+    _moments: Moments
 
-    def __init__(self, keys: Any, counts: Any, means: Any, M2: Any) -> None:
-        key_array = _as_keys(keys)
+    def __init__(self, keys: Any, counts: Any, means: Any, M2: Any, w2: Any = None) -> None:
+        key_array = keyset.as_keys(keys)
         if key_array.dtype.kind == "O" and key_array.size and all(isinstance(k, str) for k in key_array):
             key_array = key_array.astype(str)
         key_array = readonly(np.array(key_array, copy=True))
+        _check_sorted(key_array)
         count_array = as_field(counts, "counts")
+        g = key_array.size
+        if count_array.shape != (g,):
+            raise ValueError(f"counts must have shape ({g},) to match the keys, got {count_array.shape}")
         mean_array = as_field(means, "means")
-        M2_array = as_field(M2, "M2")
-        M2_array = _check_stack(key_array, count_array, mean_array, M2_array)
-        self._set(key_array, count_array, mean_array, M2_array)
-
-    def _set(self, keys: np.ndarray, counts: np.ndarray, means: np.ndarray, M2: np.ndarray) -> None:
-        object.__setattr__(self, "_keys", readonly(keys))
-        object.__setattr__(self, "counts", readonly(counts))
-        object.__setattr__(self, "means", readonly(means))
-        object.__setattr__(self, "M2", readonly(M2))
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"GroupedSummary is immutable; cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"GroupedSummary is immutable; cannot delete {name!r}")
+        if mean_array.ndim not in (1, 2) or mean_array.shape[0] != g or (mean_array.ndim == 2 and mean_array.shape[1] == 0):
+            raise ValueError(f"means must have shape ({g},) or ({g}, d) with d >= 1, got {mean_array.shape}")
+        w2_array = None if w2 is None else as_field(w2, "w2")
+        record = Moments.checked(count_array, mean_array, as_field(M2, "M2"), w2_array, _names(key_array))
+        self._set(_keys=key_array, _moments=record)
 
     @classmethod
-    def _trusted(cls, keys: np.ndarray, counts: np.ndarray, means: np.ndarray, M2: np.ndarray) -> GroupedSummary:
-        """Wrap arrays this package computed itself: no copy, no checks; marks them read-only."""
+    def _trusted(cls, keys: np.ndarray, record: Moments) -> GroupedSummary:
+        """Wrap keys and a record this package computed itself: no copy, no checks."""
         self = object.__new__(cls)
-        self._set(keys, counts, means, M2)
+        self._set(_keys=readonly(keys), _moments=record)
         return self
 
     # -- construction -------------------------------------------------------------------------
@@ -211,10 +143,17 @@ class GroupedSummary:
         diagonal : bool
         key_dtype : dtype
             The dtype of the (empty) keys array.
+
+        Returns
+        -------
+        GroupedSummary
         """
         template = GaussianSummary.empty(d, diagonal=diagonal)
         keys = np.empty(0, dtype=key_dtype)
-        return cls._trusted(keys, np.zeros(0), np.zeros((0, *template.mean.shape)), np.zeros((0, *template.M2.shape)))
+        record = Moments.trusted(
+            np.zeros(0), np.zeros((0, *template.mean.shape)), np.zeros((0, *template.M2.shape)), np.zeros(0)
+        )
+        return cls._trusted(keys, record)
 
     @classmethod
     def from_samples(
@@ -223,6 +162,7 @@ class GroupedSummary:
         X: Any,
         weights: Any = None,
         *,
+        aweights: Any = None,
         diagonal: bool = False,
         nan_policy: str = "raise",
     ) -> GroupedSummary:
@@ -237,6 +177,8 @@ class GroupedSummary:
             Rows are observations; a 1-D array is N scalar observations.
         weights : array_like, shape (N,), optional
             Frequency weights, finite and >= 0.
+        aweights : array_like, shape (N,), optional
+            Reliability weights, finite and >= 0 (see `GaussianSummary.from_samples`).
         diagonal : bool
             Keep only the per-variable sums of squares.
         nan_policy : {"raise", "omit", "propagate"}
@@ -258,12 +200,12 @@ class GroupedSummary:
         Notes
         -----
         Keys are factorised (counted when they are integers over a compact range, sorted
-        otherwise) and the rows are visited in key order, a block of a few thousand rows at a
-        time, so the extra memory is the permutation (N integers) plus one block. In each block,
-        every key's rows get the core's corrected two-pass: a shift at the key's mean, held in two
-        float64 parts, then the centred sums ``c`` and scatter ``S`` of the rows, and
-        ``M2 = S - c c^T / n``, with ``np.add.reduceat`` doing the per-key sums. A key cut by a
-        block boundary is merged across blocks by the k-way rule.
+        otherwise) and the rows are visited in key order by the row kernel
+        (`gaussum._kernel.summarize_groups`), a block of a few thousand rows at a time, so the
+        extra memory is the permutation (N integers) plus one block. In each block, every key's
+        rows get the corrected two-pass of `GaussianSummary.from_samples`: a shift at the key's
+        mean, held in two float64 parts, then the centred sums ``c`` and scatter ``S`` of the
+        rows, and ``M2 = S - c c^T / n``.
 
         Examples
         --------
@@ -273,52 +215,43 @@ class GroupedSummary:
         >>> g.keys().tolist(), g.means.tolist(), g.variances(ddof=0).tolist()
         ([1, 2], [5.0, 1000000002.0], [0.0, 0.6666666666666666])
         """
-        return cls._from_samples_counted(keys, X, weights, diagonal=diagonal, nan_policy=nan_policy)[0]
+        return cls._from_samples_counted(
+            keys, X, weights, aweights=aweights, diagonal=diagonal, nan_policy=nan_policy
+        )[0]
 
     @classmethod
     def _from_samples_counted(
-        cls, keys: Any, X: Any, weights: Any = None, *, diagonal: bool = False, nan_policy: str = "raise"
+        cls,
+        keys: Any,
+        X: Any,
+        weights: Any = None,
+        *,
+        aweights: Any = None,
+        diagonal: bool = False,
+        nan_policy: str = "raise",
+        name: str = "X",
     ) -> tuple[GroupedSummary, int]:
         """`from_samples`, and how many rows ``nan_policy="omit"`` left out (for integrations)."""
         check_nan_policy(nan_policy)
-        data = as_data(X)
+        data = as_data(X, name)
         scalar = data.ndim == 1
         if scalar:
             data = data.reshape(-1, 1)
         N = data.shape[0]
-        key_array = _as_keys(keys)
+        key_array = keyset.as_keys(keys)
         if key_array.shape != (N,):
-            raise ValueError(f"keys must have shape ({N},) to match the rows of X, got {key_array.shape}")
-        w = None if weights is None else as_weights(weights, N)
-        uniques, codes = _factorize(key_array)
-        g = uniques.size
-        order = kernels.sort_order(codes, g)
-        sizes = np.bincount(codes, minlength=g)
-        full_diagonal = diagonal or scalar
-        counts, means, M2 = kernels.summarize_groups(data, w, order, sizes, full_diagonal)
-        dropped = 0
-        if nan_policy != "propagate":
-            # A key of no weight comes back empty (zero mean and M2) even if its rows hold NaN,
-            # which the core refuses under "raise": so its rows are searched too.
-            weightless = w is not None and bool((counts[sizes > 0] == 0).any())
-            if weightless or not _all_finite(means, M2):
-                finite = _finite_rows(data)
-                if finite.all():
-                    if not _all_finite(means, M2):
-                        raise overflow_error("X", data)
-                elif nan_policy == "raise":
-                    bad = first_nonfinite_row(data)
-                    raise nonfinite_row_error("X", bad, data[bad])
-                else:
-                    dropped = int(N - finite.sum())
-                    order = order[finite[order]]
-                    sizes = np.bincount(codes[order], minlength=g)
-                    counts, means, M2 = kernels.summarize_groups(data, w, order, sizes, full_diagonal)
-                    if not _all_finite(means, M2):
-                        raise overflow_error("X", data[finite])
+            raise ValueError(f"keys must have shape ({N},) to match the rows of {name}, got {key_array.shape}")
+        fweights = None if weights is None else as_weights(weights, N)
+        reliability = None if aweights is None else as_weights(aweights, N, "aweights")
+        uniques, codes = keyset.factorize(key_array)
+        order = keyset.sort_order(codes, uniques.size)
+        counts, means, M2, w2, dropped = _kernel.summarize_groups(
+            data, _kernel.row_weights(fweights, reliability), codes, uniques.size, order,
+            diagonal or scalar, nan_policy, name,
+        )
         if scalar:
             means, M2 = means[:, 0], M2[:, 0]
-        return cls._trusted(uniques, counts, means, M2), dropped
+        return cls._trusted(uniques, Moments.trusted(counts, means, M2, w2)), dropped
 
     @classmethod
     def from_summaries(cls, summaries: Any) -> GroupedSummary:
@@ -338,21 +271,47 @@ class GroupedSummary:
             if not isinstance(s, GaussianSummary):
                 raise TypeError(f"from_summaries takes GaussianSummary values; item {i} is {type(s).__name__}")
             pairs[0][1]._check_compatible(s, "group")
-        keys = _as_keys([k for k, _ in pairs])
+        keys = keyset.as_keys([k for k, _ in pairs])
         order = np.argsort(keys, kind="stable")
         keys = keys[order]
         repeated = np.flatnonzero(keys[1:] == keys[:-1])
         if repeated.size:
-            raise ValueError(f"from_summaries got duplicate key {_label(keys[repeated[0]])!r}")
+            raise ValueError(f"from_summaries got duplicate key {keyset.label(keys[repeated[0]])!r}")
         items = [pairs[i][1] for i in order]
         return cls(
             keys,
             [s.n for s in items],
             np.stack([s.mean for s in items]),
             np.stack([s.M2 for s in items]),
+            [s.w2 for s in items],
         )
 
     # -- fields and derived quantities --------------------------------------------------------
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Total weight per key, shape ``(g,)`` (read-only)."""
+        return self._moments.counts
+
+    @property
+    def means(self) -> np.ndarray:
+        """Mean per key, shape ``(g, d)``, or ``(g,)`` for scalar data (read-only)."""
+        return self._moments.means
+
+    @property
+    def M2(self) -> np.ndarray:
+        """Summed outer products of deviations per key: ``(g, d, d)``, ``(g, d)`` or ``(g,)`` (read-only)."""
+        return self._moments.M2
+
+    @property
+    def w2(self) -> np.ndarray:
+        """Sum of frequency weight times squared reliability weight per key, shape ``(g,)`` (read-only)."""
+        return self._moments.w2
+
+    @property
+    def effective_n(self) -> np.ndarray:
+        """Kish's effective sample size per key, ``counts**2 / w2``, shape ``(g,)``."""
+        return self._moments.effective_n()
 
     def keys(self) -> np.ndarray:
         """The keys, distinct and sorted (read-only array)."""
@@ -361,12 +320,12 @@ class GroupedSummary:
     @property
     def diagonal(self) -> bool:
         """True when only per-variable sums of squares are kept (M2 of shape ``(g, d)``)."""
-        return self.means.ndim == 2 and self.M2.ndim == 2
+        return self._moments.diagonal
 
     @property
     def d(self) -> int:
         """Number of variables (1 for scalar data)."""
-        return 1 if self.means.ndim == 1 else self.means.shape[1]
+        return self._moments.d
 
     @property
     def n(self) -> float:
@@ -379,7 +338,7 @@ class GroupedSummary:
     def _index(self, key: Any) -> int | None:
         # The kinds that `+` would merge are the kinds a lookup matches: 1.0 and True are not 1.
         probe = np.asarray(key)
-        if probe.ndim != 0 or not _same_label_kinds({self._keys.dtype.kind, probe.dtype.kind}):
+        if probe.ndim != 0 or not keyset.same_label_kinds({self._keys.dtype.kind, probe.dtype.kind}):
             return None
         try:
             i = int(np.searchsorted(self._keys, key))
@@ -403,82 +362,54 @@ class GroupedSummary:
         return default if i is None else self._summary(i)
 
     def _summary(self, i: int) -> GaussianSummary:
-        return GaussianSummary._trusted(float(self.counts[i]), self.means[i, ...], self.M2[i, ...])
+        m = self._moments
+        return GaussianSummary._trusted(float(m.counts[i]), m.means[i, ...], m.M2[i, ...], float(m.w2[i]))
 
     def __iter__(self) -> Iterator[tuple[Any, GaussianSummary]]:
         """``(key, summary)`` pairs in key order."""
         for i in range(len(self)):
             yield self._keys[i], self._summary(i)
 
-    def _dof(self, ddof: float) -> np.ndarray:
-        dof = self.counts - ddof
-        short = dof <= 0
-        if short.any():
-            warnings.warn(
-                f"degrees of freedom <= 0 for {int(short.sum())} of {len(self)} keys (ddof={ddof}); "
-                "their covariances are inf or NaN",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            dof = np.where(short, 0.0, dof)
-        return dof
-
     def covariances(self, ddof: float = 1) -> np.ndarray:
-        """``M2 / (counts - ddof)`` per key, shape ``(g, d, d)`` (``(g, d)`` if diagonal).
+        """``M2 / (counts - ddof * w2 / counts)`` per key, shape ``(g, d, d)`` (``(g, d)`` if diagonal).
 
-        Like `GaussianSummary.covariance`, keys with ``counts <= ddof`` give inf or NaN with a
-        RuntimeWarning.
+        Like `GaussianSummary.covariance`, keys whose divisor is not positive give inf or NaN
+        with a RuntimeWarning.
         """
-        dof = self._dof(ddof)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return self.M2 / dof.reshape(-1, *([1] * (self.M2.ndim - 1)))
+        return self._moments.covariance(ddof)
 
     def variances(self, ddof: float = 1) -> np.ndarray:
         """Per-variable variances per key, shape ``(g, d)`` (``(g,)`` for scalar data)."""
-        dof = self._dof(ddof)
-        squares = np.diagonal(self.M2, axis1=1, axis2=2) if self.M2.ndim == 3 else self.M2
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return squares / dof.reshape(-1, *([1] * (squares.ndim - 1)))
+        return self._moments.variance(ddof)
 
     def total(self) -> GaussianSummary:
         """The summary of all rows, whatever their key (the k-way merge of every group)."""
-        means, M2 = self._as_2d()
         if len(self) == 0:
-            template = GaussianSummary.empty(None if self.means.ndim == 1 else self.d, diagonal=self.diagonal)
-            return template
-        n, mean, m2 = merge_segments(self.counts, means, M2, np.zeros(1, dtype=np.intp))
-        if self.means.ndim == 1:
-            return GaussianSummary._trusted(n[0], mean[0].reshape(()), m2[0].reshape(()))
-        return GaussianSummary._trusted(n[0], mean[0], m2[0])
+            return GaussianSummary.empty(None if self._moments.scalar else self.d, diagonal=self.diagonal)
+        means, M2 = self._moments.as_2d()
+        n, mean, m2, w2 = _combine.merge_segments(self.counts, means, M2, self.w2, np.zeros(1, dtype=np.intp))
+        return GaussianSummary._from_1d((float(n[0]), mean[0], m2[0], float(w2[0])), self._moments.scalar)
 
     def to_diagonal(self) -> GroupedSummary:
         """The same summaries without their off-diagonal terms (M2 of shape ``(g, d)``)."""
-        if self.M2.ndim != 3:
-            return self
-        return GroupedSummary._trusted(
-            self._keys, self.counts, self.means, np.diagonal(self.M2, axis1=1, axis2=2).copy()
-        )
+        return GroupedSummary._trusted(self._keys, self._moments.to_diagonal())
 
     def scaled(self, factor: float) -> GroupedSummary:
-        """Every weight multiplied by `factor` (> 0): counts and M2 scale, the means stay.
+        """Every weight multiplied by `factor` (> 0): counts and M2 scale, w2 by its square, the means stay.
 
         ``g.scaled(lam).update(keys, X)`` is exponential forgetting (see
         `GaussianSummary.scaled`), applied to every key alike: after t steps a row of age a
-        weighs ``lam**a``, a key's count tends to ``1 / (1 - lam)``, and for iid data the
-        unbiased variance is ``variances(ddof=(1 + lam**t) / (1 + lam))`` (the divisor
-        ``n - sum(w**2) / n``); ``ddof=1`` overestimates it. Keys not updated in a step fade too.
+        weighs ``lam**a`` and ``variances(ddof=1)`` stays the unbiased estimate. Keys not updated
+        in a step fade too.
 
         Examples
         --------
         >>> from gaussum import GroupedSummary
         >>> g = GroupedSummary.from_samples([1, 1, 2], [1.0, 3.0, 5.0]).scaled(0.5)
-        >>> g.counts.tolist(), g.means.tolist(), g.M2.tolist()
-        ([1.0, 0.5], [2.0, 5.0], [1.0, 0.0])
+        >>> g.counts.tolist(), g.means.tolist(), g.M2.tolist(), g.w2.tolist()
+        ([1.0, 0.5], [2.0, 5.0], [1.0, 0.0], [0.5, 0.25])
         """
-        f = as_count(factor, "factor")
-        if f == 0:
-            raise ValueError("factor must be positive, got 0")
-        return GroupedSummary._trusted(self._keys, self.counts * f, self.means, self.M2 * f)
+        return GroupedSummary._trusted(self._keys, self._moments.scaled(factor))
 
     # -- combining ----------------------------------------------------------------------------
 
@@ -486,7 +417,7 @@ class GroupedSummary:
         return f"means {self.means.shape[1:]} and M2 {self.M2.shape[1:]} per key"
 
     def _check_compatible(self, other: GroupedSummary, verb: str) -> None:
-        if self.means.shape[1:] != other.means.shape[1:] or self.M2.shape[1:] != other.M2.shape[1:]:
+        if not self._moments.same_shape(other._moments):
             hint = ""
             if self.means.shape[1:] == other.means.shape[1:]:
                 hint = "; call to_diagonal() on the full one first"
@@ -494,11 +425,6 @@ class GroupedSummary:
                 f"cannot {verb} grouped summaries of different shapes: "
                 f"{self._shape_text()} vs {other._shape_text()}{hint}"
             )
-
-    def _as_2d(self) -> tuple[np.ndarray, np.ndarray]:
-        if self.means.ndim == 1:
-            return self.means[:, None], self.M2[:, None]
-        return self.means, self.M2
 
     def __add__(self, other: object) -> GroupedSummary:
         if not isinstance(other, GroupedSummary):
@@ -510,6 +436,55 @@ class GroupedSummary:
         if isinstance(other, numbers.Number) and other == 0 and not isinstance(other, bool):
             return self
         return NotImplemented
+
+    def __sub__(self, other: object) -> GroupedSummary:
+        """Remove a part key by key: ``(a + b) - b`` recovers ``a`` up to rounding.
+
+        Every key of the right side must be a key of the left; keys only on the left are kept as
+        they are, and a key whose whole weight is removed stays, with count 0. The rule and its
+        loss of accuracy are `GaussianSummary`'s ``-``.
+
+        Raises
+        ------
+        ValueError
+            For a key of the right side that the left lacks, different shapes, or a part that
+            weighs more than the whole.
+
+        Examples
+        --------
+        >>> from gaussum import GroupedSummary
+        >>> whole = GroupedSummary.from_samples(["a", "a", "b", "a"], [1.0, 2.0, 5.0, 6.0])
+        >>> part = GroupedSummary.from_samples(["a"], [6.0])
+        >>> (whole - part).isclose(GroupedSummary.from_samples(["a", "a", "b"], [1.0, 2.0, 5.0]))
+        True
+        """
+        if not isinstance(other, GroupedSummary):
+            return NotImplemented
+        self._check_compatible(other, "subtract")
+        if len(other) == 0:
+            return self
+        if len(self) == 0:
+            raise ValueError(f"cannot remove key {keyset.label(other._keys[0])!r}: the summary it is removed from has no keys")
+        keyset.concatenate_keys([self._keys, other._keys])  # refuses keys of another kind
+        at = np.minimum(np.searchsorted(self._keys, other._keys), len(self) - 1)
+        missing = self._keys[at] != other._keys
+        if missing.any():
+            key = keyset.label(other._keys[int(np.flatnonzero(missing)[0])])
+            raise ValueError(f"cannot remove key {key!r}: it is not a key of the summary it is removed from")
+        left, right = self._moments, other._moments
+        means_u, M2_u = left.as_2d()
+        means_t, M2_t = right.as_2d()
+        with np.errstate(over="ignore", invalid="ignore"):
+            n, mean, M2, w2 = _combine.subtract(
+                left.counts[at], means_u[at], M2_u[at], left.w2[at], right.counts, means_t, M2_t, right.w2
+            )
+        if left.is_finite() and right.is_finite() and not (np.isfinite(mean).all() and np.isfinite(M2).all()):
+            raise Float64OverflowError("the result overflows float64 (sums of squares past 1.8e308); rescale the data first")
+        counts, means, M2s, w2s = left.counts.copy(), means_u.copy(), M2_u.copy(), left.w2.copy()
+        counts[at], means[at], M2s[at], w2s[at] = n, mean, M2, w2
+        if left.scalar:
+            means, M2s = means[:, 0], M2s[:, 0]
+        return GroupedSummary._trusted(self._keys, Moments.trusted(counts, means, M2s, w2s))
 
     @classmethod
     def merge_all(cls, grouped: Iterable[GroupedSummary]) -> GroupedSummary:
@@ -537,19 +512,25 @@ class GroupedSummary:
         items = [s for s in items if len(s)] or items[:1]
         if len(items) == 1:
             return items[0]
-        keys = _concatenate_keys([s._keys for s in items])
-        uniques, codes = _factorize(keys)
-        order = kernels.sort_order(codes, uniques.size)
-        stacked = [np.concatenate(parts) for parts in zip(*(((s.counts,) + s._as_2d()) for s in items))]
-        counts, means, M2 = (a[order] for a in stacked)
+        keys = keyset.concatenate_keys([s._keys for s in items])
+        uniques, codes = keyset.factorize(keys)
+        order = keyset.sort_order(codes, uniques.size)
+        fields = [(s.counts, *s._moments.as_2d(), s.w2) for s in items]
+        counts, means, M2, w2 = (np.concatenate(parts)[order] for parts in zip(*fields))
         sorted_codes = codes[order]
         starts = np.flatnonzero(np.concatenate(([True], sorted_codes[1:] != sorted_codes[:-1])))
-        counts, means, M2 = merge_segments(counts, means, M2, starts)
-        if items[0].means.ndim == 1:
+        with np.errstate(over="ignore", invalid="ignore"):
+            counts, means, M2, w2 = _combine.merge_segments(counts, means, M2, w2, starts)
+        if items[0]._moments.scalar:
             means, M2 = means[:, 0], M2[:, 0]
-        return cls._trusted(uniques, counts, means, M2)
+        result = Moments.trusted(counts, means, M2, w2)
+        if not result.is_finite() and all(s._moments.is_finite() for s in items):
+            raise Float64OverflowError("the result overflows float64 (sums of squares past 1.8e308); rescale the data first")
+        return cls._trusted(uniques, result)
 
-    def update(self, keys: Any, X: Any, weights: Any = None, *, nan_policy: str = "raise") -> GroupedSummary:
+    def update(
+        self, keys: Any, X: Any, weights: Any = None, *, aweights: Any = None, nan_policy: str = "raise"
+    ) -> GroupedSummary:
         """This grouped summary with more keyed rows added; `self` is unchanged.
 
         Parameters are as in `from_samples`; X must have this summary's number of variables.
@@ -562,12 +543,14 @@ class GroupedSummary:
         (['a', 'b'], [2.0, 3.0])
         """
         data = as_data(X)
-        expected = (self.means.ndim == 1, self.d)
+        expected = (self._moments.scalar, self.d)
         got = (data.ndim == 1, 1 if data.ndim == 1 else data.shape[1])
         if expected != got:
-            shape = "(N,)" if self.means.ndim == 1 else f"(N, {self.d})"
+            shape = "(N,)" if self._moments.scalar else f"(N, {self.d})"
             raise ValueError(f"X must have shape {shape} to update {self._shape_text()}, got {data.shape}")
-        new = GroupedSummary.from_samples(keys, data, weights, diagonal=self.diagonal, nan_policy=nan_policy)
+        new = GroupedSummary.from_samples(
+            keys, data, weights, aweights=aweights, diagonal=self.diagonal, nan_policy=nan_policy
+        )
         return self + new
 
     # -- comparison, hashing, serialisation ---------------------------------------------------
@@ -575,14 +558,7 @@ class GroupedSummary:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, GroupedSummary):
             return NotImplemented
-        return (
-            self.means.shape == other.means.shape
-            and self.M2.shape == other.M2.shape
-            and _same_keys(self._keys, other._keys)
-            and bool(np.array_equal(self.counts, other.counts))
-            and bool(np.array_equal(self.means, other.means))
-            and bool(np.array_equal(self.M2, other.M2))
-        )
+        return keyset.same_keys(self._keys, other._keys) and self._moments.equal(other._moments)
 
     def __hash__(self) -> int:
         # Python's float hash already treats 0.0 and -0.0 alike, as == does.
@@ -591,34 +567,15 @@ class GroupedSummary:
     def isclose(self, other: GroupedSummary, rtol: float = 1e-9, atol: float = 0.0) -> bool:
         """Same keys, and every key's summaries close by `GaussianSummary.isclose`'s rule.
 
-        Vectorised: ``counts`` to `rtol`; each mean to ``atol + rtol * max(|mean|, std)``; each
-        M2 entry to ``atol + rtol * sqrt(M2_ii * M2_jj)``.
+        Vectorised: ``counts`` and ``w2`` to `rtol`; each mean to ``atol + rtol * max(|mean|,
+        std)``; each M2 entry to ``atol + rtol * sqrt(M2_ii * M2_jj)``.
         """
         if not isinstance(other, GroupedSummary):
             raise TypeError(f"isclose compares GroupedSummary values, got {type(other).__name__}")
-        if self.means.shape != other.means.shape or self.M2.shape != other.M2.shape:
-            return False
-        if not _same_keys(self._keys, other._keys):
-            return False
-        if not (np.abs(self.counts - other.counts) <= atol + rtol * np.maximum(self.counts, other.counts)).all():
-            return False
-        means_a, M2_a = self._as_2d()
-        means_b, M2_b = other._as_2d()
-        sq_a = np.diagonal(M2_a, axis1=1, axis2=2) if M2_a.ndim == 3 else M2_a
-        sq_b = np.diagonal(M2_b, axis1=1, axis2=2) if M2_b.ndim == 3 else M2_b
-        with np.errstate(divide="ignore", invalid="ignore"):
-            spread = np.sqrt(
-                np.maximum(sq_a / np.maximum(self.counts, 1.0)[:, None], sq_b / np.maximum(other.counts, 1.0)[:, None])
-            )
-        mean_scale = np.maximum(np.maximum(np.abs(means_a), np.abs(means_b)), spread)
-        if not (np.abs(means_a - means_b) <= atol + rtol * mean_scale).all():
-            return False
-        squares = np.maximum(sq_a, sq_b)
-        m2_scale = np.sqrt(squares[:, :, None] * squares[:, None, :]) if M2_a.ndim == 3 else squares
-        return bool((np.abs(M2_a - M2_b) <= atol + rtol * m2_scale).all())
+        return keyset.same_keys(self._keys, other._keys) and self._moments.isclose(other._moments, rtol, atol)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict; `from_dict` turns it back into an equal grouped summary, exactly.
+        """A JSON-safe dict (format version 2); `from_dict` turns it back into an equal grouped summary, exactly.
 
         Keys are written as JSON numbers, strings or booleans; datetimes and timedeltas as
         integer ticks of their unit (named in ``key_dtype``).
@@ -639,7 +596,7 @@ class GroupedSummary:
         True
         """
         kind = self._keys.dtype.kind
-        if kind not in _SERIALISABLE_KINDS:
+        if kind not in keyset.SERIALISABLE_KINDS:
             raise ValueError(
                 f"to_dict writes keys of bool, number, string or datetime dtype, got {self._keys.dtype}; "
                 "convert the keys first"
@@ -655,11 +612,14 @@ class GroupedSummary:
             "counts": self.counts.tolist(),
             "means": self.means.tolist(),
             "M2": self.M2.tolist(),
+            "w2": self.w2.tolist(),
         }
 
     @classmethod
     def from_dict(cls, data: Any) -> GroupedSummary:
-        """The grouped summary written by `to_dict`, validated like direct construction.
+        """The grouped summary written by `to_dict` (format version 1 or 2), validated like direct construction.
+
+        A version-1 dict has no ``w2``; it is read with ``w2 = counts``.
 
         Raises
         ------
@@ -667,21 +627,24 @@ class GroupedSummary:
             For anything but a well-formed dict of a known format version: missing or extra
             fields, wrong types, shapes, unsorted keys, non-finite values, a non-symmetric M2.
         """
-        check_format_header(data, _DICT_FIELDS, _FORMAT_NAME, GROUPED_FORMAT_VERSION)
-        key_dtype = _parse_key_dtype(data["key_dtype"])
-        keys = _parse_keys(data["keys"], key_dtype)
+        version = check_format_header(data, _DICT_FIELDS, _FORMAT_NAME)
+        key_dtype = keyset.parse_key_dtype(data["key_dtype"])
+        keys = keyset.parse_keys(data["keys"], key_dtype)
         shape = data["shape"]
         if not (shape == [] or (isinstance(shape, list) and len(shape) == 1 and _is_int(shape[0]) and shape[0] >= 1)):
             raise ValueError(f"grouped summary dict field 'shape' must be [] or [d] with d >= 1, got {shape!r}")
         if not isinstance(data["diagonal"], bool):
             raise ValueError(f"grouped summary dict field 'diagonal' must be true or false, got {data['diagonal']!r}")
-        for name in ("counts", "means", "M2"):
+        numeric = ("counts", "means", "M2", "w2") if version >= 2 else ("counts", "means", "M2")
+        for name in numeric:
             if not isinstance(data[name], list) or not is_number_tree(data[name]):
                 raise ValueError(f"grouped summary dict field {name!r} must be a list of numbers, got {data[name]!r:.80}")
         g = keys.size
         per_key_M2 = tuple(shape) if (data["diagonal"] or not shape) else (shape[0], shape[0])
         arrays = {}
-        for name, per_key in (("counts", ()), ("means", tuple(shape)), ("M2", per_key_M2)):
+        for name, per_key in (("counts", ()), ("means", tuple(shape)), ("M2", per_key_M2), ("w2", ())):
+            if name not in numeric:
+                continue
             try:
                 array = np.array(data[name], dtype=np.float64)
             except OverflowError:
@@ -694,118 +657,29 @@ class GroupedSummary:
                 got = "a ragged list" if array is None else array.shape
                 raise ValueError(f"grouped summary dict field {name!r} must have shape {(g, *per_key)}, got {got}")
             arrays[name] = array
-        return cls(keys, arrays["counts"], arrays["means"], arrays["M2"])
+        return cls(keys, arrays["counts"], arrays["means"], arrays["M2"], arrays.get("w2"))
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # Default pickling of __slots__ would bypass the read-only flags.
-        return (_restore, (self._keys, self.counts, self.means, self.M2))
-
-    def __copy__(self) -> GroupedSummary:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> GroupedSummary:
-        return self
+        # Unpickling must give read-only arrays again.
+        m = self._moments
+        return (_restore, (self._keys, m.counts, m.means, m.M2, m.w2))
 
     def __repr__(self) -> str:
         total = self.n
         # Digit grouping only while it stays short and exact; 1e300 would print 301 digits.
         count = f"{int(total):_}" if total < 1e15 and total.is_integer() else f"{total:g}"
-        kind = "scalar" if self.means.ndim == 1 else ("diagonal" if self.diagonal else "full")
+        kind = "scalar" if self._moments.scalar else ("diagonal" if self.diagonal else "full")
         keys = np.array2string(self._keys, threshold=6, edgeitems=2, separator=", ")
         return f"GroupedSummary(groups={len(self):_}, n={count}, d={self.d}, {kind}, keys={keys})"
-
-
-def _concatenate_keys(arrays: list[np.ndarray]) -> np.ndarray:
-    """The keys of several grouped summaries in one array, refusing lossy mixes.
-
-    numpy would turn integers and strings into strings, or int64 and uint64 into float64; keys
-    that are different labels must not become equal ones.
-    """
-    kinds = {a.dtype.kind for a in arrays}
-    try:
-        result = np.result_type(*arrays) if len(kinds) > 1 or kinds == {"O"} else None
-        compatible = _same_label_kinds(kinds) and (result is None or result.kind in "iuO")
-    except TypeError:
-        compatible = False
-    if not compatible:
-        dtypes = sorted({str(a.dtype) for a in arrays})
-        raise ValueError(f"cannot merge grouped summaries whose keys have dtypes {dtypes}")
-    return np.concatenate(arrays)
-
-
-def _same_label_kinds(kinds: set[str]) -> bool:
-    """True when keys of these dtype kinds can be the same labels: one kind, or signed and unsigned.
-
-    Booleans, floats and integers are different labels (True is not the key 1, nor 1.0), as are
-    strings and numbers, since numpy would make them equal by converting one into the other.
-    """
-    return len(kinds) == 1 or kinds <= {"i", "u"}
-
-
-def _finite_rows(data: np.ndarray) -> np.ndarray:
-    """Which rows of data (shape (N, d)) are all finite, found a block at a time."""
-    finite = np.empty(data.shape[0], dtype=bool)
-    step = kernels.block_rows(data.shape[1], True) * 16
-    for start in range(0, data.shape[0], step):
-        finite[start:start + step] = np.isfinite(data[start:start + step]).all(axis=1)
-    return finite
-
-
-def _all_finite(means: np.ndarray, M2: np.ndarray) -> bool:
-    """True when every mean and variance is finite (a NaN or inf in a row spoils both)."""
-    squares = M2 if M2.ndim <= 2 else np.diagonal(M2, axis1=1, axis2=2)
-    return bool(np.isfinite(means).all() and np.isfinite(squares).all())
-
-
-def _label(key: Any) -> Any:
-    """A key as a Python value, so messages show ``'a'`` and ``nan``, not ``np.str_('a')``."""
-    return key.item() if isinstance(key, np.generic) else key
-
-
-def _same_keys(a: np.ndarray, b: np.ndarray) -> bool:
-    if a.shape != b.shape or (a.dtype.kind != b.dtype.kind and {a.dtype.kind, b.dtype.kind} != {"i", "u"}):
-        return False
-    return bool(np.all(a == b))
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _parse_key_dtype(text: Any) -> np.dtype:
-    try:
-        dtype = np.dtype(text) if isinstance(text, str) else None
-    except TypeError:
-        dtype = None
-    if dtype is None or dtype.kind not in _SERIALISABLE_KINDS:
-        raise ValueError(f"grouped summary dict field 'key_dtype' must name a bool, number, string or datetime dtype, got {text!r}")
-    return dtype
-
-
-def _parse_keys(values: Any, dtype: np.dtype) -> np.ndarray:
-    kind = dtype.kind
-    checks = {
-        "b": lambda v: isinstance(v, bool),
-        "i": _is_int,
-        "u": _is_int,
-        "M": _is_int,
-        "m": _is_int,
-        "f": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-        "U": lambda v: isinstance(v, str),
-    }
-    if not isinstance(values, list) or not all(checks[kind](v) for v in values):
-        raise ValueError(f"grouped summary dict field 'keys' must be a list of {dtype} values, got {values!r:.80}")
-    try:
-        if kind in "Mm":
-            return np.array(values, dtype=np.int64).view(dtype)
-        keys = np.array(values, dtype=dtype)
-    except (OverflowError, ValueError) as exc:
-        raise ValueError(f"grouped summary dict field 'keys' does not fit {dtype}: {exc}") from None
-    if kind == "U" and any(len(v) > dtype.itemsize // 4 for v in values):
-        raise ValueError(f"grouped summary dict field 'keys' holds strings longer than {dtype} allows")
-    return keys
-
-
-def _restore(keys: np.ndarray, counts: np.ndarray, means: np.ndarray, M2: np.ndarray) -> GroupedSummary:
-    """Unpickle: the arrays come back read-only."""
-    return GroupedSummary._trusted(keys, counts, means, M2)
+def _restore(
+    keys: np.ndarray, counts: np.ndarray, means: np.ndarray, M2: np.ndarray, w2: np.ndarray | None = None
+) -> GroupedSummary:
+    """Unpickle: the arrays come back read-only (pickles of version 1 have no w2: it is counts)."""
+    record = Moments.trusted(counts, means, M2, counts.copy() if w2 is None else w2)
+    return GroupedSummary._trusted(keys, record)

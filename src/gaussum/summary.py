@@ -1,63 +1,60 @@
-"""`GaussianSummary`: the count, mean and M2 of some data, as one immutable, mergeable value."""
+"""`GaussianSummary`: the count, mean and M2 of some data, as one immutable, mergeable value.
+
+A `GaussianSummary` is the moments record of `gaussum._moments` with one group, plus the fast
+single-row update; checks, equality, covariances, scaling and the dict layout are the record's.
+"""
 
 from __future__ import annotations
 
-import math
 import numbers
-import warnings
 from collections.abc import Iterable
 from typing import Any
 
-import attrs
 import numpy as np
 
-from . import _combine
-from .errors import Float64OverflowError, NonFiniteError
+from . import _combine, _kernel
+from ._moments import Frozen, Moments, readonly
 from ._validate import (
     as_count,
     as_data,
     as_field,
     as_numeric,
     as_weights,
-    check_fields,
     check_format_header,
     check_nan_policy,
     is_number_tree,
-    overflow_error,
-    readonly,
 )
+from .errors import Float64OverflowError
 
 __all__ = ["GaussianSummary", "FORMAT_VERSION"]
 
-#: Version of the layout written by `GaussianSummary.to_dict`.
-FORMAT_VERSION = 1
+#: Version of the layout written by `GaussianSummary.to_dict` (version 1, without ``w2``, is
+#: still read).
+FORMAT_VERSION = 2
 _FORMAT_NAME = "gaussum.GaussianSummary"
+_DICT_FIELDS = {1: {"format", "version", "n", "mean", "M2"}, 2: {"format", "version", "n", "mean", "M2", "w2"}}
 
 # How many summaries `merge_all` stacks at once: bounds its memory for large d.
 _MERGE_CHUNK_FLOATS = 2**22
-
-
-def _validate_fields(instance: GaussianSummary, attribute: Any, value: Any) -> None:
-    # Runs once, after all three fields are converted (attached to the last field).
-    M2 = check_fields(instance.n, instance.mean, value)
-    if M2 is not value:
-        object.__setattr__(instance, "M2", M2)
 
 
 def _shape_text(s: GaussianSummary) -> str:
     return f"mean {s.mean.shape} and M2 {s.M2.shape}"
 
 
-@attrs.frozen(eq=False, repr=False)
-class GaussianSummary:
+class GaussianSummary(Frozen):
     """Sufficient statistics of Gaussian data: count, mean and summed squared deviations.
 
-    A summary of observations ``x_i`` (rows, with frequency weights ``w_i``) holds
+    A summary of observations ``x_i`` (rows, with frequency weights ``f_i`` and reliability
+    weights ``a_i``, so that row i weighs ``w_i = f_i a_i``) holds
 
     - ``n``: the total weight ``sum w_i`` (the number of rows when unweighted);
     - ``mean``: ``sum w_i x_i / n``, shape ``(d,)``, or ``()`` for scalar data;
     - ``M2``: ``sum w_i (x_i - mean)(x_i - mean)^T``, shape ``(d, d)``; or only its diagonal,
-      shape ``(d,)``, for a *diagonal* summary; ``()`` for scalar data.
+      shape ``(d,)``, for a *diagonal* summary; ``()`` for scalar data;
+    - ``w2``: ``sum f_i a_i^2``, which equals ``n`` for unweighted and frequency-weighted data.
+      It sets the divisor of the covariance, ``n - ddof * w2 / n``, and the effective sample
+      size ``n**2 / w2``.
 
     Summaries of disjoint data merge with ``+`` by the rule of Chan, Golub and LeVeque, so any
     split of the data, merged in any order, gives the summary of all of it to within float64
@@ -70,12 +67,15 @@ class GaussianSummary:
     mean : array_like, shape () or (d,)
     M2 : array_like, shape (), (d,) or (d, d)
         Symmetric with a non-negative diagonal. Zero, like ``mean``, when ``n == 0``.
+    w2 : float, optional
+        Sum of frequency weight times squared reliability weight: finite, positive when
+        ``n > 0``, zero when ``n == 0``. None (the default) means ``w2 = n``.
 
     Raises
     ------
     ValueError
-        For a negative or non-finite ``n``, non-finite or mis-shaped arrays, a non-symmetric M2 or
-        a negative variance.
+        For a negative or non-finite ``n``, non-finite or mis-shaped arrays, a non-symmetric M2, a
+        negative variance, or a bad ``w2``.
 
     See Also
     --------
@@ -95,27 +95,47 @@ class GaussianSummary:
     True
     """
 
-    n: float = attrs.field(converter=as_count)
-    mean: np.ndarray = attrs.field(converter=lambda v: as_field(v, "mean"))
-    M2: np.ndarray = attrs.field(converter=lambda v: as_field(v, "M2"), validator=_validate_fields)
+    __slots__ = ("n", "mean", "M2", "w2", "__weakref__")
+
+    n: float
+    mean: np.ndarray
+    M2: np.ndarray
+    w2: float
+
+    def __init__(self, n: Any, mean: Any, M2: Any, w2: Any = None) -> None:
+        count = as_count(n)
+        mean_array = as_field(mean, "mean")
+        M2_array = as_field(M2, "M2")
+        w2_array = None if w2 is None else np.array([as_count(w2, "w2")])
+        record = Moments.checked(np.array([count]), mean_array[None], M2_array[None], w2_array)
+        self._set(n=count, mean=record.means[0], M2=record.M2[0], w2=float(record.w2[0]))
 
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
-    def _trusted(cls, n: float, mean: np.ndarray, M2: np.ndarray) -> GaussianSummary:
+    def _trusted(cls, n: float, mean: np.ndarray, M2: np.ndarray, w2: float) -> GaussianSummary:
         """Wrap arrays this package computed itself: no copy, no checks; marks them read-only."""
         self = object.__new__(cls)
-        object.__setattr__(self, "n", float(n))
-        object.__setattr__(self, "mean", readonly(mean))
-        object.__setattr__(self, "M2", readonly(M2))
+        self._set(n=float(n), mean=readonly(mean), M2=readonly(M2), w2=float(w2))
         return self
 
     @classmethod
-    def _from_moments_1d(cls, moments: tuple[float, np.ndarray, np.ndarray], scalar: bool) -> GaussianSummary:
-        n, mean, M2 = moments
+    def _from_1d(cls, moments: _combine.Moments, scalar: bool) -> GaussianSummary:
+        """A summary from `_combine`'s 1-D moments ``(n, mean (d,), M2, w2)``."""
+        n, mean, M2, w2 = moments
         if scalar:
             mean, M2 = mean.reshape(()), M2.reshape(())
-        return cls._trusted(n, mean, M2)
+        return cls._trusted(n, mean, M2, w2)
+
+    @classmethod
+    def _from_record(cls, record: Moments) -> GaussianSummary:
+        """The one group of `record` as a summary (its arrays are views of the record's)."""
+        return cls._trusted(float(record.counts[0]), record.means[0], record.M2[0], float(record.w2[0]))
+
+    @property
+    def _record(self) -> Moments:
+        """This summary as a moments record of one group (views, no copies)."""
+        return Moments.trusted(np.array([self.n]), self.mean[None], self.M2[None], np.array([self.w2]))
 
     @classmethod
     def empty(cls, d: int | None = None, *, diagonal: bool = False) -> GaussianSummary:
@@ -128,6 +148,15 @@ class GaussianSummary:
         diagonal : bool
             Keep only per-variable sums of squares.
 
+        Returns
+        -------
+        GaussianSummary
+
+        Raises
+        ------
+        ValueError
+            For a `d` that is not a positive integer or None.
+
         Examples
         --------
         >>> from gaussum import GaussianSummary
@@ -137,11 +166,11 @@ class GaussianSummary:
         True
         """
         if d is None:
-            return cls._trusted(0.0, np.zeros(()), np.zeros(()))
+            return cls._trusted(0.0, np.zeros(()), np.zeros(()), 0.0)
         if isinstance(d, (bool, np.bool_)) or not isinstance(d, (numbers.Integral, np.integer)) or d < 1:
             raise ValueError(f"d must be a positive integer or None, got {d!r}")
         d = int(d)
-        return cls._trusted(0.0, np.zeros(d), np.zeros(d if diagonal else (d, d)))
+        return cls._trusted(0.0, np.zeros(d), np.zeros(d if diagonal else (d, d)), 0.0)
 
     @classmethod
     def from_samples(
@@ -149,6 +178,7 @@ class GaussianSummary:
         X: Any,
         weights: Any = None,
         *,
+        aweights: Any = None,
         diagonal: bool = False,
         nan_policy: str = "raise",
     ) -> GaussianSummary:
@@ -161,8 +191,13 @@ class GaussianSummary:
             Any real dtype; accumulated in float64, block by block, so the data is never copied
             whole.
         weights : array_like, shape (N,), optional
-            Frequency weights, finite and >= 0 (need not be integers). ``n`` is their sum, and
-            the covariance matches ``np.cov(X, rowvar=False, fweights=weights)``.
+            Frequency weights (how many times each row was observed), finite and >= 0; they need
+            not be integers. As ``np.cov(fweights=)``.
+        aweights : array_like, shape (N,), optional
+            Reliability weights (measurement precision, survey or importance weights), finite
+            and >= 0. As ``np.cov(aweights=)``. With both, row i weighs ``weights[i] *
+            aweights[i]``, with numpy's meaning: the covariance matches ``np.cov(X,
+            rowvar=False, fweights=weights, aweights=aweights)``.
         diagonal : bool
             Keep only the per-variable sums of squares (M2 of shape ``(d,)``).
         nan_policy : {"raise", "omit", "propagate"}
@@ -177,15 +212,17 @@ class GaussianSummary:
         ------
         ValueError
             For non-numeric data, a shape other than (N,) or (N, d), bad weights, or (under
-            ``nan_policy="raise"``) a non-finite value.
+            ``nan_policy="raise"``) a non-finite value (`gaussum.errors.NonFiniteError`).
+        gaussum.errors.Float64OverflowError
+            For finite data whose squares, or weights whose sum, overflow float64.
 
         Notes
         -----
-        Rows are processed in blocks of about 2 MiB. Each block is summarised by a corrected
-        two-pass algorithm centred on a first estimate of its mean, re-centred when that
-        estimate is far off, then merged with the pairwise rule. The result is accurate to a few
-        units of rounding at any offset of the mean from zero, where ``np.cov`` and the
-        ``E[x^2] - E[x]^2`` formula lose digits in proportion to ``mean / spread``.
+        Rows are processed in blocks of about 2 MiB by the corrected two-pass algorithm about a
+        shift near the mean taken from the first block (re-centred when that estimate is far
+        off). The result is accurate to a few units of rounding at any offset of the mean from
+        zero, where ``np.cov`` and the ``E[x^2] - E[x]^2`` formula lose digits in proportion to
+        ``mean / spread``.
 
         Examples
         --------
@@ -195,22 +232,40 @@ class GaussianSummary:
         >>> s = GaussianSummary.from_samples([1.7e9 + 0.25, 1.7e9 + 0.5, 1.7e9 + 0.75])
         >>> float(s.variance())
         0.0625
+
+        Reliability weights set the divisor, as in ``np.cov``:
+
+        >>> import numpy as np
+        >>> X, a = np.array([[0.0, 1.0], [2.0, 2.0], [4.0, 6.0]]), np.array([1.0, 0.5, 2.0])
+        >>> s = GaussianSummary.from_samples(X, aweights=a)
+        >>> bool(np.allclose(s.covariance(), np.cov(X, rowvar=False, aweights=a)))
+        True
         """
-        return cls._from_samples_counted(X, weights, diagonal=diagonal, nan_policy=nan_policy)[0]
+        return cls._from_samples_counted(X, weights, aweights=aweights, diagonal=diagonal, nan_policy=nan_policy)[0]
 
     @classmethod
     def _from_samples_counted(
-        cls, X: Any, weights: Any = None, *, diagonal: bool = False, nan_policy: str = "raise"
+        cls,
+        X: Any,
+        weights: Any = None,
+        *,
+        aweights: Any = None,
+        diagonal: bool = False,
+        nan_policy: str = "raise",
+        name: str = "X",
     ) -> tuple[GaussianSummary, int]:
         """`from_samples`, and how many rows ``nan_policy="omit"`` left out (for integrations)."""
         check_nan_policy(nan_policy)
-        data = as_data(X)
+        data = as_data(X, name)
         scalar = data.ndim == 1
         if scalar:
             data = data.reshape(-1, 1)
-        w = None if weights is None else as_weights(weights, data.shape[0])
-        n, mean, M2, dropped = _combine.summarize_rows(data, w, diagonal or scalar, nan_policy)
-        return cls._from_moments_1d((n, mean, M2), scalar), dropped
+        fweights = None if weights is None else as_weights(weights, data.shape[0])
+        reliability = None if aweights is None else as_weights(aweights, data.shape[0], "aweights")
+        n, mean, M2, w2, dropped = _kernel.summarize_rows(
+            data, _kernel.row_weights(fweights, reliability), diagonal or scalar, nan_policy, name=name
+        )
+        return cls._from_1d((n, mean, M2, w2), scalar), dropped
 
     @classmethod
     def from_moments(cls, n: Any, mean: Any, cov: Any, ddof: int = 1) -> GaussianSummary:
@@ -230,8 +285,8 @@ class GaussianSummary:
         Returns
         -------
         GaussianSummary
-            With ``M2 = cov * (n - ddof)``. When ``n - ddof <= 0`` and ``n <= 1`` (a single
-            observation) M2 is 0, whatever `cov` holds (often NaN).
+            With ``M2 = cov * (n - ddof)`` and ``w2 = n``. When ``n - ddof <= 0`` and ``n <= 1``
+            (a single observation) M2 is 0, whatever `cov` holds (often NaN).
 
         Raises
         ------
@@ -261,7 +316,7 @@ class GaussianSummary:
             )
         else:
             try:
-                check_fields(count, mean_array, cov_array)
+                Moments.checked(np.array([count]), mean_array[None], cov_array[None], None)
             except ValueError as exc:
                 raise ValueError(str(exc).replace("M2", "cov")) from None
             M2 = cov_array * dof
@@ -280,63 +335,47 @@ class GaussianSummary:
         return self.mean.size
 
     @property
-    def w2(self) -> float:
-        """Sum over rows of frequency weight times reliability weight squared (``n`` when unweighted)."""
-        return self.n
-
-    @property
     def effective_n(self) -> float:
-        """Kish's effective sample size, ``n**2 / w2`` (``n`` for unweighted data)."""
-        return self.n
+        """Kish's effective sample size, ``n**2 / w2``: ``n`` for unweighted and frequency-weighted data.
 
-    def _degrees_of_freedom(self, ddof: float) -> float:
-        """``n - ddof``, or 0 with numpy's RuntimeWarning when it is not positive."""
-        dof = self.n - ddof
-        if dof <= 0:
-            warnings.warn(f"degrees of freedom <= 0 (n={self.n:g}, ddof={ddof})", RuntimeWarning, stacklevel=3)
-            return 0.0
-        return dof
-
-    def _squares(self) -> np.ndarray:
-        """Per-variable sums of squared deviations: the diagonal of M2."""
-        return np.diagonal(self.M2) if self.M2.ndim == 2 else self.M2
+        With reliability weights (or after `scaled`) it is the number of equally weighted
+        observations that would give the mean the same variance; it is what enters degrees of
+        freedom and standard errors in `gaussum.inference`.
+        """
+        return float(self._record.effective_n()[0])
 
     def covariance(self, ddof: float = 1) -> np.ndarray:
-        """The covariance, ``M2 / (n - ddof)``.
+        """The covariance, ``M2 / (n - ddof * w2 / n)``.
 
         Parameters
         ----------
         ddof : float
-            Delta degrees of freedom: 1 for the sample covariance (as ``np.cov``), 0 for the
-            maximum-likelihood one; a fraction for weighted data (see ``scaled``).
+            Delta degrees of freedom: 1 for the unbiased sample covariance (as ``np.cov``,
+            whatever the weights: the divisor accounts for reliability weights and forgetting
+            through ``w2``), 0 for the maximum-likelihood one, ``M2 / n``.
 
         Returns
         -------
         ndarray
             In M2's shape: ``(d, d)``, or ``(d,)`` variances for a diagonal summary, ``()`` for
-            scalar data. Like ``np.cov``, ``n <= ddof`` gives inf or NaN with a RuntimeWarning.
+            scalar data. Equal to ``np.cov(X, rowvar=False, ddof=ddof, fweights=, aweights=)``
+            on the rows. Like ``np.cov``, a divisor <= 0 gives inf or NaN with a RuntimeWarning.
         """
-        dof = self._degrees_of_freedom(ddof)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return self.M2 / dof
+        return self._record.covariance(ddof)[0]
 
     def variance(self, ddof: float = 1) -> np.ndarray:
-        """Per-variable variances, ``diag(M2) / (n - ddof)``: shape ``(d,)``, ``()`` for scalar data.
+        """Per-variable variances, ``diag(M2) / (n - ddof * w2 / n)``: shape ``(d,)``, ``()`` for scalar data.
 
-        See `covariance` for `ddof` and for ``n <= ddof``.
+        See `covariance` for `ddof` and for a divisor <= 0.
         """
-        dof = self._degrees_of_freedom(ddof)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return self._squares() / dof
+        return self._record.variance(ddof)[0]
 
     def std(self, ddof: float = 1) -> np.ndarray:
         """Per-variable standard deviations: shape ``(d,)``, ``()`` for scalar data.
 
-        See `covariance` for `ddof` and for ``n <= ddof``.
+        See `covariance` for `ddof` and for a divisor <= 0.
         """
-        dof = self._degrees_of_freedom(ddof)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.sqrt(self._squares() / dof)
+        return np.sqrt(self._record.variance(ddof)[0])
 
     def correlation(self) -> np.ndarray:
         """Correlation matrix, shape ``(d, d)`` (``()`` for scalar data).
@@ -353,18 +392,7 @@ class GaussianSummary:
         ValueError
             For a diagonal summary, which keeps no covariances.
         """
-        if self.diagonal:
-            raise ValueError("a diagonal summary keeps no covariances, so it has no correlation matrix")
-        if self.M2.ndim == 0:
-            return np.ones(()) if self.M2 > 0 else np.full((), np.nan)
-        scale = np.sqrt(np.diagonal(self.M2))
-        if (scale == 0).any():
-            warnings.warn("correlation of a variable with zero variance is undefined (NaN)", RuntimeWarning, stacklevel=2)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            corr = self.M2 / np.multiply.outer(scale, scale)
-        np.clip(corr, -1.0, 1.0, out=corr)
-        np.fill_diagonal(corr, np.where(scale > 0, 1.0, np.nan))
-        return corr
+        return self._record.correlation()[0]
 
     def to_diagonal(self) -> GaussianSummary:
         """The same summary without its off-diagonal terms (M2 of shape ``(d,)``).
@@ -374,10 +402,10 @@ class GaussianSummary:
         """
         if self.M2.ndim != 2:
             return self
-        return GaussianSummary._trusted(self.n, self.mean, np.diagonal(self.M2).copy())
+        return GaussianSummary._from_record(self._record.to_diagonal())
 
     def scaled(self, factor: float) -> GaussianSummary:
-        """Every weight multiplied by `factor`: ``n`` and ``M2`` scale, the mean stays.
+        """Every weight multiplied by `factor`: ``n`` and ``M2`` scale by it, ``w2`` by its square.
 
         Parameters
         ----------
@@ -387,43 +415,29 @@ class GaussianSummary:
         Returns
         -------
         GaussianSummary
+            The mean, the covariance and the effective sample size are unchanged.
 
         Raises
         ------
         ValueError
-            For a factor that is not positive and finite, or one that overflows n or M2.
+            For a factor that is not positive and finite; `gaussum.errors.Float64OverflowError`
+            for one that overflows n, M2 or w2.
 
         Notes
         -----
         ``s.scaled(lam).update(x)`` is exponential forgetting: after k such steps an observation
-        of age a carries weight ``lam**a``. The README's section on forgetting gives the effective
-        sample size and the ``ddof`` that makes the variance unbiased.
+        of age a carries weight ``lam**a``. Because ``w2`` is scaled by ``lam**2``,
+        ``covariance(ddof=1)`` stays the unbiased estimate and ``effective_n`` the Kish effective
+        sample size, with nothing worked out by hand.
 
         Examples
         --------
         >>> from gaussum import GaussianSummary
         >>> s = GaussianSummary.from_samples([1.0, 2.0, 6.0]).scaled(0.5)
-        >>> s.n, float(s.mean), float(s.M2)
-        (1.5, 3.0, 7.0)
+        >>> s.n, float(s.mean), float(s.M2), s.w2
+        (1.5, 3.0, 7.0, 0.75)
         """
-        f = as_count(factor, "factor")
-        if f == 0:
-            raise ValueError("factor must be positive, got 0")
-        with np.errstate(over="ignore"):
-            n, M2 = self.n * f, self.M2 * f
-        if not (np.isfinite(n) and np.isfinite(M2).all()):
-            raise ValueError(f"scaling by {f:g} overflows float64 (n={self.n:g})")
-        return GaussianSummary._trusted(n, self.mean, M2)
-
-    def to_scipy(self, ddof: int = 1) -> Any:
-        """This summary as a frozen ``scipy.stats`` distribution (needs ``gaussum[stats]``).
-
-        ``multivariate_normal(mean, covariance(ddof))``, or ``norm`` for scalar data; see
-        `gaussum.inference.to_scipy`.
-        """
-        from .inference import to_scipy  # lazy: the optional integration, not a core dependency
-
-        return to_scipy(self, ddof=ddof)
+        return GaussianSummary._from_record(self._record.scaled(factor))
 
     # -- combining ----------------------------------------------------------------------------
 
@@ -437,22 +451,22 @@ class GaussianSummary:
                 f"{_shape_text(self)} vs {_shape_text(other)}{hint}"
             )
 
-    def _as_1d(self) -> tuple[float, np.ndarray, np.ndarray]:
+    def _as_1d(self) -> _combine.Moments:
         if self.mean.ndim == 0:
-            return self.n, self.mean.reshape(1), self.M2.reshape(1)
-        return self.n, self.mean, self.M2
+            return self.n, self.mean.reshape(1), self.M2.reshape(1), self.w2
+        return self.n, self.mean, self.M2, self.w2
 
     def _is_finite(self) -> bool:
         """True unless a field holds NaN or inf (only ``nan_policy="propagate"`` makes such)."""
-        return bool(np.isfinite(self.mean).all() and np.isfinite(self._squares()).all())
+        return self._record.is_finite()
 
-    def _wrap(self, moments: tuple[float, np.ndarray, np.ndarray], *inputs: GaussianSummary) -> GaussianSummary:
+    def _wrap(self, moments: _combine.Moments, *inputs: GaussianSummary) -> GaussianSummary:
         """A summary of this one's shape from `_combine`'s 1-D moments.
 
         A non-finite result from finite `inputs` is float64 overflow, refused as in
         `from_samples`: an inf M2 would otherwise pass silently into every later merge.
         """
-        result = GaussianSummary._from_moments_1d(moments, self.mean.ndim == 0)
+        result = GaussianSummary._from_1d(moments, self.mean.ndim == 0)
         if inputs and not result._is_finite() and all(s._is_finite() for s in inputs):
             raise Float64OverflowError(
                 "the result overflows float64 (sums of squares past 1.8e308); rescale the data first"
@@ -482,8 +496,8 @@ class GaussianSummary:
             return NotImplemented
         self._check_compatible(other, "subtract")
         with np.errstate(over="ignore", invalid="ignore"):
-            moments = _combine.subtract(*self._as_1d(), *other._as_1d())
-        return self._wrap(moments, self, other)
+            n, mean, M2, w2 = _combine.subtract(*_stacked(self), *_stacked(other))
+        return self._wrap((float(n[0]), mean[0], M2[0], float(w2[0])), self, other)
 
     @classmethod
     def merge_all(cls, summaries: Iterable[GaussianSummary]) -> GaussianSummary:
@@ -498,6 +512,13 @@ class GaussianSummary:
         -------
         GaussianSummary
             Equal, within rounding, to any order of pairwise ``+``.
+
+        Raises
+        ------
+        ValueError
+            For no summaries, or summaries of different shapes.
+        TypeError
+            For an item that is not a GaussianSummary.
 
         Examples
         --------
@@ -519,26 +540,14 @@ class GaussianSummary:
         if any(s.M2.shape != m2_shape or s.mean.shape != mean_shape for s in items):
             for s in items:
                 first._check_compatible(s, "merge")  # raises, naming both shapes
-        d = first.d
         chunk = max(2, _MERGE_CHUNK_FLOATS // max(first.M2.size, 1))
-        total = None
-        for start in range(0, len(items), chunk):
-            part = items[start : start + chunk]
-            k = len(part)
-            ns = np.fromiter((s.n for s in part), dtype=np.float64, count=k)
-            if first.mean.ndim == 0:
-                means = np.fromiter((s.mean[()] for s in part), dtype=np.float64, count=k).reshape(k, 1)
-                M2s = np.fromiter((s.M2[()] for s in part), dtype=np.float64, count=k).reshape(k, 1)
-            else:
-                # One concatenate along the first axis: np.stack would make a view per item.
-                means = np.concatenate([s.mean for s in part]).reshape(k, d)
-                M2s = np.concatenate([s.M2 for s in part]).reshape(k, *m2_shape)
-            with np.errstate(over="ignore", invalid="ignore"):
-                moments = _combine.merge_many(ns, means, M2s)
-                total = moments if total is None else _combine.merge_pair(*total, *moments)
-        return first._wrap(total, *items)
+        with np.errstate(over="ignore", invalid="ignore"):
+            moments = _merge_chunked([s._as_1d() for s in items], chunk)
+        return first._wrap(moments, *items)
 
-    def update(self, x: Any, weights: Any = None, *, nan_policy: str = "raise") -> GaussianSummary:
+    def update(
+        self, x: Any, weights: Any = None, *, aweights: Any = None, nan_policy: str = "raise"
+    ) -> GaussianSummary:
         """This summary with more observations added; `self` is unchanged.
 
         Parameters
@@ -547,7 +556,9 @@ class GaussianSummary:
             One observation, shape ``(d,)`` (``()`` for scalar data), or a batch of rows,
             shape ``(k, d)`` (``(k,)`` for scalar data).
         weights : float or array_like, optional
-            The observation's weight, or one per row of a batch.
+            The observation's frequency weight, or one per row of a batch.
+        aweights : float or array_like, optional
+            Reliability weights, likewise (see `from_samples`).
         nan_policy : {"raise", "omit", "propagate"}
             As in `from_samples`.
 
@@ -555,12 +566,15 @@ class GaussianSummary:
         -------
         GaussianSummary
             The merge of this summary with the summary of `x`; for one row, Welford's update.
+            A batch of no rows returns this summary.
 
         Raises
         ------
         ValueError
             For a row or batch of the wrong width, non-numeric data, bad weights, or (under
             ``nan_policy="raise"``) a non-finite value.
+        gaussum.errors.Float64OverflowError
+            When the result would overflow float64.
 
         Examples
         --------
@@ -570,81 +584,62 @@ class GaussianSummary:
         True
         """
         check_nan_policy(nan_policy)
-        if type(x) is float and weights is None and self.mean.ndim == 0 and nan_policy == "raise":
-            return self._add_scalar(x)
+        if type(x) is float and weights is None and aweights is None and self.mean.ndim == 0:
+            step = _combine.add_value(self.n, float(self.mean), float(self.M2), x)
+            if step is not None:
+                n, mean, M2 = step
+                return GaussianSummary._trusted(n, np.array(mean), np.array(M2), self.w2 + 1.0)
+            return self._add_rows(np.array([[x]]), None, None, nan_policy)
         data = as_numeric(x, "x")
         if data.ndim == self.mean.ndim:
-            return self._add_one(data, weights, nan_policy)
+            return self._add_one(data, weights, aweights, nan_policy)
         if data.ndim != self.mean.ndim + 1:
             expected = "() or (k,)" if self.mean.ndim == 0 else f"({self.d},) or (k, {self.d})"
             raise ValueError(f"x must have shape {expected} to update {_shape_text(self)}, got {data.shape}")
-        rows = as_data(data, "x").reshape(data.shape[0], -1)
-        if rows.shape[1] != self.d:
+        if data.ndim == 2 and data.shape[1] != self.d:
             raise ValueError(
                 f"x must have shape (k, {self.d}) to update {_shape_text(self)}, got {data.shape}"
             )
-        w = None if weights is None else as_weights(weights, rows.shape[0])
-        n, mean, M2, _ = _combine.summarize_rows(rows, w, self.M2.ndim < 2, nan_policy, name="x")
+        rows = data.reshape(data.shape[0], self.d)
+        fweights = None if weights is None else as_weights(weights, rows.shape[0])
+        reliability = None if aweights is None else as_weights(aweights, rows.shape[0], "aweights")
+        if rows.shape[0] == 0:
+            return self
+        return self._add_rows(as_data(rows, "x"), fweights, reliability, nan_policy)
+
+    def _add_rows(
+        self, rows: np.ndarray, fweights: np.ndarray | None, aweights: np.ndarray | None, nan_policy: str
+    ) -> GaussianSummary:
+        """This summary merged with the summary of `rows` (shape (k, d)) by the row kernel."""
+        n, mean, M2, w2, _ = _kernel.summarize_rows(
+            rows, _kernel.row_weights(fweights, aweights), self.M2.ndim < 2, nan_policy, name="x"
+        )
         with np.errstate(over="ignore", invalid="ignore"):
-            moments = _combine.merge_pair(*self._as_1d(), n, mean, M2)
+            moments = _combine.merge_pair(*self._as_1d(), n, mean, M2, w2)
         # Under "propagate" a NaN result is the answer asked for, not an overflow.
         return self._wrap(moments, self) if nan_policy != "propagate" else self._wrap(moments)
 
-    def _add_one(self, row: np.ndarray, weight: Any, nan_policy: str) -> GaussianSummary:
-        """`update` with one observation: Welford's step, the pairwise rule with nb = w, M2b = 0.
-
-        This is the per-row hot path, so it does the least numpy work it can: one finiteness
-        test on ``delta @ delta`` instead of a check of every entry, and M2's update as the
-        outer product of ``u = delta * sqrt(n w / (n + w))`` (exactly symmetric, one rounding
-        more than ``outer(delta, delta) * c``).
-        """
+    def _add_one(self, row: np.ndarray, weight: Any, aweight: Any, nan_policy: str) -> GaussianSummary:
+        """`update` with one observation: `_combine.add_row`, or the row kernel for a bad row."""
         if row.shape != self.mean.shape:
             expected = "() or (k,)" if self.mean.ndim == 0 else f"({self.d},) or (k, {self.d})"
             raise ValueError(f"x must have shape {expected} to update {_shape_text(self)}, got {row.shape}")
-        w = 1.0 if weight is None else as_count(weight, "weights")
+        f = 1.0 if weight is None else as_count(weight, "weights")
+        a = 1.0 if aweight is None else as_count(aweight, "aweights")
         row = np.asarray(row, dtype=np.float64)
-        if w == 0:
-            if nan_policy == "raise" and not np.isfinite(row).all():
-                raise _nonfinite_row(row)
+        w = f * a
+        if w == 0 and np.isfinite(row).all():
             return self
-        n = self.n + w
-        delta = row - self.mean
-        # ndarray.dot is the cheapest call numpy offers here (a third of ``@``'s overhead).
-        if not math.isfinite(delta.dot(delta) if self.mean.ndim else delta * delta):
-            return self._add_one_nonfinite(row, w, nan_policy)
-        fraction = w / n
-        mean = self.mean + delta * fraction
-        u = delta * math.sqrt(self.n * fraction)
-        M2 = np.multiply.outer(u, u) if self.M2.ndim == 2 else u * u
-        M2 += self.M2
-        return GaussianSummary._trusted(n, mean, M2)
-
-    def _add_one_nonfinite(self, row: np.ndarray, w: float, nan_policy: str) -> GaussianSummary:
-        """`_add_one` for a row with NaN or inf (or whose square overflows), by the NaN policy."""
-        if np.isfinite(row).all():
-            raise overflow_error("x", row)
-        if nan_policy == "raise":
-            raise _nonfinite_row(row)
-        if nan_policy == "omit":
-            return self
-        n = self.n + w
-        with np.errstate(all="ignore"):
-            delta = row - self.mean
-            mean = self.mean + delta * (w / n)
-            outer = np.multiply.outer(delta, delta) if self.M2.ndim == 2 else delta * delta
-            M2 = self.M2 + outer * (self.n * (w / n))
-        return GaussianSummary._trusted(n, mean, M2)
-
-    def _add_scalar(self, value: float) -> GaussianSummary:
-        """`update` with one unweighted Python number on scalar data, in plain float arithmetic."""
-        if not math.isfinite(value):
-            raise _nonfinite_row(np.array(value))
-        n = self.n + 1.0
-        mean = float(self.mean)
-        delta = value - mean
-        fraction = 1.0 / n
-        M2 = float(self.M2) + delta * delta * (self.n * fraction)
-        return GaussianSummary._trusted(n, np.array(mean + delta * fraction), np.array(M2))
+        if self.mean.ndim == 0:
+            step = _combine.add_row(self.n, self.mean.reshape(1), self.M2.reshape(1), self.w2, row.reshape(1), w, w * a)
+        else:
+            step = _combine.add_row(self.n, self.mean, self.M2, self.w2, row, w, w * a)
+        if step is not None and np.isfinite(step[3]):
+            return GaussianSummary._from_1d(step, self.mean.ndim == 0)
+        # NaN, inf or overflow: the row kernel applies the NaN policy (and names the problem).
+        return self._add_rows(
+            row.reshape(1, self.d), np.array([f]), None if aweight is None else np.array([a]), nan_policy
+        )
 
     # -- comparison, hashing, serialisation ---------------------------------------------------
 
@@ -653,6 +648,7 @@ class GaussianSummary:
             return NotImplemented
         return (
             self.n == other.n
+            and self.w2 == other.w2
             and self.mean.shape == other.mean.shape
             and self.M2.shape == other.M2.shape
             and bool(np.array_equal(self.mean, other.mean))
@@ -675,7 +671,7 @@ class GaussianSummary:
         Returns
         -------
         bool
-            True when the shapes match, ``n`` agrees to `rtol`, each mean to
+            True when the shapes match, ``n`` and ``w2`` agree to `rtol`, each mean to
             ``atol + rtol * max(|mean|, std)``, and each M2 entry to
             ``atol + rtol * sqrt(M2_ii * M2_jj)`` (the size a covariance can have). Comparing
             with 0 would be wrong for a covariance that is 0 only up to rounding.
@@ -695,24 +691,10 @@ class GaussianSummary:
         """
         if not isinstance(other, GaussianSummary):
             raise TypeError(f"isclose compares GaussianSummary values, got {type(other).__name__}")
-        if self.mean.shape != other.mean.shape or self.M2.shape != other.M2.shape:
-            return False
-        if abs(self.n - other.n) > atol + rtol * max(self.n, other.n):
-            return False
-        sq_a = np.diagonal(self.M2) if self.M2.ndim == 2 else self.M2
-        sq_b = np.diagonal(other.M2) if other.M2.ndim == 2 else other.M2
-        with np.errstate(divide="ignore", invalid="ignore"):
-            spread = np.sqrt(np.maximum(sq_a / max(self.n, 1.0), sq_b / max(other.n, 1.0)))
-        mean_scale = np.maximum(np.maximum(np.abs(self.mean), np.abs(other.mean)), spread)
-        if not (np.abs(self.mean - other.mean) <= atol + rtol * mean_scale).all():
-            return False
-        squares = np.maximum(sq_a, sq_b)
-        root = np.sqrt(squares)
-        m2_scale = np.multiply.outer(root, root) if self.M2.ndim == 2 else squares
-        return bool((np.abs(self.M2 - other.M2) <= atol + rtol * m2_scale).all())
+        return self._record.isclose(other._record, rtol, atol)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict; `from_dict` turns it back into an equal summary, exactly.
+        """A JSON-safe dict (format version 2); `from_dict` turns it back into an equal summary, exactly.
 
         Examples
         --------
@@ -728,11 +710,14 @@ class GaussianSummary:
             "n": self.n,
             "mean": self.mean.tolist(),
             "M2": self.M2.tolist(),
+            "w2": self.w2,
         }
 
     @classmethod
     def from_dict(cls, data: Any) -> GaussianSummary:
-        """The summary written by `to_dict`, validated like direct construction.
+        """The summary written by `to_dict` (format version 1 or 2), validated like direct construction.
+
+        A version-1 dict has no ``w2``; it is read with ``w2 = n``.
 
         Raises
         ------
@@ -740,39 +725,61 @@ class GaussianSummary:
             For anything but a well-formed dict of a known format version: missing or extra
             keys, wrong types, shapes, non-finite values, a non-symmetric M2.
         """
-        check_format_header(data, {"format", "version", "n", "mean", "M2"}, _FORMAT_NAME, FORMAT_VERSION)
+        version = check_format_header(data, _DICT_FIELDS, _FORMAT_NAME)
         for key in ("mean", "M2"):
             if not is_number_tree(data[key]):
                 raise ValueError(f"summary dict field {key!r} must hold numbers, got {data[key]!r:.80}")
-        if not is_number_tree(data["n"]) or isinstance(data["n"], list):
-            raise ValueError(f"summary dict field 'n' must be a number, got {data['n']!r:.80}")
-        return cls(data["n"], data["mean"], data["M2"])
+        scalars = ("n", "w2") if version >= 2 else ("n",)
+        for key in scalars:
+            if not is_number_tree(data[key]) or isinstance(data[key], list):
+                raise ValueError(f"summary dict field {key!r} must be a number, got {data[key]!r:.80}")
+        return cls(data["n"], data["mean"], data["M2"], data["w2"] if version >= 2 else None)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # attrs' default unpickling would skip the converter and leave writeable arrays.
-        return (_restore, (self.n, np.array(self.mean), np.array(self.M2)))
+        # Unpickling must give read-only arrays again.
+        return (_restore, (self.n, np.array(self.mean), np.array(self.M2), self.w2))
 
     def __repr__(self) -> str:
         count = f"{int(self.n):_}" if self.n < 1e15 and self.n.is_integer() else f"{self.n:g}"
+        weights = "" if self.w2 == self.n else f", effective_n={self.effective_n:.6g}"
         if self.d <= 4:
             opts = dict(precision=6, separator=", ", suppress_small=False)
-            mean = np.array2string(self.mean, **opts)
-            M2 = np.array2string(self.M2, **opts).replace("\n", "")
+            mean = np.array2string(self.mean, **opts)  # type: ignore[arg-type]
+            M2 = np.array2string(self.M2, **opts).replace("\n", "")  # type: ignore[arg-type]
             M2 = " ".join(M2.split())
-            return f"GaussianSummary(n={count}, mean={mean}, M2={M2})"
+            return f"GaussianSummary(n={count}{weights}, mean={mean}, M2={M2})"
         kind = "diagonal" if self.diagonal else "full"
         mean = np.array2string(self.mean, precision=4, separator=", ", threshold=6, edgeitems=2)
-        return f"GaussianSummary(n={count}, d={self.d}, {kind}, mean={mean})"
+        return f"GaussianSummary(n={count}{weights}, d={self.d}, {kind}, mean={mean})"
 
 
-def _nonfinite_row(row: np.ndarray) -> NonFiniteError:
-    return NonFiniteError(
-        f"x has a non-finite value: {row.tolist()}; pass nan_policy='omit' to skip such rows "
-        "or 'propagate' to return NaN",
-        column=None if row.ndim == 0 else int(np.flatnonzero(~np.isfinite(row))[0]),
-    )
+def _stacked(s: GaussianSummary) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`s` as stacked 2-D moments of one group, for `_combine`'s batched functions."""
+    n, mean, M2, w2 = s._as_1d()
+    return np.array([n]), mean[None], M2[None], np.array([w2])
 
 
-def _restore(n: float, mean: np.ndarray, M2: np.ndarray) -> GaussianSummary:
-    """Unpickle: the arrays come back read-only."""
-    return GaussianSummary._trusted(n, mean, M2)
+def _merge_chunked(parts: list[_combine.Moments], chunk: int) -> _combine.Moments:
+    """The k-way merge of `parts`, `chunk` at a time, the chunk totals merged the same way (a tree).
+
+    Stacking bounds memory for large d; merging the totals by the k-way rule again, rather than
+    one after another, keeps the rounding of a long left fold out of the result.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    totals = []
+    for start in range(0, len(parts), chunk):
+        group = parts[start : start + chunk]
+        k = len(group)
+        ns = np.fromiter((p[0] for p in group), dtype=np.float64, count=k)
+        w2s = np.fromiter((p[3] for p in group), dtype=np.float64, count=k)
+        # One concatenate along the first axis: np.stack would make a view per item.
+        means = np.concatenate([p[1] for p in group]).reshape(k, -1)
+        M2s = np.concatenate([p[2].reshape(-1) for p in group]).reshape(k, *group[0][2].shape)
+        totals.append(_combine.merge_many(ns, means, M2s, w2s))
+    return totals[0] if len(totals) == 1 else _merge_chunked(totals, chunk)
+
+
+def _restore(n: float, mean: np.ndarray, M2: np.ndarray, w2: float | None = None) -> GaussianSummary:
+    """Unpickle: the arrays come back read-only (pickles of version 1 have no w2: it is n)."""
+    return GaussianSummary._trusted(n, mean, M2, n if w2 is None else w2)

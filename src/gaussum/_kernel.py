@@ -1,0 +1,603 @@
+"""The row kernel: raw rows (or segments of rows, one per group) to moments, by one algorithm.
+
+This is the only place where raw rows become summaries and the only place where the NaN policy
+is applied; it returns how many rows ``nan_policy="omit"`` dropped, so callers never filter rows
+themselves.
+
+- `summarize_rows` streams the rows of one summary in blocks of about 2 MiB about one two-part
+  shift (the corrected two-pass algorithm, with BLAS for the scatter).
+- `summarize_groups` summarises many groups at once: their rows are visited in group order, a
+  block of a few thousand rows at a time, and every group of a block gets the same corrected
+  two-pass (two-part shift, centred sums, re-centring when the shift is far) with
+  ``np.add.reduceat`` for the per-group sums; a group with enough rows of its own is streamed
+  through `summarize_rows`.
+
+Weights: a row with frequency weight ``f`` and reliability weight ``a`` weighs ``w = f a`` in n,
+the mean and M2, and adds ``q = f a^2`` to w2 (`row_weights`).
+
+Functions never modify their arguments.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from ._combine import mirror_upper, two_sum
+from ._validate import first_nonfinite_row, nonfinite_row_error, overflow_error
+from .errors import Float64OverflowError
+
+__all__ = ["row_weights", "summarize_rows", "summarize_groups", "rows_per_block", "group_block_rows"]
+
+#: ``(w, q)``: per-row weights in n and in w2, or None for all ones / for ``q = w``.
+Weights = tuple["np.ndarray | None", "np.ndarray | None"]
+Stacked = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+# Rows per block: about 2 MiB of float64 per block keeps the centred copy in cache and bounds the
+# extra memory of `summarize_rows` to a small constant, whatever the size of the input.
+_BLOCK_BYTES = 2**21
+_MIN_BLOCK_ROWS = 1024
+# Rows per partial sum in `_accurate_column_sums`.
+_SUM_CHUNK = 256
+# Centring on the fine part of the shift matters only when X - coarse is coarsely quantised:
+# when ulp(coarse) exceeds this fraction of the spread (see `_centred_sums`).
+_QUANTUM_OF_SPREAD = 2.0**-36
+
+# How far (in standard deviations) the shift may sit from the mean of all rows. The correction
+# c c^T / n multiplies the rounding in the column sums c by 2 (offset / std)^2, so a shift taken
+# from a first block that is not typical of the rest (sorted or drifting data) costs digits:
+# measured 1e-14 at one standard deviation. Past this bound the pass is repeated about the mean.
+_MAX_SHIFT_IN_STD = 1.0 / 8.0
+
+
+def rows_per_block(d: int) -> int:
+    """Rows processed at a time for data of `d` variables."""
+    return max(_MIN_BLOCK_ROWS, _BLOCK_BYTES // (8 * max(d, 1)))
+
+
+# Values of a sorted block and its products live in a buffer of about this many bytes: small
+# enough to stay in cache, large enough that numpy's per-call overhead is spread over many rows.
+_GROUP_BLOCK_BYTES = 2**21
+_MIN_GROUP_BLOCK_ROWS = 256
+
+# A group whose rows times its products per row exceed this is summed on its own with BLAS: the
+# Python overhead of one call (microseconds) is then small next to its arithmetic.
+_ALONE_PRODUCTS = 2**16
+_MIN_ALONE_ROWS = 64
+
+
+def row_weights(fweights: np.ndarray | None, aweights: np.ndarray | None) -> Weights:
+    """``(w, q)`` for validated frequency and reliability weights: ``w = f a``, ``q = f a^2``."""
+    if aweights is None:
+        return fweights, None
+    w = aweights if fweights is None else fweights * aweights
+    return w, w * aweights
+
+
+def _alone_rows(d: int, diagonal: bool) -> int:
+    """Rows from which a group is summed on its own (BLAS) rather than in a shared block."""
+    products = d if diagonal else d * d
+    return max(_MIN_ALONE_ROWS, _ALONE_PRODUCTS // products)
+
+
+def group_block_rows(d: int, diagonal: bool) -> int:
+    """Sorted rows processed at a time: the products of one block fill about 2 MiB."""
+    products = d if diagonal else d * (d + 1) // 2
+    return max(_MIN_GROUP_BLOCK_ROWS, _GROUP_BLOCK_BYTES // (8 * (products + d)))
+
+
+def _column_sums(Y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """(Weighted) column sums of Y with one BLAS call: fast, with BLAS's long running sums."""
+    return (w @ Y) if w is not None else (np.ones(Y.shape[0]) @ Y)
+
+
+def _accurate_column_sums(Y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """(Weighted) column sums of a C-contiguous Y, summed in chunks of rows, then the chunks.
+
+    BLAS sums a column as one long running sum, whose rounding can pile up (6e-15 relative over
+    65,536 squares); two levels of 256-row chunks keep it near u at the same speed.
+    """
+    k, d = Y.shape
+    m = k // _SUM_CHUNK
+    if m < 2:
+        return _column_sums(Y, w)
+    cut = m * _SUM_CHUNK
+    head_weights = np.ones((m, 1, _SUM_CHUNK)) if w is None else w[:cut].reshape(m, 1, _SUM_CHUNK)
+    head = (head_weights @ Y[:cut].reshape(m, _SUM_CHUNK, d)).sum(axis=0)[0]
+    return head + _column_sums(Y[cut:], None if w is None else w[cut:])
+
+
+def _first_shift(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """A two-part shift ``(coarse, fine)`` near the mean of block X, or None if X has no weight.
+
+    The fine part is set to zero where centring on it would change nothing (``X - coarse`` is
+    not coarsely quantised), which saves `_centred_sums` a pass over every block.
+    """
+    n = float(X.shape[0]) if w is None else float(w.sum())
+    if n == 0:
+        return None
+    coarse = _column_sums(X, w) / n
+    deviations = X - coarse
+    fine = _column_sums(deviations, w) / n
+    spread = np.sqrt(_column_sums(deviations * deviations, w) / n)
+    coarse, fine = two_sum(coarse, fine)
+    if (np.spacing(np.abs(coarse)) <= _QUANTUM_OF_SPREAD * spread).all():
+        fine = np.zeros_like(fine)
+    return coarse, fine
+
+
+def _centred_sums(
+    X: np.ndarray, w: np.ndarray | None, shift: tuple[np.ndarray, np.ndarray], diagonal: bool
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Total weight, column sums and scatter (``Y^T W Y``, or its diagonal) of ``Y = X - shift``."""
+    coarse, fine = shift
+    # X - coarse is exact (Sterbenz) for data whose spread is small next to its mean; the fine
+    # part then brings each value down to full precision. Without it, X - coarse is a multiple of
+    # ulp(coarse), and sums of such coarsely quantised squares round with a bias (measured:
+    # 4e-15 relative at mean/spread = 1e9) that fully centred values do not show.
+    Y = np.subtract(X, coarse)
+    if fine.any():
+        Y -= fine
+    n = float(X.shape[0]) if w is None else float(w.sum())
+    if Y.shape[1] == 1:
+        # One variable: numpy's pairwise summation (error ~ u log k) rather than BLAS's long
+        # running sums, which err by up to ~u k on repeated values (NIST's NumAcc2: 1.2e-14).
+        y = Y[:, 0]
+        yw = y if w is None else y * w
+        c = np.array([yw.sum()])
+        squares = (yw * y).sum()
+        return n, c, np.full((1,) if diagonal else (1, 1), squares)
+    c = _accurate_column_sums(Y, w)
+    if diagonal:
+        return n, c, _accurate_column_sums(Y * Y, w)
+    Yw = Y if w is None else Y * w[:, None]
+    return n, c, Yw.T @ Y
+
+
+def _blocks(
+    X: np.ndarray, weights: Weights, rows: int
+) -> Iterator[tuple[int, np.ndarray, np.ndarray | None, np.ndarray | None]]:
+    """``(first row index, float64 block, its weights, its w2 weights)`` for blocks of `rows` rows."""
+    w, q = weights
+    for start in range(0, X.shape[0], rows):
+        stop = start + rows
+        block = X[start:stop]
+        if block.dtype != np.float64:
+            block = block.astype(np.float64)
+        yield start, block, None if w is None else w[start:stop], None if q is None else q[start:stop]
+
+
+def _all_finite(*arrays: np.ndarray) -> bool:
+    return all(bool(np.isfinite(a).all()) for a in arrays)
+
+
+def _apply_nan_policy(
+    block: np.ndarray, w: np.ndarray | None, q: np.ndarray | None, start: int, nan_policy: str, name: str
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, int]:
+    """Handle a block whose sums came out non-finite: raise, or drop its non-finite rows."""
+    bad = first_nonfinite_row(block)
+    if bad is None:
+        raise overflow_error(name, block, start)
+    if nan_policy == "raise":
+        raise nonfinite_row_error(name, start + bad, block[bad])
+    finite = np.isfinite(block).all(axis=1)
+    keep = (block[finite], None if w is None else w[finite], None if q is None else q[finite])
+    return (*keep, int(block.shape[0] - finite.sum()))
+
+
+def _sums_about(
+    X: np.ndarray,
+    weights: Weights,
+    diagonal: bool,
+    nan_policy: str,
+    rows: int,
+    name: str,
+    shift: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[float, float, np.ndarray, np.ndarray, int, tuple[np.ndarray, np.ndarray] | None]:
+    """One pass over X: total weight, w2, column sums and scatter about `shift`, rows dropped.
+
+    With ``shift=None`` the shift is taken from the first block that has weight. Non-finite values
+    are found without an extra pass: a block with NaN or inf has non-finite sums, and only then is
+    it searched, so clean data pays nothing for the check.
+    """
+    d = X.shape[1]
+    n, w2, c = 0.0, 0.0, np.zeros(d)
+    scatter = np.zeros(d if diagonal else (d, d))
+    dropped = 0
+    for start, block, w, q in _blocks(X, weights, rows):
+        cleaned = False
+        if shift is None:
+            first = _first_shift(block, w)
+            if nan_policy != "propagate" and (first is None or not _all_finite(*first)):
+                if first is not None or not np.isfinite(block).all():
+                    block, w, q, k = _apply_nan_policy(block, w, q, start, nan_policy, name)
+                    dropped += k
+                    cleaned = True
+                first = _first_shift(block, w) if block.shape[0] else None
+            if first is None:
+                continue
+            shift = first
+        n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal)
+        squares = s_b if diagonal else np.diagonal(s_b)
+        if nan_policy != "propagate" and not _all_finite(c_b, squares):
+            if cleaned:
+                raise overflow_error(name, block, start)
+            block, w, q, k = _apply_nan_policy(block, w, q, start, nan_policy, name)
+            dropped += k
+            if block.shape[0] == 0:
+                continue
+            n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal)
+            if not _all_finite(c_b, s_b if diagonal else np.diagonal(s_b)):
+                raise overflow_error(name, block)  # rows were dropped: indices no longer apply
+        n += n_b
+        w2 += n_b if q is None else float(q.sum())
+        c += c_b
+        scatter += s_b
+    return n, w2, c, scatter, dropped, shift
+
+
+def summarize_rows(
+    X: np.ndarray,
+    weights: Weights,
+    diagonal: bool,
+    nan_policy: str,
+    block_rows: int | None = None,
+    name: str = "X",
+) -> tuple[float, np.ndarray, np.ndarray, float, int]:
+    """Summary of the rows of X, shape (N, d), by a corrected two-pass; and the rows dropped.
+
+    Pass one takes a shift near the mean from the first block. Pass two streams over all rows in
+    blocks of about 2 MiB (so peak extra memory is one block, whatever N is), accumulating for
+    ``Y = X - shift`` the column sums ``c`` and the scatter ``S = Y^T W Y`` with BLAS; then
+
+        mean = shift + c / n
+        M2   = S - c c^T / n
+
+    which is exact algebra for any shift: the corrected two-pass algorithm (Chan, Golub and
+    LeVeque 1983; Björck 1996, section 2.7), the correction removing the rounding left in the
+    shift. Its rounding error grows with ``(mean - shift)^2 / variance``, so if the first block
+    is not typical of the rest (sorted or drifting data: its mean more than 1/8 of a standard
+    deviation from the overall mean), the pass is repeated about the overall mean. For data in
+    random order the first block's mean is far closer than that, and one pass suffices. The
+    shift is kept in two float64 parts so data far from zero is centred to full precision.
+
+    Parameters
+    ----------
+    weights : (w, q)
+        From `row_weights`: each row's weight ``w = f a`` and its contribution ``q = f a^2`` to
+        w2 (None for ones, and for ``q = w``).
+
+    Returns
+    -------
+    n, mean, M2, w2, rows_dropped
+        ``rows_dropped`` counts the rows that ``nan_policy="omit"`` left out.
+    """
+    N, d = X.shape
+    rows = block_rows or rows_per_block(d)
+    shift = None
+    with np.errstate(all="ignore"):
+        for _ in range(3):
+            n, w2, c, scatter, dropped, shift = _sums_about(X, weights, diagonal, nan_policy, rows, name, shift)
+            if n == 0:
+                return 0.0, np.zeros(d), np.zeros(d if diagonal else (d, d)), 0.0, dropped
+            offset = c / n
+            squares = scatter if diagonal else np.diagonal(scatter)
+            far = offset * offset * n > _MAX_SHIFT_IN_STD**2 * squares
+            if not far.any() or not _all_finite(offset):
+                break
+            shift = two_sum(shift[0], shift[1] + offset)
+        mean = shift[0] + (shift[1] + offset)
+        if diagonal:
+            M2 = scatter - c * c / n
+            np.maximum(M2, 0.0, out=M2)
+        else:
+            M2 = mirror_upper(scatter)
+            M2 -= np.multiply.outer(c, c) / n
+            index = np.diag_indices(d)
+            M2[index] = np.maximum(M2[index], 0.0)
+    if nan_policy != "propagate" and not (math.isfinite(n) and math.isfinite(w2)):
+        raise Float64OverflowError(f"the weights of {name} overflow float64 when summed (total {n:g}); rescale them first")
+    return n, mean, M2, w2, dropped
+
+
+# -- many groups at once ----------------------------------------------------------------------
+
+
+def _segment_sums(Z: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Sums of the columns of Z (shape (m, k)) over the segments that begin at `starts`."""
+    return np.add.reduceat(Z, starts, axis=1)
+
+
+def _upper_products(Yw: np.ndarray, Y: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Rows ``Yw[i] * Y[j]`` for ``i <= j`` (row-major upper triangle), written into `out`."""
+    d = Y.shape[0]
+    row = 0
+    for i in range(d):  # a loop over variables, each step a vectorised pass over the block
+        np.multiply(Yw[i], Y[i:], out=out[row:row + d - i])
+        row += d - i
+    return out
+
+
+def _segment_centred_sums(
+    Y: np.ndarray, w: np.ndarray | None, starts: np.ndarray, diagonal: bool, buffer: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-segment column sums ``c`` and scatter (upper triangle, or diagonal) of centred Y."""
+    d, k = Y.shape
+    Yw = Y if w is None else Y * w
+    if diagonal:
+        products = np.multiply(Yw, Y, out=buffer[:d, :k])
+    else:
+        products = _upper_products(Yw, Y, buffer[:, :k])
+    return _segment_sums(Yw, starts), _segment_sums(products, starts)
+
+
+def _segment_moments(
+    Xt: np.ndarray,
+    w: np.ndarray | None,
+    q: np.ndarray | None,
+    starts: np.ndarray,
+    sizes: np.ndarray,
+    diagonal: bool,
+    buffer: np.ndarray,
+) -> Stacked:
+    """Corrected two-pass moments of each segment of the columns of Xt (shape (d, k)).
+
+    Returns ``n (s,)``, ``mean (d, s)``, M2 packed as ``(s, d(d+1)/2)`` upper triangles (or
+    ``(s, d)`` if diagonal) and ``w2 (s,)``, where s is the number of segments.
+    """
+    d = Xt.shape[0]
+    n = sizes.astype(np.float64) if w is None else np.add.reduceat(w, starts)
+    w2 = n if q is None else np.add.reduceat(q, starts)
+    has_weight = n > 0
+    safe_n = np.where(has_weight, n, 1.0)
+    # The two-part shift of `_first_shift`: a coarse mean, then the mean of what is left after it;
+    # and the same re-centring threshold, `_MAX_SHIFT_IN_STD`.
+    coarse = _segment_sums(Xt if w is None else Xt * w, starts) / safe_n
+    Y = Xt - np.repeat(coarse, sizes, axis=1)
+    fine = _segment_sums(Y if w is None else Y * w, starts) / safe_n
+    Y -= np.repeat(fine, sizes, axis=1)
+    coarse, fine = two_sum(coarse, fine)
+    c, scatter = _segment_centred_sums(Y, w, starts, diagonal, buffer)
+    diag_rows = slice(None) if diagonal else _upper(d)[2]
+    for _ in range(2):
+        offset = c / safe_n
+        far = (offset * offset * n > _MAX_SHIFT_IN_STD**2 * scatter[diag_rows]).any(axis=0)
+        far &= np.isfinite(offset).all(axis=0) & has_weight
+        if not far.any():
+            break
+        # Re-centre only the segments whose shift was far off, on the better shift, as the core
+        # does for a whole block. Rare: the shift is already each segment's own mean.
+        coarse[:, far], fine[:, far] = two_sum(coarse[:, far], fine[:, far] + offset[:, far])
+        rows = np.repeat(far, sizes)
+        far_sizes = sizes[far]
+        far_starts = np.concatenate(([0], np.cumsum(far_sizes)[:-1]))
+        Y_far = Xt[:, rows] - np.repeat(coarse[:, far], far_sizes, axis=1)
+        Y_far -= np.repeat(fine[:, far], far_sizes, axis=1)
+        c[:, far], scatter[:, far] = _segment_centred_sums(
+            Y_far, None if w is None else w[rows], far_starts, diagonal, buffer
+        )
+    offset = c / safe_n
+    mean = coarse + (fine + offset)
+    return n, mean, _packed_M2(scatter, c, safe_n, d, diagonal), w2
+
+
+@functools.lru_cache(maxsize=32)
+def _upper(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row and column of each entry of the row-major upper triangle, and where the diagonal is."""
+    i, j = np.triu_indices(d)
+    return i, j, np.flatnonzero(i == j)
+
+
+def _packed_M2(scatter: np.ndarray, c: np.ndarray, n: np.ndarray, d: int, diagonal: bool) -> np.ndarray:
+    """``M2 = scatter - c c^T / n`` per segment, packed (upper triangle), variances clipped at 0.
+
+    Shape (s, d(d+1)/2), or (s, d) if diagonal.
+    """
+    if diagonal:
+        packed = (scatter - c * c / n).T
+        return np.maximum(packed, 0.0, out=packed)
+    i, j, diag = _upper(d)
+    packed = (scatter - c[i] * c[j] / n).T
+    packed[:, diag] = np.maximum(packed[:, diag], 0.0)
+    return packed
+
+
+def _unpack(packed: np.ndarray, d: int) -> np.ndarray:
+    """Full symmetric M2 of shape (g, d, d) from packed upper triangles (g, d(d+1)/2)."""
+    i, j, _ = _upper(d)
+    upper = np.zeros((packed.shape[0], d * d))
+    upper[:, i * d + j] = packed
+    M2 = upper.reshape(-1, d, d)
+    # The lower triangle is a copy of the upper one, so every M2 is exactly symmetric; one slice
+    # per variable, in place, so no second (g, d, d) array is made.
+    for row in range(d - 1):
+        M2[:, row + 1:, row] = M2[:, row, row + 1:]
+    return M2
+
+
+def _gather(X: np.ndarray, index: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """Rows ``X[index]`` as float64 columns, shape (d, len(index))."""
+    if out is not None:
+        block = np.take(X, index, axis=0, out=out[: index.size])
+    else:
+        block = X[index].astype(np.float64)
+    return np.ascontiguousarray(block.T)
+
+
+class _GroupRows:
+    """The rows ``X[index]`` (and weights ``w[index]``), gathered one slice at a time.
+
+    `summarize_rows` reads its data only through ``.shape`` and consecutive slices ``[a:b]``
+    (`_blocks`), so this lets it stream one group's rows in place: no copy of the group is made,
+    only one float64 block at a time.
+    """
+
+    def __init__(self, array: np.ndarray, index: np.ndarray) -> None:
+        self._array = array
+        self._index = index
+        self.shape = (index.size, *array.shape[1:])
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return np.take(self._array, self._index[rows], axis=0).astype(np.float64, copy=False)
+
+
+def _large_group(
+    X: np.ndarray, weights: Weights, index: np.ndarray, diagonal: bool
+) -> tuple[float, np.ndarray, np.ndarray, float]:
+    """Moments of one large group by `summarize_rows` over its rows; M2 packed.
+
+    The rows are streamed in blocks about one two-part shift, re-centring if the group's mean
+    drifts far from it; NaN propagates (the caller applies the NaN policy).
+    """
+    w, q = (None if v is None else _GroupRows(v, index) for v in weights)
+    n, mean, M2, w2, _ = summarize_rows(_GroupRows(X, index), (w, q), diagonal, "propagate")  # type: ignore[arg-type]
+    if diagonal:
+        return n, mean, M2, w2
+    i, j, _ = _upper(X.shape[1])
+    return n, mean, M2[i, j], w2
+
+
+def _propagating_groups(
+    X: np.ndarray,
+    weights: Weights,
+    order: np.ndarray,
+    sizes: np.ndarray,
+    diagonal: bool,
+    rows: int | None = None,
+) -> Stacked:
+    """Per-group summaries of the rows of X (shape (N, d)); NaN propagates.
+
+    See `summarize_groups`; `order` lists the rows to use, group after group.
+    """
+    d = X.shape[1]
+    g = sizes.size
+    rows = rows or group_block_rows(d, diagonal)
+    products = d if diagonal else d * (d + 1) // 2
+    buffer = np.empty((products, rows))
+    out = np.empty((rows, d)) if X.dtype == np.float64 else None
+    bounds = np.concatenate(([0], np.cumsum(sizes)))
+    alone = np.flatnonzero(sizes >= min(rows + 1, _alone_rows(d, diagonal)))
+    counts = np.zeros(g)
+    w2 = np.zeros(g)
+    means = np.zeros((g, d))
+    packed = np.zeros((g, products))
+    w, q = weights
+    first = 0
+    with np.errstate(all="ignore"):
+        while first < g:
+            next_alone = alone[np.searchsorted(alone, first)] if alone.size and alone[-1] >= first else g
+            if next_alone == first:
+                index = order[bounds[first]:bounds[first + 1]]
+                counts[first], means[first], packed[first], w2[first] = _large_group(X, weights, index, diagonal)
+                first += 1
+                continue
+            # The groups first..last-1 are the most whole groups that fit in one block.
+            last = int(np.searchsorted(bounds, bounds[first] + rows, side="right")) - 1
+            last = min(last, next_alone)
+            lo, hi = bounds[first], bounds[last]
+            if hi > lo:
+                members = first + np.flatnonzero(sizes[first:last])
+                index = order[lo:hi]
+                Xt = _gather(X, index, out)
+                w_block = None if w is None else w[index]
+                q_block = None if q is None else q[index]
+                n, mean, m2, w2_block = _segment_moments(
+                    Xt, w_block, q_block, bounds[members] - lo, sizes[members], diagonal, buffer
+                )
+                counts[members], means[members], packed[members], w2[members] = n, mean.T, m2, w2_block
+            first = last
+    empty = counts == 0
+    if empty.any():
+        means[empty] = 0.0
+        packed[empty] = 0.0
+        w2[empty] = 0.0
+    return counts, means, packed if diagonal else _unpack(packed, d), w2
+
+
+def _finite_rows(X: np.ndarray) -> np.ndarray:
+    """Which rows of X (shape (N, d)) are all finite, found a block at a time."""
+    finite = np.empty(X.shape[0], dtype=bool)
+    step = group_block_rows(X.shape[1], True) * 16
+    for start in range(0, X.shape[0], step):
+        finite[start:start + step] = np.isfinite(X[start:start + step]).all(axis=1)
+    return finite
+
+
+def _stack_is_finite(counts: np.ndarray, means: np.ndarray, M2: np.ndarray, w2: np.ndarray) -> bool:
+    """True when every count, mean and variance is finite (a NaN or inf in a row spoils them)."""
+    squares = M2 if M2.ndim <= 2 else np.diagonal(M2, axis1=1, axis2=2)
+    return all(bool(np.isfinite(a).all()) for a in (counts, w2, means, squares))
+
+
+def summarize_groups(
+    X: np.ndarray,
+    weights: Weights,
+    codes: np.ndarray,
+    g: int,
+    order: np.ndarray,
+    diagonal: bool,
+    nan_policy: str,
+    name: str = "X",
+    block_rows: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Per-group summaries of the rows of X (shape (N, d)), with the NaN policy; and rows dropped.
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, d)
+        Any real dtype; converted to float64 one block at a time.
+    weights : (w, q)
+        From `row_weights`.
+    codes : ndarray of int, shape (N,)
+        The group (``0..g-1``) of each row.
+    g : int
+        Number of groups.
+    order : ndarray of int, shape (N,)
+        A permutation that brings each group's rows together, group after group (a stable sort
+        of `codes`).
+    diagonal : bool
+    nan_policy : {"raise", "omit", "propagate"}
+        As for `summarize_rows`; under "omit" a group all of whose rows are dropped is kept, with
+        count 0.
+
+    Returns
+    -------
+    counts (g,), means (g, d), M2 (g, d, d) or (g, d), w2 (g,), rows_dropped
+        Groups with no weight have zero mean, M2 and w2.
+
+    Notes
+    -----
+    Blocks hold whole groups, about `block_rows` rows at a time, so every group's sums come from
+    one segment of one block. A group with enough work of its own (``size * d**2`` above a few
+    times 10**4 products, or more rows than a block) is streamed alone through `summarize_rows`
+    (BLAS), where the Python overhead is small next to its arithmetic. The Python loop therefore
+    runs once per block or per such group, never once per small group. The sums are computed with
+    NaN propagating; only if they come out non-finite (or a group has no weight, so that NaN in
+    its rows would be hidden) are the rows searched, and then the policy applied.
+    """
+    sizes = np.bincount(codes, minlength=g)
+    stack = _propagating_groups(X, weights, order, sizes, diagonal, block_rows)
+    if nan_policy == "propagate":
+        return (*stack, 0)
+    w = weights[0]
+    # A key of no weight comes back empty (zero mean and M2) even if its rows hold NaN, which
+    # the policy "raise" refuses: so its rows are searched too.
+    weightless = w is not None and bool((stack[0][sizes > 0] == 0).any())
+    if not weightless and _stack_is_finite(*stack):
+        return (*stack, 0)
+    finite = _finite_rows(X)
+    if finite.all():
+        if not _stack_is_finite(*stack):
+            raise overflow_error(name, X)
+        return (*stack, 0)
+    if nan_policy == "raise":
+        bad = first_nonfinite_row(X)
+        raise nonfinite_row_error(name, bad, X[bad])
+    kept = order[finite[order]]
+    stack = _propagating_groups(X, weights, kept, np.bincount(codes[kept], minlength=g), diagonal, block_rows)
+    if not _stack_is_finite(*stack):
+        raise overflow_error(name, np.where(finite[:, None], X, 0.0))
+    return (*stack, int(X.shape[0] - kept.size))

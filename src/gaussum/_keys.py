@@ -1,0 +1,175 @@
+"""Keys of grouped summaries: checks, factorisation into dense codes, merging and (de)serialising.
+
+Keys are labels: integers, strings, floats, booleans, datetimes, or any objects that can be
+ordered. A grouped summary keeps them distinct and sorted; everything that knows what a key is
+lives here, so the record and the kernels deal only in integer codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "SERIALISABLE_KINDS",
+    "as_keys",
+    "factorize",
+    "sort_order",
+    "concatenate_keys",
+    "same_label_kinds",
+    "same_keys",
+    "label",
+    "parse_key_dtype",
+    "parse_keys",
+]
+
+# Key dtypes that to_dict can write exactly: bool, integers, floats, strings, datetimes, timedeltas.
+SERIALISABLE_KINDS = "biufUMm"
+
+# Integer keys spanning at most this many values (times the row count) are factorised by counting
+# rather than sorting: O(N) instead of O(N log N).
+_DENSE_RANGE_PER_ROW = 4
+
+
+
+def as_keys(keys: Any, name: str = "keys") -> np.ndarray:
+    """Keys as a 1-D array of labels that can be ordered; NaN and NaT are refused."""
+    array = np.asarray(keys)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of labels, got shape {array.shape}")
+    if array.dtype.kind == "c":
+        raise ValueError(f"{name} must be labels that can be ordered, got complex dtype {array.dtype}")
+    if array.dtype.kind in "fMm" and np.isnan(array).any():
+        i = int(np.flatnonzero(np.isnan(array))[0])
+        raise ValueError(f"{name} must not hold NaN or NaT (it equals no key); {name}[{i}] is {label(array[i])!r}")
+    if array.dtype.kind == "f" and np.isinf(array).any():
+        i = int(np.flatnonzero(np.isinf(array))[0])
+        raise ValueError(f"{name} must be finite; {name}[{i}] is {label(array[i])!r}")
+    return array
+
+
+def _factorize_codes(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct labels and the code (index into them) of every key.
+
+    Integers and datetimes over a range not much larger than the number of keys are counted
+    (``np.bincount``, linear time); anything else goes through ``np.unique``. Raises TypeError
+    for labels that cannot be ordered.
+    """
+    if keys.dtype.kind in "iuMm" and keys.size:
+        as_int = keys.view(np.int64) if keys.dtype.kind in "Mm" else keys
+        lo, hi = int(as_int.min()), int(as_int.max())
+        span = hi - lo + 1
+        if span <= _DENSE_RANGE_PER_ROW * keys.size + 2**16:
+            wide = np.uint64 if as_int.dtype.kind == "u" else np.int64  # no overflow in x - lo
+            offsets = np.subtract(as_int, wide(lo), dtype=wide).astype(np.intp, copy=False)
+            present = np.bincount(offsets, minlength=span) > 0
+            distinct = np.flatnonzero(present)
+            lookup = np.empty(span, dtype=np.intp)
+            lookup[distinct] = np.arange(distinct.size)
+            uniques = (distinct.astype(wide) + wide(lo)).astype(as_int.dtype)
+            if keys.dtype.kind in "Mm":
+                uniques = uniques.view(keys.dtype)
+            return uniques, lookup[offsets]
+    uniques, codes = np.unique(keys, return_inverse=True)
+    return uniques, codes.reshape(-1)
+
+
+def factorize(keys: np.ndarray, name: str = "keys") -> tuple[np.ndarray, np.ndarray]:
+    try:
+        uniques, codes = _factorize_codes(keys)
+    except TypeError as exc:
+        raise ValueError(f"{name} must be labels that can be ordered: {exc}") from None
+    if uniques.dtype.kind == "O" and uniques.size and all(isinstance(k, str) for k in uniques):
+        uniques = uniques.astype(str)  # object arrays of strings (pandas' default) become '<U'
+    return uniques, codes
+
+
+def sort_order(codes: np.ndarray, g: int) -> np.ndarray:
+    """A stable permutation sorting `codes` (each in ``range(g)``).
+
+    Codes that fit in 16 bits are sorted by numpy's radix sort (linear time).
+    """
+    if g <= 2**8:
+        return np.argsort(codes.astype(np.uint8), kind="stable")
+    if g <= 2**16:
+        return np.argsort(codes.astype(np.uint16), kind="stable")
+    return np.argsort(codes, kind="stable")
+
+
+def concatenate_keys(arrays: list[np.ndarray]) -> np.ndarray:
+    """The keys of several grouped summaries in one array, refusing lossy mixes.
+
+    numpy would turn integers and strings into strings, or int64 and uint64 into float64; keys
+    that are different labels must not become equal ones.
+    """
+    kinds = {a.dtype.kind for a in arrays}
+    try:
+        result = np.result_type(*arrays) if len(kinds) > 1 or kinds == {"O"} else None
+        compatible = same_label_kinds(kinds) and (result is None or result.kind in "iuO")
+    except TypeError:
+        compatible = False
+    if not compatible:
+        dtypes = sorted({str(a.dtype) for a in arrays})
+        raise ValueError(f"cannot merge grouped summaries whose keys have dtypes {dtypes}")
+    return np.concatenate(arrays)
+
+
+def same_label_kinds(kinds: set[str]) -> bool:
+    """True when keys of these dtype kinds can be the same labels: one kind, or signed and unsigned.
+
+    Booleans, floats and integers are different labels (True is not the key 1, nor 1.0), as are
+    strings and numbers, since numpy would make them equal by converting one into the other.
+    """
+    return len(kinds) == 1 or kinds <= {"i", "u"}
+
+
+def label(key: Any) -> Any:
+    """A key as a Python value, so messages show ``'a'`` and ``nan``, not ``np.str_('a')``."""
+    return key.item() if isinstance(key, np.generic) else key
+
+
+def same_keys(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.shape != b.shape or (a.dtype.kind != b.dtype.kind and {a.dtype.kind, b.dtype.kind} != {"i", "u"}):
+        return False
+    return bool(np.all(a == b))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_key_dtype(text: Any) -> np.dtype:
+    try:
+        dtype = np.dtype(text) if isinstance(text, str) else None
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind not in SERIALISABLE_KINDS:
+        raise ValueError(f"grouped summary dict field 'key_dtype' must name a bool, number, string or datetime dtype, got {text!r}")
+    return dtype
+
+
+def parse_keys(values: Any, dtype: np.dtype) -> np.ndarray:
+    kind = dtype.kind
+    checks = {
+        "b": lambda v: isinstance(v, bool),
+        "i": _is_int,
+        "u": _is_int,
+        "M": _is_int,
+        "m": _is_int,
+        "f": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "U": lambda v: isinstance(v, str),
+    }
+    if not isinstance(values, list) or not all(checks[kind](v) for v in values):
+        raise ValueError(f"grouped summary dict field 'keys' must be a list of {dtype} values, got {values!r:.80}")
+    try:
+        if kind in "Mm":
+            return np.array(values, dtype=np.int64).view(dtype)
+        keys = np.array(values, dtype=dtype)
+    except (OverflowError, ValueError) as exc:
+        raise ValueError(f"grouped summary dict field 'keys' does not fit {dtype}: {exc}") from None
+    if kind == "U" and any(len(v) > dtype.itemsize // 4 for v in values):
+        raise ValueError(f"grouped summary dict field 'keys' holds strings longer than {dtype} allows")
+    return keys
+
+
