@@ -29,6 +29,7 @@ __all__ = [
     "per_key",
     "positions",
     "scipy_stats",
+    "short",
 ]
 
 # Re-exported so that the model modules have one place to import the shared numerics from
@@ -38,6 +39,17 @@ factor = _factor
 linalg = _linalg
 number = _number
 scipy_stats = _scipy_stats
+
+
+def short(value: Any) -> str:
+    """`number`, but arrays of more than 6 entries abbreviated, on one line: reprs stay short."""
+    array = np.asarray(value)
+    if array.size <= 6:
+        return number(array)
+    text = np.array2string(
+        array, separator=", ", threshold=6, edgeitems=2, formatter={"all": lambda v: f"{v:.6g}"}
+    )
+    return " ".join(text.split())
 
 
 def check_summary(s: Any, function: str, *, grouped: bool = True) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 from ..grouped import GroupedSummary
 from ..inference import MAX_CONDITION
 from ..summary import GaussianSummary
-from ._common import array_eq, check_full, check_summary, linalg, number, per_key, positions, scipy_stats
+from ._common import array_eq, check_full, check_summary, linalg, number, per_key, positions, scipy_stats, short
 
 __all__ = ["OLSResult", "ols"]
 
@@ -105,8 +105,8 @@ class OLSResult:
 
     def __repr__(self) -> str:
         return (
-            f"OLSResult(y={self.y}, X={list(self.X)}, n={number(self.n)}, intercept={number(self.intercept)}, "
-            f"coef={number(self.coef)}, rsquared={number(self.rsquared)})"
+            f"OLSResult(y={self.y}, X={short(self.X)}, n={number(self.n)}, intercept={number(self.intercept)}, "
+            f"coef={short(self.coef)}, rsquared={number(self.rsquared)})"
         )
 
 
