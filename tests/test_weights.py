@@ -237,3 +237,33 @@ def test_grouped_subtraction_refuses_keys_the_left_lacks():
         GroupedSummary.empty(None, key_dtype=str) - GroupedSummary.from_samples(["a"], [3.0])
     with pytest.raises(TypeError):
         a - 1.0
+
+
+def test_inference_counts_effective_observations():
+    """Reliability weights of 0 and c > 0 give the tests of the kept rows alone (effective_n rows).
+
+    Constant reliability weights c carry no information about the sample size: the statistic,
+    degrees of freedom and p-values are those of the unweighted rows that have weight, computed
+    by scipy on those rows.
+    """
+    from scipy import stats
+
+    from gaussum.inference import box_m, hotelling_t2, welch_t
+
+    rng = np.random.default_rng(8)
+    A, B = rng.standard_normal((40, 2)), 0.3 + rng.standard_normal((30, 2)) * [1.0, 2.0]
+    wa = np.where(rng.uniform(size=40) < 0.3, 0.0, 2.5)
+    wb = np.where(rng.uniform(size=30) < 0.3, 0.0, 0.4)
+    a, b = GaussianSummary.from_samples(A, aweights=wa), GaussianSummary.from_samples(B, aweights=wb)
+    kept_a, kept_b = A[wa > 0], B[wb > 0]
+    assert a.effective_n == pytest.approx(len(kept_a), rel=1e-13)
+    welch = welch_t(a, b)
+    reference = stats.ttest_ind(kept_a, kept_b, equal_var=False)
+    np.testing.assert_allclose(welch.statistic, reference.statistic, rtol=1e-10)
+    np.testing.assert_allclose(welch.pvalue, reference.pvalue, rtol=1e-9)
+    plain_a, plain_b = GaussianSummary.from_samples(kept_a), GaussianSummary.from_samples(kept_b)
+    for equal in (True, False):
+        weighted, plain = hotelling_t2(a, b, equal_covariances=equal), hotelling_t2(plain_a, plain_b, equal_covariances=equal)
+        assert weighted.t2 == pytest.approx(plain.t2, rel=1e-10)
+        assert weighted.pvalue == pytest.approx(plain.pvalue, rel=1e-9)
+    assert box_m(a, b).chi2 == pytest.approx(box_m(plain_a, plain_b).chi2, rel=1e-10)

@@ -241,12 +241,25 @@ def _check_full(s: GaussianSummary, name: str) -> None:
 
 def _cov_matrix(s: GaussianSummary, ddof: int, name: str) -> np.ndarray:
     """``s.covariance(ddof)`` as a (d, d) matrix (diagonal for a diagonal summary)."""
-    if s.n - ddof <= 0:
+    if s.n == 0 or s.n - ddof * s.w2 / s.n <= 0:
         raise ValueError(f"{name} has n={s.n:g}: no degrees of freedom left for a covariance with ddof={ddof}")
     cov = s.covariance(ddof)
     if cov.ndim == 0:
         return cov.reshape(1, 1)
     return np.diag(cov) if cov.ndim == 1 else cov
+
+
+def _scatter(s: GaussianSummary) -> np.ndarray:
+    """M2 on the scale of `effective_n` observations: ``(effective_n - 1) * covariance(ddof=1)``.
+
+    Exactly M2 for unweighted and frequency-weighted data (``w2 == n``); with reliability
+    weights, what M2 would be for equally weighted data with the same covariance and effective
+    sample size, so pooled estimates weigh each group by its information.
+    """
+    p = s.d
+    if s.w2 == s.n:
+        return s.M2.reshape(p, p)
+    return s.M2.reshape(p, p) * ((s.effective_n - 1.0) / (s.n - s.w2 / s.n))
 
 
 def _flat_mean(s: GaussianSummary) -> np.ndarray:
@@ -258,6 +271,10 @@ def _flat_mean(s: GaussianSummary) -> np.ndarray:
 
 def welch_t(a: GaussianSummary, b: GaussianSummary) -> WelchResult:
     """Welch's t test of equal means, for each variable, from two summaries.
+
+    Each group's sample size is its `effective_n` (Kish's ``n**2 / w2``; ``n`` for unweighted
+    and frequency-weighted data), in the standard errors and the Welch-Satterthwaite degrees of
+    freedom.
 
     Parameters
     ----------
@@ -295,13 +312,14 @@ def welch_t(a: GaussianSummary, b: GaussianSummary) -> WelchResult:
     """
     _check_pair(a, b)
     for name, s in (("a", a), ("b", b)):
-        if s.n < 2:
-            raise ValueError(f"welch_t needs at least 2 observations in each group; {name} has n={s.n:g}")
+        if s.effective_n < 2:
+            raise ValueError(f"welch_t needs at least 2 observations in each group; {name} has n={s.effective_n:g}")
     stats = _scipy_stats()
-    va, vb = a.variance() / a.n, b.variance() / b.n
+    na, nb = a.effective_n, b.effective_n
+    va, vb = a.variance() / na, b.variance() / nb
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = (a.mean - b.mean) / np.sqrt(va + vb)
-        df = (va + vb) ** 2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
+        df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
         pvalue = 2.0 * stats.t.sf(np.abs(statistic), df)
     if a.mean.ndim == 0:
         return WelchResult(float(statistic), float(df), float(pvalue))
@@ -310,6 +328,9 @@ def welch_t(a: GaussianSummary, b: GaussianSummary) -> WelchResult:
 
 def hotelling_t2(a: GaussianSummary, b: GaussianSummary, equal_covariances: bool = True) -> HotellingResult:
     """Two-sample Hotelling T² test that two groups have the same mean vector.
+
+    Sample sizes are the groups' `effective_n` (``n`` for unweighted and frequency-weighted
+    data), in the pooled covariance, the statistic and the degrees of freedom.
 
     Parameters
     ----------
@@ -372,27 +393,28 @@ def hotelling_t2(a: GaussianSummary, b: GaussianSummary, equal_covariances: bool
     _check_full(b, "b")
     p = a.d
     delta = _flat_mean(a) - _flat_mean(b)
-    M2a, M2b = a.M2.reshape(p, p), b.M2.reshape(p, p)
+    na, nb = a.effective_n, b.effective_n
+    M2a, M2b = _scatter(a), _scatter(b)
     stats = _scipy_stats()
     if equal_covariances:
-        dof = a.n + b.n - 2.0
+        dof = na + nb - 2.0
         if dof <= 0:
-            raise ValueError(f"hotelling_t2 needs n_a + n_b > 2, got {a.n:g} + {b.n:g}")
+            raise ValueError(f"hotelling_t2 needs n_a + n_b > 2, got {na:g} + {nb:g}")
         factor = _factor((M2a + M2b) / dof, dof, "the pooled covariance of a and b")
-        t2 = float(factor.quad(delta)) * a.n * b.n / (a.n + b.n)
-        df1, df2 = float(p), a.n + b.n - p - 1.0
+        t2 = float(factor.quad(delta)) * na * nb / (na + nb)
+        df1, df2 = float(p), na + nb - p - 1.0
         f = t2 * df2 / (p * dof)
     else:
-        for name, s in (("a", a), ("b", b)):
-            if s.n < 2:
+        for name, n in (("a", na), ("b", nb)):
+            if n < 2:
                 raise ValueError(
-                    f"hotelling_t2 with unequal covariances needs n >= 2 in each group; {name} has n={s.n:g}"
+                    f"hotelling_t2 with unequal covariances needs n >= 2 in each group; {name} has n={n:g}"
                 )
-        Va, Vb = M2a / ((a.n - 1.0) * a.n), M2b / ((b.n - 1.0) * b.n)
-        factor = _factor(Va + Vb, a.n + b.n - 2.0, "the covariance of mean_a - mean_b")
+        Va, Vb = M2a / ((na - 1.0) * na), M2b / ((nb - 1.0) * nb)
+        factor = _factor(Va + Vb, na + nb - 2.0, "the covariance of mean_a - mean_b")
         t2 = float(factor.quad(delta))
         denominator = 0.0
-        for V, n in ((Va, a.n), (Vb, b.n)):
+        for V, n in ((Va, na), (Vb, nb)):
             W = factor.sandwich(V)
             denominator += (np.sum(W * W) + np.trace(W) ** 2) / (n - 1.0)
         nu = (p + p * p) / denominator
@@ -404,6 +426,9 @@ def hotelling_t2(a: GaussianSummary, b: GaussianSummary, equal_covariances: bool
 
 def box_m(*summaries: GaussianSummary) -> BoxMResult:
     """Box's M test that two or more groups share one covariance matrix.
+
+    Sample sizes are the groups' `effective_n` (``n`` for unweighted and frequency-weighted
+    data), in the pooled covariance and the degrees of freedom.
 
     Parameters
     ----------
@@ -456,16 +481,16 @@ def box_m(*summaries: GaussianSummary) -> BoxMResult:
                 f"{s.mean.shape}, summaries[0] has {first.mean.shape}"
             )
         _check_full(s, f"summaries[{i}]")
-        if s.n < 2:
-            raise ValueError(f"box_m needs n >= 2 in each group; summaries[{i}] has n={s.n:g}")
+        if s.effective_n < 2:
+            raise ValueError(f"box_m needs n >= 2 in each group; summaries[{i}] has n={s.effective_n:g}")
     g, p = len(summaries), first.d
-    ns = np.array([s.n for s in summaries])
+    ns = np.array([s.effective_n for s in summaries])
     N = ns.sum()
     logdets = [
-        _factor(_cov_matrix(s, 1, f"summaries[{i}]"), s.n - 1.0, f"the covariance of summaries[{i}]").logdet()
-        for i, s in enumerate(summaries)
+        _factor(_cov_matrix(s, 1, f"summaries[{i}]"), n - 1.0, f"the covariance of summaries[{i}]").logdet()
+        for i, (s, n) in enumerate(zip(summaries, ns))
     ]
-    M2_total = sum(s.M2.reshape(p, p) for s in summaries)
+    M2_total = sum(_scatter(s) for s in summaries)
     pooled = _factor(M2_total / (N - g), N - g, "the pooled covariance").logdet()
     m = (N - g) * pooled - float(np.dot(ns - 1.0, logdets))
     c = (np.sum(1.0 / (ns - 1.0)) - 1.0 / (N - g)) * (2 * p * p + 3 * p - 1) / (6.0 * (p + 1) * (g - 1))
@@ -480,6 +505,9 @@ def box_m(*summaries: GaussianSummary) -> BoxMResult:
 
 def kl_divergence(a: GaussianSummary, b: GaussianSummary, ddof: int = 1) -> float:
     """Kullback–Leibler divergence ``KL(N_a || N_b)`` between the Gaussians two summaries fit.
+
+    Covariances use the unbiased divisor ``n - ddof * w2 / n``; the conditioning check counts
+    `effective_n` observations.
 
     Parameters
     ----------
@@ -517,8 +545,8 @@ def kl_divergence(a: GaussianSummary, b: GaussianSummary, ddof: int = 1) -> floa
     0.346574
     """
     _check_pair(a, b)
-    fa = _factor(_cov_matrix(a, ddof, "a"), a.n - 1.0, "the covariance of a")
-    fb = _factor(_cov_matrix(b, ddof, "b"), b.n - 1.0, "the covariance of b")
+    fa = _factor(_cov_matrix(a, ddof, "a"), a.effective_n - 1.0, "the covariance of a")
+    fb = _factor(_cov_matrix(b, ddof, "b"), b.effective_n - 1.0, "the covariance of b")
     delta = _flat_mean(b) - _flat_mean(a)
     W = fb.whiten(fa.root())
     trace = float(np.sum(W * W))
@@ -527,6 +555,9 @@ def kl_divergence(a: GaussianSummary, b: GaussianSummary, ddof: int = 1) -> floa
 
 def bhattacharyya_distance(a: GaussianSummary, b: GaussianSummary, ddof: int = 1) -> float:
     """Bhattacharyya distance between the Gaussians two summaries fit.
+
+    Covariances use the unbiased divisor ``n - ddof * w2 / n``; the conditioning check counts
+    `effective_n` observations.
 
     Parameters
     ----------
@@ -563,15 +594,18 @@ def bhattacharyya_distance(a: GaussianSummary, b: GaussianSummary, ddof: int = 1
     """
     _check_pair(a, b)
     Sa, Sb = _cov_matrix(a, ddof, "a"), _cov_matrix(b, ddof, "b")
-    fa = _factor(Sa, a.n - 1.0, "the covariance of a")
-    fb = _factor(Sb, b.n - 1.0, "the covariance of b")
-    f = _factor((Sa + Sb) / 2.0, a.n + b.n - 2.0, "the mean covariance of a and b")
+    fa = _factor(Sa, a.effective_n - 1.0, "the covariance of a")
+    fb = _factor(Sb, b.effective_n - 1.0, "the covariance of b")
+    f = _factor((Sa + Sb) / 2.0, a.effective_n + b.effective_n - 2.0, "the mean covariance of a and b")
     delta = _flat_mean(a) - _flat_mean(b)
     return float(f.quad(delta)) / 8.0 + 0.5 * (f.logdet() - 0.5 * (fa.logdet() + fb.logdet()))
 
 
 def mahalanobis(x: Any, s: GaussianSummary, ddof: int = 1) -> Any:
     """Mahalanobis distance from points to the Gaussian a summary fits.
+
+    The covariance uses the divisor ``n - ddof * w2 / n``; the conditioning check counts
+    `effective_n` observations.
 
     Parameters
     ----------
@@ -616,13 +650,16 @@ def mahalanobis(x: Any, s: GaussianSummary, ddof: int = 1) -> Any:
     else:
         expected = "() or (k,)" if s.mean.ndim == 0 else f"({d},) or (k, {d})"
         raise ValueError(f"x must have shape {expected} for a summary of mean shape {s.mean.shape}, got {points.shape}")
-    factor = _factor(_cov_matrix(s, ddof, "s"), s.n - 1.0, "the covariance of s")
+    factor = _factor(_cov_matrix(s, ddof, "s"), s.effective_n - 1.0, "the covariance of s")
     distances = np.sqrt(factor.quad((rows - _flat_mean(s)).T))
     return float(distances[0]) if single else distances
 
 
 def to_scipy(s: GaussianSummary, ddof: int = 1) -> Any:
     """The Gaussian a summary fits, as a frozen ``scipy.stats`` distribution.
+
+    The covariance uses the divisor ``n - ddof * w2 / n`` (``n - ddof`` without reliability
+    weights).
 
     Parameters
     ----------
@@ -655,7 +692,7 @@ def to_scipy(s: GaussianSummary, ddof: int = 1) -> Any:
     _check_summary(s, "s")
     stats = _scipy_stats()
     cov = _cov_matrix(s, ddof, "s")
-    _factor(cov, s.n - 1.0, "the covariance of s")
+    _factor(cov, s.effective_n - 1.0, "the covariance of s")
     if s.mean.ndim == 0:
         return stats.norm(loc=float(s.mean), scale=math.sqrt(float(cov[0, 0])))
     return stats.multivariate_normal(mean=np.array(s.mean), cov=cov)
