@@ -6,14 +6,13 @@ import json
 import pickle
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from gaussum import GaussianSummary
 from strategies import datasets, splits, tolerance
 
-settings.register_profile("gaussum", deadline=None, max_examples=60)
-settings.load_profile("gaussum")
+# Example counts and deadline: the hypothesis profiles of tests/conftest.py ("dev" locally, "ci" in CI).
 
 
 def shards_of(X: np.ndarray, cuts: list[int]) -> list[GaussianSummary]:
