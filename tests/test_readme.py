@@ -32,6 +32,9 @@ TOUR = "GaussianSummary.merge_all([a, b]).isclose(s)"
 GROUPED = "GroupedSummary.from_samples(users, X)"
 INFERENCE = "hotelling_t2(a, b, equal_covariances=False)"
 DASK = "summarize(x, compute=True)"
+WEIGHTS = "from_samples(X, aweights=precision)"
+#: Every runnable block, by its phrase; a test below checks each.
+CHECKED = (TOUR, GROUPED, INFERENCE, DASK, WEIGHTS)
 
 
 def python_blocks() -> list[tuple[int, str]]:
@@ -83,17 +86,17 @@ def rows_with_moments(rng: np.random.Generator, n: int, mean: list[float], varia
 
 
 def test_every_python_block_is_run_or_an_engine_recipe():
-    """The README's python blocks are the four checked below and exactly three engine recipes."""
+    """The README's python blocks are the ones checked below and exactly three engine recipes."""
     blocks = python_blocks()
     recipes = [code for _, code in blocks if ENGINE_RECIPE.search(code)]
     assert len(recipes) == N_ENGINE_RECIPES, recipes
     assert sum("@ray.remote" in c for c in recipes) == 1
     assert sum(".mapInPandas(" in c for c in recipes) == 1
     assert sum("summarise_shard" in c for c in recipes) == 1
-    checked = {block(phrase) for phrase in (TOUR, GROUPED, INFERENCE, DASK)}
-    assert len(checked) == 4
+    checked = {block(phrase) for phrase in CHECKED}
+    assert len(checked) == len(CHECKED)
     assert set(runnable_blocks()) == checked, "a README block has no test here"
-    assert len(blocks) == 4 + N_ENGINE_RECIPES
+    assert len(blocks) == len(CHECKED) + N_ENGINE_RECIPES
 
 
 def test_short_tour(tmp_path, monkeypatch):
@@ -219,3 +222,18 @@ def test_dask(tmp_path, monkeypatch, capsys):
         g = ns["summarize_by"](dd.from_pandas(pdf, npartitions=3), "sensor", compute=True)
     assert isinstance(g, GroupedSummary) and g.keys().tolist() == ["p", "q"]
     np.testing.assert_allclose(g["q"].variance(), pdf.v[pdf.sensor == "q"].var(ddof=1), rtol=1e-9)
+
+
+def test_weights(tmp_path, monkeypatch):
+    """The weights block: np.cov with aweights, effective n below n, shards merging to the whole."""
+    code, ns = run_block(WEIGHTS, tmp_path, monkeypatch)
+    X, precision, s = ns["X"], ns["precision"], ns["s"]
+    assert shown(code, ns, "np.allclose(s.covariance(), np.cov(X, rowvar=False, aweights=precision))", "True")
+    assert shown(code, ns, "s.effective_n < s.n", "True")
+    assert s.effective_n == pytest.approx(precision.sum() ** 2 / (precision**2).sum(), rel=1e-13)
+    assert "# True: shards merge exactly" in code
+    from gaussum import GaussianSummary
+
+    shards = [GaussianSummary.from_samples(X[i:i + 50], aweights=precision[i:i + 50]) for i in range(0, 500, 50)]
+    assert GaussianSummary.merge_all(shards).isclose(s, rtol=1e-12)
+    np.testing.assert_allclose(s.covariance(), np.cov(X, rowvar=False, aweights=precision), rtol=1e-12)
