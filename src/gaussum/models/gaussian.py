@@ -584,7 +584,10 @@ def sample(summary: GaussianSummary, size: int, rng: Any = None, ddof: float = 1
     s = summary
     S = cov_matrix(s, ddof, "sample")
     eigenvalues, vectors = np.linalg.eigh(S)
-    root = vectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
+    # Eigenvalues at rounding level of the largest are zeros of a singular covariance: keeping
+    # their ~1e-16 (or clipping only the negative ones) would scatter draws ~1e-8 off its range.
+    cutoff = s.d * np.finfo(np.float64).eps * max(float(eigenvalues[-1]), 0.0)
+    root = vectors * np.sqrt(np.where(eigenvalues > cutoff, eigenvalues, 0.0))
     generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     draws = np.asarray(s.mean).reshape(s.d) + generator.standard_normal((int(size), s.d)) @ root.T
     return draws[:, 0] if np.ndim(s.mean) == 0 else draws
