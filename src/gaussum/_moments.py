@@ -249,15 +249,19 @@ class Moments(Frozen):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(self.counts > 0, self.counts * (self.counts / np.where(self.w2 > 0, self.w2, 1.0)), 0.0)
 
+    def raw_divisor(self, ddof: float) -> np.ndarray:
+        """``n - ddof * w2 / n`` per group, as it is (the one place this divisor is computed)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(self.counts > 0, self.w2 / self.counts, 1.0)
+        return self.counts - ddof * ratio
+
     def divisor(self, ddof: float, stacklevel: int) -> np.ndarray:
         """``n - ddof * w2 / n`` per group (``n - ddof`` for frequency weights): ``np.cov``'s divisor.
 
         Groups where it is not positive get 0 (so their covariance is inf or NaN, as ``np.cov``
         gives) and a RuntimeWarning.
         """
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(self.counts > 0, self.w2 / self.counts, 1.0)
-        dof = self.counts - ddof * ratio
+        dof = self.raw_divisor(ddof)
         short = ~(dof > 0)
         if short.any():
             if self.g == 1:

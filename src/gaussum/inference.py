@@ -241,7 +241,7 @@ def _check_full(s: GaussianSummary, name: str) -> None:
 
 def _cov_matrix(s: GaussianSummary, ddof: int, name: str) -> np.ndarray:
     """``s.covariance(ddof)`` as a (d, d) matrix (diagonal for a diagonal summary)."""
-    if s.n == 0 or s.n - ddof * s.w2 / s.n <= 0:
+    if s._divisor(ddof) <= 0:
         raise ValueError(f"{name} has n={s.n:g}: no degrees of freedom left for a covariance with ddof={ddof}")
     cov = s.covariance(ddof)
     if cov.ndim == 0:
@@ -259,7 +259,7 @@ def _scatter(s: GaussianSummary) -> np.ndarray:
     p = s.d
     if s.w2 == s.n:
         return s.M2.reshape(p, p)
-    return s.M2.reshape(p, p) * ((s.effective_n - 1.0) / (s.n - s.w2 / s.n))
+    return s.M2.reshape(p, p) * ((s.effective_n - 1.0) / s._divisor(1))
 
 
 def _flat_mean(s: GaussianSummary) -> np.ndarray:

@@ -60,7 +60,7 @@ def _labelled(summaries: Any, labels: Sequence[str] | None) -> list[tuple[str | 
 def _plane(s: GaussianSummary, dims: tuple[int, int], ddof: int, name: str) -> tuple[np.ndarray, np.ndarray]:
     """The mean and 2 x 2 covariance of variables ``dims`` of `s`."""
     i, j = dims
-    if s.n - ddof <= 0:
+    if s._divisor(ddof) <= 0:
         raise ValueError(f"{name} has n={s.n:g}: no covariance with ddof={ddof}")
     cov = s.covariance(ddof)
     if cov.ndim == 1:
@@ -98,7 +98,7 @@ def ellipses(
     names : sequence of str, optional
         Names of all d variables, for the axis labels (``x0, x1, ...`` by default).
     ddof : int
-        The covariance drawn is ``M2 / (n - ddof)``.
+        The covariance drawn is ``M2 / (n - ddof * w2 / n)``, as `GaussianSummary.covariance`.
     colors : sequence of colours, optional
         One per summary; matplotlib's colour cycle by default.
 

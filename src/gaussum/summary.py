@@ -344,6 +344,10 @@ class GaussianSummary(Frozen):
         """
         return float(self._record.effective_n()[0])
 
+    def _divisor(self, ddof: float) -> float:
+        """``n - ddof * w2 / n``, the divisor of ``covariance(ddof)`` (may be <= 0; no warning)."""
+        return float(self._record.raw_divisor(ddof)[0])
+
     def covariance(self, ddof: float = 1) -> np.ndarray:
         """The covariance, ``M2 / (n - ddof * w2 / n)``.
 
