@@ -20,7 +20,9 @@ import pytest
 
 from gaussum import GaussianSummary
 from gaussum import cli
-from gaussum._state import read_state, write_atomic
+from gaussum.cli import reading
+from gaussum.cli.state import read_state
+from gaussum.cli.writing import write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 IRIS = ROOT / "data" / "iris.csv"
@@ -215,7 +217,7 @@ def test_parquet_keys_are_formatted_canonically(tmp_path, capsys):
     pq.write_table(table, tmp_path / "a.parquet")
     for by, expected in (("f", {"": [4.0], "0": [2.0, 6.0], "0.5": [3.0], "2": [1.0, 5.0]}),
                          ("s", {"": [4.0, 6.0], "t": [1.0, 2.0], "u": [3.0, 5.0]})):
-        status, _, err = run(capsys, "summarize", tmp_path / "a.parquet", "--by", by, "--columns", "x", "-o", tmp_path / "s.json")
+        status, _, err = run(capsys, "summarize", tmp_path / "a.parquet", "--by", by, "--columns", "x", "-o", tmp_path / "s.json", "--force")
         assert status == 0, err
         state = read_state(str(tmp_path / "s.json"))
         assert {str(key): s.n for key, s in state.summary} == {key: len(v) for key, v in expected.items()}
@@ -468,7 +470,7 @@ def _bad_inputs(tmp_path: Path, rng: np.random.Generator) -> dict[str, tuple[lis
     (tmp_path / "nan.csv").write_text("a,b\n1,2\n3,nan\n")
     (tmp_path / "other.csv").write_text("a,c\n1,2\n")
     (tmp_path / "empty.csv").write_text("")
-    (tmp_path / "x.txt").write_text("a\n1\n")
+    (tmp_path / "x.dat").write_text("a\n1\n")
     np.save(tmp_path / "three.npy", np.zeros((4, 3)))
     np.save(tmp_path / "two.npy", np.zeros((4, 2)))
     good = json.loads((tmp_path / "s.json").read_text())
@@ -506,7 +508,7 @@ def _bad_inputs(tmp_path: Path, rng: np.random.Generator) -> dict[str, tuple[lis
         "nan under raise": (["update", s, tmp_path / "nan.csv"], "pass --nan-policy omit"),
         "columns differ": (["update", s, tmp_path / "other.csv"], "no column 'b'"),
         "empty csv": (["update", s, tmp_path / "empty.csv"], "empty file"),
-        "unknown type": (["update", s, tmp_path / "x.txt"], "unknown file type '.txt'"),
+        "unknown type": (["update", s, tmp_path / "x.dat"], "unknown file type '.dat'"),
         "dimensions": (["update", s, tmp_path / "three.npy"], "no column 'a', 'b'"),
         "truncated state": (["update", tmp_path / "truncated.json", tmp_path / "good.csv"], "invalid JSON"),
         "edited n": (["show", tmp_path / "edited_n.json"], "the file was edited or corrupted"),
@@ -649,10 +651,10 @@ class _Terminal(io.StringIO):
 
 def test_progress_bar_only_on_a_terminal_and_not_when_quiet(monkeypatch):
     """The bar is drawn on a terminal, and not when the stream is a file or --quiet is given."""
-    monkeypatch.setattr(cli, "_PROGRESS_DELAY_S", 0.0)
+    monkeypatch.setattr(reading, "_PROGRESS_DELAY_S", 0.0)
     shown = {}
     for label, stream, quiet in (("tty", _Terminal(), False), ("file", io.StringIO(), False), ("quiet", _Terminal(), True)):
-        reporter = cli._Reporter(quiet, stream)
+        reporter = reading.Reporter(quiet, stream)
         reporter.start("big.csv")
         reporter.progress(0.5)
         shown[label] = stream.getvalue()
@@ -683,3 +685,54 @@ def test_state_round_trip_is_exact(tmp_path, capsys, rng):
     assert state.summary.isclose(again, rtol=1e-14)
     write_atomic(str(tmp_path / "t.json"), state.to_json())
     assert read_state(str(tmp_path / "t.json")).summary == state.summary
+
+
+# -- state files written by earlier versions ----------------------------------------------------
+
+# Written by `gaussum summarize old.csv --columns x,y` and `--by g` before the state layout moved to
+# version 2 (old.csv is OLD_CSV below); kept verbatim so that old states stay readable.
+OLD_CSV = "x,y,g\n1,2,a\n3,5,b\n4,4,a\n2,7,b\n"
+OLD_PLAIN_STATE = """{
+ "format": "gaussum.state",
+ "version": 1,
+ "columns": ["x", "y"],
+ "by": null,
+ "summary": {"format": "gaussum.GaussianSummary", "version": 1, "n": 4.0, "mean": [2.5, 4.5], "M2": [[5.0, 2.0], [2.0, 13.0]]},
+ "sources": [
+  {"path": "old.csv", "size": 30, "sha256": "8f47ebcd092b839f441ce531adb1f7a2666dafb9646f8c63f15cb7df0cbc16d6", "rows_read": 4, "rows_dropped": 0}
+ ]
+}
+"""
+OLD_GROUPED_STATE = """{
+ "format": "gaussum.state",
+ "version": 1,
+ "columns": ["x", "y"],
+ "by": "g",
+ "summary": {"format": "gaussum.GroupedSummary", "version": 1, "key_dtype": "<U1", "keys": ["a", "b"], "shape": [2], "diagonal": false, "counts": [2.0, 2.0], "means": [[2.5, 3.0], [2.5, 6.0]], "M2": [[[4.5, 3.0], [3.0, 2.0]], [[0.5, -1.0], [-1.0, 2.0]]]},
+ "sources": [
+  {"path": "old.csv", "size": 30, "sha256": "8f47ebcd092b839f441ce531adb1f7a2666dafb9646f8c63f15cb7df0cbc16d6", "rows_read": 4, "rows_dropped": 0}
+ ]
+}
+"""
+
+
+@pytest.mark.parametrize("old", [OLD_PLAIN_STATE, OLD_GROUPED_STATE], ids=["plain", "grouped"])
+def test_version_1_states_are_read_updated_and_rewritten_as_version_2(tmp_path, capsys, monkeypatch, old):
+    """A version-1 state is read, still knows its source (skipped), takes new files, and is written
+    back as version 2 with the same summary as a fresh run over the same files."""
+    monkeypatch.chdir(tmp_path)
+    Path("old.csv").write_text(OLD_CSV)
+    Path("new.csv").write_text("x,y,g\n5,1,a\n0,0,c\n")
+    Path("s.json").write_text(old)
+    grouped = '"by": "g"' in old
+    status, out, err = run(capsys, "show", "s.json", "--format", "json")
+    assert status == 0, err
+    assert json.loads(out)["n"] == 4
+    status, _, err = run(capsys, "update", "s.json", "old.csv", "new.csv")
+    assert status == 0, err
+    assert "skipping old.csv: already counted" in err
+    state = state_json("s.json")
+    assert state["version"] == 2 and state["by"] == (["g"] if grouped else None)
+    args = ["--by", "g"] if grouped else ["--columns", "x,y"]
+    assert run(capsys, "summarize", "old.csv", "new.csv", *args, "-o", "fresh.json")[0] == 0
+    assert read_state("s.json").summary == read_state("fresh.json").summary

@@ -1,0 +1,7 @@
+"""``python -m gaussum.cli``: the ``gaussum`` command."""
+
+import sys
+
+from .parser import main
+
+sys.exit(main())
