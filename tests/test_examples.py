@@ -44,3 +44,20 @@ def test_streaming_updates_and_forgets():
     out = run_example("streaming.py")
     assert "equals the summary of all rows: True" in out
     assert "forgetting equals explicit weights lam**age on the raw rows: True" in out
+
+
+def test_distributed_regression_equals_statsmodels():
+    """distributed_regression.py fits from shard summaries on a LocalCluster what statsmodels fits on all rows."""
+    out = run_example("distributed_regression.py")
+    assert "summary of 120,000 rows in 12 partitions" in out
+    assert "slopes equal statsmodels on the concatenated rows (1e-9 relative): True" in out
+    assert "standard errors and R² equal statsmodels': True" in out
+    assert "y on x0 alone, refitted from the same summary, equals statsmodels: True" in out
+    assert "per-region fits equal statsmodels on each region's rows: True" in out
+
+
+def test_streaming_anomalies_flags_faults_against_a_forgetting_summary():
+    """streaming_anomalies.py flags the injected faults and its distances equal scipy's with lam**age weights."""
+    out = run_example("streaming_anomalies.py")
+    assert "forgetting catches the faults with few false alarms, the plain summary misses many: True" in out
+    assert "distances equal scipy's with explicit weights lam**age on the raw rows: True" in out
