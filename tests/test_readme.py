@@ -33,8 +33,9 @@ GROUPED = "GroupedSummary.from_samples(users, X)"
 INFERENCE = "hotelling_t2(a, b, equal_covariances=False)"
 DASK = "summarize(x, compute=True)"
 WEIGHTS = "from_samples(X, aweights=precision)"
+MODELS = "fit = ols(s, y=3)"
 #: Every runnable block, by its phrase; a test below checks each.
-CHECKED = (TOUR, GROUPED, INFERENCE, DASK, WEIGHTS)
+CHECKED = (TOUR, GROUPED, INFERENCE, DASK, WEIGHTS, MODELS)
 
 
 def python_blocks() -> list[tuple[int, str]]:
@@ -237,3 +238,38 @@ def test_weights(tmp_path, monkeypatch):
     shards = [GaussianSummary.from_samples(X[i:i + 50], aweights=precision[i:i + 50]) for i in range(0, 500, 50)]
     assert GaussianSummary.merge_all(shards).isclose(s, rtol=1e-12)
     np.testing.assert_allclose(s.covariance(), np.cov(X, rowvar=False, aweights=precision), rtol=1e-12)
+
+
+def test_models(tmp_path, monkeypatch):
+    """The models block's results are statsmodels', sklearn's and scipy's on the raw rows, as commented."""
+    from scipy.spatial.distance import mahalanobis
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import Ridge
+    from statsmodels.regression.linear_model import OLS
+    from statsmodels.tools.tools import add_constant
+
+    code, ns = run_block(MODELS, tmp_path, monkeypatch)
+    X, y = ns["X"], ns["y"]
+    assert X.shape == (100_000, 3)
+    # statsmodels on the centred rows: on the raw ones its own solver loses digits to the offset.
+    reference = OLS(y - y.mean(), add_constant(X - X.mean(axis=0))).fit()
+    coef = shown(code, ns, "fit.coef", "[1.49982, -2.0001, 0.500101], statsmodels' OLS on all rows")
+    assert np.array2string(coef, separator=", ", formatter={"float_kind": lambda v: f"{v:.6g}"}) == "[1.49982, -2.0001, 0.500101]"
+    np.testing.assert_allclose(coef, reference.params[1:], rtol=1e-9)
+    bse, pvalues, rsquared = shown(code, ns, "fit.bse, fit.pvalues, fit.rsquared", "as statsmodels")
+    np.testing.assert_allclose(bse[1:], reference.bse[1:], rtol=1e-9)
+    np.testing.assert_allclose(pvalues[1:], reference.pvalues[1:], rtol=1e-6, atol=1e-300)
+    assert rsquared == pytest.approx(reference.rsquared, rel=1e-9)
+    assert shown(code, ns, "fit.predict([1e6, 1e6, 1e6])", "2.0 at the centre") == pytest.approx(2.0, abs=1e-3)
+    ridge = shown(code, ns, "ols(s, y=3, X=[0, 1], ridge=10.0)", "sklearn's Ridge")
+    np.testing.assert_allclose(ridge.coef, Ridge(alpha=10.0).fit(X[:, :2], y).coef_, rtol=1e-9)
+    ratio = shown(code, ns, "pca(s, k=2).explained_variance_ratio", "sklearn's PCA")
+    rows = np.column_stack([X, y])
+    # svd_solver="full": sklearn's default for tall data, "covariance_eigh", forms X^T X - n mean
+    # mean^T and at offset 1e6 errs by 1e-2 (measured), which the summary does not.
+    np.testing.assert_allclose(ratio, PCA(n_components=2, svd_solver="full").fit(rows).explained_variance_ratio_, rtol=1e-9)
+    distance = shown(code, ns, "mahalanobis(s, [1e6, 1e6, 1e6, 9.0])", "69.8")
+    expected = mahalanobis([1e6, 1e6, 1e6, 9.0], rows.mean(axis=0), np.linalg.inv(np.cov(rows, rowvar=False)))
+    assert round(distance, 1) == 69.8 and distance == pytest.approx(expected, rel=1e-8)
+    mean = shown(code, ns, "conditional(s, given=[0, 1, 2], values=[1e6 + 1, 1e6, 1e6]).mean", "[3.5]")
+    assert np.round(mean, 1).tolist() == [3.5]

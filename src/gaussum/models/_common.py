@@ -23,6 +23,7 @@ __all__ = [
     "check_full",
     "check_summary",
     "cov_matrix",
+    "divisor",
     "factor",
     "linalg",
     "number",
@@ -98,12 +99,20 @@ def positions(d: int, variables: Any, name: str) -> np.ndarray:
     return index
 
 
+def divisor(s: GaussianSummary, ddof: float) -> float:
+    """``n - ddof * w2 / n``: the divisor of ``s.covariance(ddof)``, from the public fields.
+
+    With ``ddof = k`` it is also the residual degrees of freedom (in weight units) of a
+    regression with k coefficients. 0 for an empty summary.
+    """
+    return s.n - ddof * s.w2 / s.n if s.n > 0 else 0.0
+
+
 def cov_matrix(s: GaussianSummary, ddof: float, function: str) -> np.ndarray:
     """``s.covariance(ddof)`` as a (d, d) matrix: diagonal for a diagonal summary, (1, 1) for scalar data."""
     if not s.n > 0:
         raise ValueError(f"{function} needs data: the summary is empty (n=0)")
-    dof = s.n - ddof * s.w2 / s.n
-    if not dof > 0:
+    if not divisor(s, ddof) > 0:
         raise ValueError(
             f"{function} needs more observations: n={s.n:g} leaves no degrees of freedom for a "
             f"covariance with ddof={ddof:g}"

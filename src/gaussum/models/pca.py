@@ -10,7 +10,7 @@ import numpy as np
 
 from ..grouped import GroupedSummary
 from ..summary import GaussianSummary
-from ._common import array_eq, check_full, check_summary, cov_matrix, number, per_key
+from ._common import array_eq, check_full, check_summary, cov_matrix, divisor, number, per_key
 
 __all__ = ["PCAResult", "pca"]
 
@@ -165,12 +165,12 @@ def pca(summary: GaussianSummary | GroupedSummary, k: Any = None, ddof: float = 
         keep = min(int(np.searchsorted(np.cumsum(ratio), k, side="right")) + 1, d)
     else:
         raise ValueError(f"k must be an int in 1..{d} or a float in (0, 1), got {k!r}")
-    dof = s.n - ddof * s.w2 / s.n
+    dof = divisor(s, ddof)
     fields = {
         "components": vectors[:keep].copy(),
         "explained_variance": eigenvalues[:keep].copy(),
         "explained_variance_ratio": ratio[:keep].copy(),
-        "singular_values": np.sqrt(eigenvalues[:keep] * dof),
+        "singular_values": np.sqrt(eigenvalues[:keep] * dof),  # eigenvalues of M2
         "mean": np.array(s.mean, dtype=np.float64).reshape(d),
     }
     for array in fields.values():

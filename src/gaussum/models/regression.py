@@ -11,7 +11,18 @@ import numpy as np
 from ..grouped import GroupedSummary
 from ..inference import MAX_CONDITION
 from ..summary import GaussianSummary
-from ._common import array_eq, check_full, check_summary, linalg, number, per_key, positions, scipy_stats, short
+from ._common import (
+    array_eq,
+    check_full,
+    check_summary,
+    divisor,
+    linalg,
+    number,
+    per_key,
+    positions,
+    scipy_stats,
+    short,
+)
 
 __all__ = ["OLSResult", "ols"]
 
@@ -281,7 +292,7 @@ def ols(
     n, v = s.n, s.w2 / s.n if s.n > 0 else 1.0
     p = Xi.size
     k = p + intercept
-    dof = n - k * v
+    dof = divisor(s, k)  # n - k w2 / n: the covariance's divisor with ddof = k
     if ridge == 0 and not dof > 0:
         raise ValueError(
             f"ols needs more observations than coefficients: effective n={s.effective_n:g} for "
