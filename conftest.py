@@ -91,7 +91,8 @@ def _as_skip(report, name: str) -> None:
 def pytest_report_header(config):
     if MISSING:
         extras = sorted({OPTIONAL[name] for name in MISSING})
-        return f"gaussum: not installed: {', '.join(sorted(MISSING))}; tests needing the extras {extras} are skipped"
+        missing = ", ".join(sorted(MISSING))
+        return f"gaussum: not installed: {missing}; tests that need the extras {extras} are skipped"
     return "gaussum: every optional extra is installed; nothing may be skipped"
 
 

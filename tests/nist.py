@@ -49,7 +49,10 @@ def git_blob_id(filename: str) -> str:
 _HEADER_PATTERNS = {
     "mean": (r"^Sample Mean\s+ybar:\s*(\S+)", r"^mean\s*=\s*(\S+)"),
     "std": (r"^Sample Standard Deviation \(denom\. = n-1\)\s+s:\s*(\S+)", r"^standardDeviation\s*=\s*(\S+)"),
-    "lag1_autocorrelation": (r"^Sample Autocorrelation Coefficient \(lag 1\)\s+r\(1\):\s*(\S+)", r"^autocorrelationCoefficient\s*=\s*(\S+)"),
+    "lag1_autocorrelation": (
+        r"^Sample Autocorrelation Coefficient \(lag 1\)\s+r\(1\):\s*(\S+)",
+        r"^autocorrelationCoefficient\s*=\s*(\S+)",
+    ),
     "n": (r"^Number of Observations:\s*(\d+)", r"^n\s*=\s*(\d+)"),
 }
 

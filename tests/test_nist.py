@@ -49,11 +49,12 @@ def paths(x: np.ndarray, seed: int):
 
 @pytest.mark.parametrize("name", sorted(CERTIFIED))
 def test_the_bundled_files_are_the_recorded_copies(name):
-    """Each data file is byte for byte the copy certified.json records, and its header states those values."""
+    """Each data file is byte for byte the copy certified.json records, and its header states its values."""
     info = CERTIFIED[name]
     assert git_blob_id(info["file"]) == info["git_blob"]
     header = header_values(info["file"])
-    assert header == {key: str(info[key]) for key in ("mean", "std", "lag1_autocorrelation", "n")}
+    keys = ("mean", "std", "lag1_autocorrelation", "n")
+    assert header == {key: str(info[key]) for key in keys}
 
 
 @pytest.mark.parametrize("name", sorted(CERTIFIED))
