@@ -39,7 +39,16 @@ array_eq = _array_eq
 factor = _factor
 linalg = _linalg
 number = _number
-scipy_stats = _scipy_stats
+
+
+def scipy_stats() -> Any:
+    """``scipy.stats``, imported when first needed (p-values, intervals), or an error naming the extra."""
+    try:
+        return _scipy_stats()
+    except ImportError as exc:
+        raise ImportError(
+            "gaussum.models needs scipy for p-values and confidence intervals: pip install 'gaussum[stats]'"
+        ) from exc
 
 
 def short(value: Any) -> str:
