@@ -20,7 +20,7 @@ import stat
 import sys
 from typing import Any, BinaryIO
 
-__all__ = ["Input", "HashingReader", "InputError", "open_input", "COMPRESSED_ENDINGS"]
+__all__ = ["Input", "HashingReader", "InputError", "open_input", "read_exactly", "COMPRESSED_ENDINGS"]
 
 #: Name endings of compressed files; the format is read from the ending before them.
 COMPRESSED_ENDINGS = (".gz", ".bz2", ".xz", ".zst")
@@ -104,6 +104,20 @@ class HashingReader(io.RawIOBase):
 
     def hexdigest(self) -> str:
         return self.sha256.hexdigest()
+
+
+def read_exactly(stream: Any, n: int) -> bytes:
+    """`n` bytes, fewer only at the end (pipes and decompressors may return short reads)."""
+    if hasattr(stream, "read_exactly"):
+        return stream.read_exactly(n)
+    parts, got = [], 0
+    while got < n:
+        part = stream.read(n - got)
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
 
 
 class Input:
@@ -209,6 +223,8 @@ def open_input(label: str, stdin: BinaryIO | None = None) -> Input:
     if stat.S_ISDIR(info.st_mode):
         file.close()
         raise InputError(f"{label}: is a directory, not a data file")
-    if stat.S_ISREG(info.st_mode):
+    # /dev/stdin, /dev/fd/N, /proc/self/fd/N name whatever the process was handed (a file
+    # redirected with <, a pipe): not a path that finds the same data again.
+    if stat.S_ISREG(info.st_mode) and not label.startswith(("/dev/", "/proc/")):
         return Input(label, label, info.st_size, file, close_file=True)
     return Input(label, None, None, file, close_file=True)

@@ -153,8 +153,8 @@ def _ending(label: str) -> str:
 def format_for(label: str, requested: str | None, regular: bool) -> tuple[Format, str]:
     """The format to read `label` with, and its name ending (for dialect defaults such as .tsv).
 
-    ``--format`` wins; else the name's ending (before any compression ending); else, for
-    standard input, pipes and devices, which have no meaningful name, CSV.
+    ``--format`` wins; else the name's ending (before any compression ending); else CSV, for
+    names without an ending and for standard input, pipes and devices, whose names say nothing.
     """
     ending = _ending(label)
     if requested is not None:
@@ -162,7 +162,7 @@ def format_for(label: str, requested: str | None, regular: bool) -> tuple[Format
     for fmt in _FORMATS.values():
         if ending in fmt.endings:
             return fmt, ending
-    if not regular:
+    if not regular or not ending:
         return _FORMATS["csv"], ending
     known = ", ".join(sorted(e for f in _FORMATS.values() for e in f.endings))
     raise SourceError(

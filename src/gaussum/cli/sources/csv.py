@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..inputs import Input
+from ..inputs import Input, read_exactly
 from . import (
     KEY_SEPARATOR,
     Block,
@@ -53,6 +53,9 @@ WHITESPACE = " "
 # (a binary file, /dev/zero) can take before it is refused.
 _MAX_LINE = 64 << 20
 _FIRST_READ = 1 << 16
+# Inputs shorter than this are parsed by the csv module alone: importing pyarrow (0.3 s) would
+# cost more than it saves.
+ARROW_FROM_BYTES = 1 << 20
 
 
 def _bytes_per_read(chunk_rows: int) -> int:
@@ -264,14 +267,16 @@ class CsvReader(Reader):
         self, value_index: list[int], key_index: list[int], chunk_rows: int
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         size = _bytes_per_read(chunk_rows)
-        arrow = _arrow_parser(self, value_index, key_index) if self.delimiter != WHITESPACE else None
+        arrow: Any = None
         carry, eof = self._pending, False
         self._pending = b""
         while True:
             if not eof:
-                more = self._stream.read_exactly(size) if hasattr(self._stream, "read_exactly") else _read_exactly(self._stream, size)
+                more = read_exactly(self._stream, size)
                 eof = not more
                 carry += more
+                if arrow is None and self.delimiter != WHITESPACE and (len(carry) >= ARROW_FROM_BYTES or not eof):
+                    arrow = _arrow_parser(self, value_index, key_index) or False
             if eof:
                 piece, carry = carry, b""
             else:
@@ -293,7 +298,7 @@ class CsvReader(Reader):
                         f"{self.label}, line {line}: the last line has no line end, so it may be "
                         "incomplete (still being written?); nothing was counted"
                     )
-                parsed = arrow(piece) if arrow is not None else None
+                parsed = arrow(piece) if arrow else None
                 if parsed is None:
                     parsed = self._exact(piece, value_index, key_index)
                 self._line += piece.count(b"\n")
@@ -352,17 +357,6 @@ class CsvReader(Reader):
             lines = range(self._line, self._line + len(records))
             self._line += len(records)
             yield self._to_arrays(records, lines, value_index, key_index)
-
-
-def _read_exactly(stream: Any, n: int) -> bytes:
-    parts, got = [], 0
-    while got < n:
-        part = stream.read(n - got)
-        if not part:
-            break
-        parts.append(part)
-        got += len(part)
-    return b"".join(parts)
 
 
 def _arrow_parser(reader: CsvReader, value_index: list[int], key_index: list[int]) -> Any:

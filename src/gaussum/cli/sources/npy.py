@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from ..inputs import Input
+from ..inputs import Input, read_exactly
 from . import Block, Dialect, Format, Reader, Resume, SourceError, register
 
 __all__ = ["NpyReader"]
@@ -50,7 +50,7 @@ class NpyReader(Reader):
         row_bytes = d * self._dtype.itemsize
         for start in range(0, self._rows, chunk_rows):
             k = min(chunk_rows, self._rows - start)
-            data = self._stream.read_exactly(k * row_bytes) if hasattr(self._stream, "read_exactly") else self._stream.read(k * row_bytes)
+            data = read_exactly(self._stream, k * row_bytes)
             if len(data) < k * row_bytes:
                 got = start + len(data) // row_bytes
                 raise SourceError(f"{self.label}: the file ends after {got:,} of its {self._rows:,} rows (truncated?)")
