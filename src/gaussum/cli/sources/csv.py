@@ -287,6 +287,10 @@ class CsvReader(Reader):
                     continue
                 piece, carry = carry[: cut + 1], carry[cut + 1:]
             if piece:
+                nul = piece.find(b"\0")
+                if nul >= 0:
+                    line = self._line + piece.count(b"\n", 0, nul)
+                    raise SourceError(f"{self.label}, line {line}: holds NUL bytes: binary data, not a text file")
                 if self._quoting and b'"' in piece:
                     yield from self._csv_module(piece + carry, value_index, key_index, chunk_rows)
                     return
