@@ -52,3 +52,19 @@ def tolerance(X: np.ndarray) -> float:
     offset = np.abs(X2).max()
     ratio = offset / spread if spread > 0 else 1.0
     return 32 * u * max(1.0, ratio)
+
+
+@st.composite
+def regressions(draw, max_rows: int = 60, max_p: int = 4):
+    """Rows ``[X, y]`` of a linear model, shape (N, p + 1), predictors at some offset and scale.
+
+    The response is a random linear function of the centred predictors plus noise, so the fit is
+    well posed (N >= p + 3) at any offset; the predictors are those of `datasets` (no ties).
+    """
+    p = draw(st.integers(1, max_p))
+    n = draw(st.integers(p + 3, max(p + 3, max_rows)))
+    offset, scale = draw(OFFSETS), draw(SCALES)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    Z = rng.standard_normal((n, p))
+    y = draw(OFFSETS) + Z @ rng.uniform(-2.0, 2.0, p) + draw(st.sampled_from([1e-3, 0.1, 1.0])) * rng.standard_normal(n)
+    return np.column_stack([offset + scale * Z, y])

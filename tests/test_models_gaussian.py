@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.stats
-from hypothesis import given, settings
+from hypothesis import given
 from scipy.spatial.distance import mahalanobis as scipy_mahalanobis
 from sklearn.covariance import OAS, ShrunkCovariance
 from sklearn.preprocessing import StandardScaler
@@ -200,7 +200,6 @@ def test_grouped_marginal_is_a_grouped_summary():
         marginal(GroupedSummary.from_samples(keys, X), [0, 0])
 
 
-@settings(max_examples=40, deadline=None)
 @given(datasets(min_rows=1, max_rows=30, max_d=4, scalar=False))
 def test_marginal_of_a_merge_is_the_merge_of_marginals(X):
     """Taking variables commutes with merging: marginal(a + b) == marginal(a) + marginal(b)."""

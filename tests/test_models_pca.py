@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from sklearn.decomposition import PCA
 
 from gaussum import GaussianSummary, GroupedSummary
@@ -103,7 +103,6 @@ def test_grouped_summary_gives_one_pca_per_key():
         assert_pca_equal(result, PCA(n_components=2, svd_solver="full").fit(X[keys == key]), X[keys == key])
 
 
-@settings(max_examples=60, deadline=None)
 @given(datasets(min_rows=2, max_rows=40, max_d=4))
 def test_components_are_orthonormal_signed_and_invert_exactly(X):
     """Any data: orthonormal components obeying the sign rule, variances summing to the trace, round trip."""

@@ -133,11 +133,12 @@ def _collinear_error(R: np.ndarray, j: int, pivot: float, X: np.ndarray, interce
     # Exact collinearity leaves the others' weights at rounding level; keep the visible ones.
     involved = np.flatnonzero(np.abs(weights) > 1e-6 * np.abs(weights).max())
     names = ", ".join(str(X[i]) for i in involved)
-    with_intercept = " and the intercept" if intercept else ""
+    # Centred data: with an intercept, a combination holds up to a constant.
+    with_intercept = " plus a constant" if intercept else ""
     return ValueError(
         f"predictors are collinear: variable {X[j]} is (nearly) a linear combination of variable(s) "
         f"{names}{with_intercept} (1 - R² = {max(pivot, 0.0):.3g}, below {MIN_PIVOT:g}); "
-        "drop one of them, or pass ridge > 0"
+        "drop one of them, or pass (a larger) ridge > 0"
     )
 
 
@@ -317,10 +318,10 @@ def ols(
     coef = (Linv.T @ z) / scale
     rss = max(syy - float(z @ z) - ridge * float(coef @ coef), 0.0)
     sigma2 = rss / dof if dof > 0 else math.nan
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rsquared = 1.0 - rss / syy if syy > 0 else math.nan
-        df_resid = s.effective_n - k
-        rsquared_adj = 1.0 - (s.effective_n - intercept) / df_resid * (1.0 - rsquared)
+    rsquared = 1.0 - rss / syy if syy > 0 else math.nan
+    df_resid = s.effective_n - k
+    # Ridge may have k >= effective_n (even p > n): no residual degrees of freedom to adjust by.
+    rsquared_adj = 1.0 - (s.effective_n - intercept) / df_resid * (1.0 - rsquared) if df_resid > 0 else math.nan
 
     if ridge == 0:
         # A^{-1} = diag(1/scale) Linv^T Linv diag(1/scale), and mean_X^T A^{-1} mean_X = ||Linv (mean_X / scale)||².
