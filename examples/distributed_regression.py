@@ -78,7 +78,8 @@ def main() -> int:
         Xk, yk = X[rows], y[rows]
         expected = OLS(yk - yk.mean(), add_constant(Xk - Xk.mean(axis=0))).fit()
         intercept = yk.mean() - Xk.mean(axis=0) @ expected.params[1:]
-        ok = close(region_fit.coef, expected.params[1:], 1e-9) and np.isclose(region_fit.intercept, intercept, rtol=1e-6)
+        ok = close(region_fit.coef, expected.params[1:], 1e-9)
+        ok = ok and bool(np.isclose(region_fit.intercept, intercept, rtol=1e-6))
         regions_ok = regions_ok and ok
         print(f"  {key:>5}: n={region_fit.n:,.0f} slopes={np.array2string(region_fit.coef, precision=4)} "
               f"R²={region_fit.rsquared:.4f}")

@@ -9,7 +9,6 @@ from sklearn.decomposition import PCA
 
 from gaussum import GaussianSummary, GroupedSummary
 from gaussum.models import PCAResult, pca
-
 from strategies import datasets
 
 
@@ -124,7 +123,8 @@ def test_components_are_orthonormal_signed_and_invert_exactly(X):
 def test_repr_and_errors():
     """A short repr; diagonal summaries, bad k and too few rows raise one-line errors naming the value."""
     X = rows(7, 50, 3)
-    assert repr(pca(GaussianSummary.from_samples(X), k=2)).startswith("PCAResult(n=50, d=3, k=2, explained_variance_ratio=[")
+    text = repr(pca(GaussianSummary.from_samples(X), k=2))
+    assert text.startswith("PCAResult(n=50, d=3, k=2, explained_variance_ratio=[")
     with pytest.raises(ValueError, match=r"pca needs the covariances between variables, which a diagonal summary"):
         pca(GaussianSummary.from_samples(X, diagonal=True))
     for k in (0, 4, 1.0, 1.5, "2", True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import pickle
 
 import attrs
@@ -10,14 +11,14 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sklearn.linear_model import Ridge
+
 # Not statsmodels.api, whose import takes ~3 s (datasets, formulas); these two take ~1 s.
 from statsmodels.regression.linear_model import OLS, WLS
 from statsmodels.tools.tools import add_constant
-from sklearn.linear_model import Ridge
 
 from gaussum import GaussianSummary, GroupedSummary
 from gaussum.models import OLSResult, ols
-
 from strategies import regressions, splits, tolerance
 
 EPS = np.finfo(np.float64).eps
@@ -198,7 +199,7 @@ def test_any_split_merged_fits_as_all_rows(data, draw):
     """
     cuts = draw.draw(splits(len(data)))
     whole = ols(GaussianSummary.from_samples(data), y=-1)
-    parts = [GaussianSummary.from_samples(data[a:b]) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+    parts = [GaussianSummary.from_samples(data[a:b]) for a, b in itertools.pairwise(cuts) if b > a]
     merged = ols(GaussianSummary.merge_all(parts), y=-1)
     std = data.std(axis=0)
     corr = np.corrcoef(data[:, :-1], rowvar=False).reshape(data.shape[1] - 1, -1)
@@ -278,7 +279,8 @@ def test_constant_or_zero_predictors_are_refused():
     """A constant predictor is collinear with the intercept; without one, an all-zero one is refused."""
     rng = np.random.default_rng(1)
     data = np.column_stack([rng.standard_normal(20), np.full(20, 4.0), rng.standard_normal(20)])
-    with pytest.raises(ValueError, match=r"predictor 1 is constant \(zero variance\), so it is collinear with the intercept"):
+    constant = r"predictor 1 is constant \(zero variance\), so it is collinear with the intercept"
+    with pytest.raises(ValueError, match=constant):
         ols(GaussianSummary.from_samples(data), y=2)
     data[:, 1] = 0.0
     with pytest.raises(ValueError, match=r"predictor 1 is all zeros"):

@@ -19,11 +19,17 @@ S = GaussianSummary.from_moments(50, [1.0, 2.0, 3.0], [[2.0, 0.5, 0.1], [0.5, 1.
 # One small summary, so the values in the reprs can be checked by hand: coef = S_xx^{-1} S_xy =
 # [-0.05, 0.55] / 1.75 and intercept = 3 - [1, 2] . coef = 2.4; the interval is 1 +/- t(0.95, 49) 0.2.
 RESULTS = {
-    "ols": (ols(S, y=2), "OLSResult(y=2, X=[0, 1], n=50, intercept=2.4, coef=[-0.0285714, 0.314286], rsquared=0.0609524)"),
+    "ols": (
+        ols(S, y=2),
+        "OLSResult(y=2, X=[0, 1], n=50, intercept=2.4, coef=[-0.0285714, 0.314286], rsquared=0.0609524)",
+    ),
     "pca": (pca(S, k=2), "PCAResult(n=50, d=3, k=2, explained_variance_ratio=[0.503583, 0.337039])"),
     "shrunk": (shrunk_covariance(S), "ShrunkCovariance(method='oas', shrinkage=0.460784, d=3)"),
     "conditional": (conditional(S, [0], [2.0]), "ConditionalResult(variables=[1, 2], given=[0], mean=[2.25, 3.05])"),
-    "interval": (mean_confidence_interval(S, 0.9), "MeanInterval(level=0.9, df=49, low=[0.66469, 1.7629, 2.70961], high=[1.33531, 2.2371, 3.29039])"),
+    "interval": (
+        mean_confidence_interval(S, 0.9),
+        "MeanInterval(level=0.9, df=49, low=[0.66469, 1.7629, 2.70961], high=[1.33531, 2.2371, 3.29039])",
+    ),
 }
 
 
@@ -68,7 +74,8 @@ def test_models_work_without_scipy_except_p_values_and_intervals():
         "X = np.random.default_rng(0).standard_normal((40, 3))\n"
         "s = GaussianSummary.from_samples(X)\n"
         "fit = ols(s, y=2)\n"
-        "assert np.allclose(fit.params, np.linalg.lstsq(np.column_stack([np.ones(40), X[:, :2]]), X[:, 2], rcond=None)[0])\n"
+        "design = np.column_stack([np.ones(40), X[:, :2]])\n"
+        "assert np.allclose(fit.params, np.linalg.lstsq(design, X[:, 2], rcond=None)[0])\n"
         "assert np.allclose(precision(s), np.linalg.inv(np.cov(X, rowvar=False)))\n"
         "pca(s); logpdf(s, X[:3]); mahalanobis(s, X[0]); conditional(s, [0], [1.0])\n"
         "for call in (lambda: fit.pvalues, lambda: mean_confidence_interval(s)):\n"

@@ -9,7 +9,6 @@ import attrs
 import numpy as np
 
 from ..grouped import GroupedSummary
-from ..inference import mahalanobis as _inference_mahalanobis
 from ..summary import GaussianSummary
 from ._common import (
     array_eq,
@@ -44,8 +43,8 @@ __all__ = [
 ]
 
 
-def _eq() -> Any:
-    return attrs.field(eq=attrs.cmp_using(eq=array_eq))
+# Arrays compare by value (NaN equal to NaN), as the results of inference.py do.
+_ARRAY_EQ = attrs.cmp_using(eq=array_eq)
 
 
 def _readonly(*arrays: np.ndarray) -> None:
@@ -66,7 +65,7 @@ def _precision(s: GaussianSummary, ddof: float, function: str) -> np.ndarray:
     # S^{-1} = diag(1/scale) L^{-T} L^{-1} diag(1/scale) from the correlation's factor L.
     Linv = linalg()[2](f.chol, np.eye(f.scale.size))
     P = (Linv.T @ Linv) / np.multiply.outer(f.scale, f.scale)
-    return (P + P.T) / 2.0
+    return np.asarray((P + P.T) / 2.0)
 
 
 def precision(summary: GaussianSummary | GroupedSummary, ddof: float = 1) -> np.ndarray:
@@ -110,7 +109,7 @@ def precision(summary: GaussianSummary | GroupedSummary, ddof: float = 1) -> np.
     """
     check_summary(summary, "precision")
     if isinstance(summary, GroupedSummary):
-        return per_key(summary, lambda s: precision(s, ddof), stack=True)
+        return np.asarray(per_key(summary, lambda s: precision(s, ddof), stack=True))
     return _precision(summary, ddof, "precision")
 
 
@@ -151,13 +150,13 @@ def partial_correlation(summary: GaussianSummary | GroupedSummary) -> np.ndarray
     """
     check_summary(summary, "partial_correlation")
     if isinstance(summary, GroupedSummary):
-        return per_key(summary, partial_correlation, stack=True)
+        return np.asarray(per_key(summary, partial_correlation, stack=True))
     P = _precision(summary, 1, "partial_correlation")
     root = np.sqrt(np.diagonal(P))
     rho = -P / np.multiply.outer(root, root)
     np.clip(rho, -1.0, 1.0, out=rho)
     np.fill_diagonal(rho, 1.0)
-    return rho
+    return np.asarray(rho)
 
 
 # -- shrinkage ----------------------------------------------------------------------------------
@@ -167,7 +166,7 @@ def partial_correlation(summary: GaussianSummary | GroupedSummary) -> np.ndarray
 class ShrunkCovariance:
     """A shrunk covariance ``(1 - shrinkage) S + shrinkage mu I`` and the shrinkage used."""
 
-    covariance: np.ndarray = _eq()
+    covariance: np.ndarray = attrs.field(eq=_ARRAY_EQ)
     shrinkage: float
     method: str
 
@@ -221,7 +220,7 @@ def shrunk_covariance(
     variable the shrinkage is 0, as scikit-learn reports. ``"fixed"`` is
     ``sklearn.covariance.ShrunkCovariance(shrinkage)``.
 
-    Why not Ledoit–Wolf: its shrinkage estimates how much the sample covariance varies from
+    Why not Ledoit-Wolf: its shrinkage estimates how much the sample covariance varies from
     row to row, ``sum_i ||(x_i - mean)(x_i - mean)^T - S||²_F / n²``, a sum of fourth powers of
     the deviations. A summary keeps only their first and second moments, so it cannot be
     computed from (n, mean, M2). OAS derives the shrinkage assuming the data are Gaussian,
@@ -349,9 +348,9 @@ class ConditionalResult:
 
     variables: tuple[int, ...]
     given: tuple[int, ...]
-    mean: np.ndarray = _eq()
-    covariance: np.ndarray = _eq()
-    coef: np.ndarray = _eq()
+    mean: np.ndarray = attrs.field(eq=_ARRAY_EQ)
+    covariance: np.ndarray = attrs.field(eq=_ARRAY_EQ)
+    coef: np.ndarray = attrs.field(eq=_ARRAY_EQ)
 
     def __repr__(self) -> str:
         return (
@@ -415,7 +414,9 @@ def conditional(summary: GaussianSummary | GroupedSummary, given: Any, values: A
         raise ValueError(f"given must name at least one and at most {d - 1} of the {d} variables, got {given!r}")
     v = np.asarray(values, dtype=np.float64)
     if v.shape[-1:] != (g.size,) or v.ndim > 2:
-        raise ValueError(f"values must have shape ({g.size},) or (k, {g.size}) for {g.size} given variable(s), got {v.shape}")
+        raise ValueError(
+            f"values must have shape ({g.size},) or (k, {g.size}) for {g.size} given variable(s), got {v.shape}"
+        )
     S = cov_matrix(s, ddof, "conditional")
     mean = np.asarray(s.mean).reshape(d)
     f = factor(S[np.ix_(g, g)], dof_for_rank(s), "the covariance of the given variables")
@@ -435,7 +436,7 @@ def _coef(f: Any, W: np.ndarray) -> np.ndarray:
     """``S_rg S_gg^{-1} = W^T C^{-1}`` from ``W = C^{-1} S_gr``."""
     q = W.shape[0]
     Cinv = f.whiten(np.eye(q))
-    return W.T @ Cinv
+    return np.asarray(W.T @ Cinv)
 
 
 # -- scoring new rows ---------------------------------------------------------------------------
@@ -494,8 +495,8 @@ def logpdf(summary: GaussianSummary | GroupedSummary, x: Any, ddof: float = 1) -
 def mahalanobis(summary: GaussianSummary | GroupedSummary, x: Any, ddof: float = 1) -> Any:
     """Mahalanobis distance of points from the Gaussian the summary fits.
 
-    The same as `gaussum.inference.mahalanobis` with the summary first (as every function of
-    `gaussum.models` takes it), and per key for a `GroupedSummary`.
+    `gaussum.inference.mahalanobis` with the summary first, as every function of
+    `gaussum.models` takes it, and per key for a `GroupedSummary`.
 
     Parameters
     ----------
@@ -534,9 +535,11 @@ def mahalanobis(summary: GaussianSummary | GroupedSummary, x: Any, ddof: float =
     check_summary(summary, "mahalanobis")
     if isinstance(summary, GroupedSummary):
         return per_key(summary, lambda s: mahalanobis(s, x, ddof), stack=True)
-    as_rows(x, summary)
-    cov_matrix(summary, ddof, "mahalanobis")
-    return _inference_mahalanobis(x, summary, ddof)
+    s = summary
+    rows, single = as_rows(x, s)
+    f = _factored(s, ddof, "mahalanobis")
+    distances = np.sqrt(f.quad((rows - np.asarray(s.mean).reshape(s.d)).T))
+    return float(distances[0]) if single else distances
 
 
 def sample(summary: GaussianSummary, size: int, rng: Any = None, ddof: float = 1) -> np.ndarray:
@@ -590,7 +593,7 @@ def sample(summary: GaussianSummary, size: int, rng: Any = None, ddof: float = 1
     root = vectors * np.sqrt(np.where(eigenvalues > cutoff, eigenvalues, 0.0))
     generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     draws = np.asarray(s.mean).reshape(s.d) + generator.standard_normal((int(size), s.d)) @ root.T
-    return draws[:, 0] if np.ndim(s.mean) == 0 else draws
+    return np.asarray(draws[:, 0] if np.ndim(s.mean) == 0 else draws)
 
 
 def standardize(summary: GaussianSummary, x: Any, ddof: float = 0) -> np.ndarray:
@@ -637,7 +640,7 @@ def standardize(summary: GaussianSummary, x: Any, ddof: float = 0) -> np.ndarray
     rows, _ = as_rows(points, s)
     std = np.sqrt(np.diagonal(cov_matrix(s, ddof, "standardize")))
     std = np.where(std > 0, std, 1.0)
-    return ((rows - np.asarray(s.mean).reshape(s.d)) / std).reshape(points.shape)
+    return np.asarray((rows - np.asarray(s.mean).reshape(s.d)) / std).reshape(points.shape)
 
 
 # -- the uncertainty of the mean ----------------------------------------------------------------
@@ -692,9 +695,9 @@ def sem(summary: GaussianSummary | GroupedSummary, ddof: float = 1) -> Any:
 class MeanInterval:
     """A t-based confidence interval for the mean, per variable: ``low <= mean <= high``."""
 
-    mean: np.ndarray = _eq()
-    low: np.ndarray = _eq()
-    high: np.ndarray = _eq()
+    mean: np.ndarray = attrs.field(eq=_ARRAY_EQ)
+    low: np.ndarray = attrs.field(eq=_ARRAY_EQ)
+    high: np.ndarray = attrs.field(eq=_ARRAY_EQ)
     level: float
     df: float
 

@@ -15,8 +15,8 @@ from ._common import array_eq, check_full, check_summary, cov_matrix, divisor, n
 __all__ = ["PCAResult", "pca"]
 
 
-def _eq() -> Any:
-    return attrs.field(eq=attrs.cmp_using(eq=array_eq))
+# Arrays compare by value (NaN equal to NaN), as the results of inference.py do.
+_ARRAY_EQ = attrs.cmp_using(eq=array_eq)
 
 
 @attrs.frozen(repr=False)
@@ -40,11 +40,11 @@ class PCAResult:
         Whether `transform` scales the scores to unit variance.
     """
 
-    components: np.ndarray = _eq()
-    explained_variance: np.ndarray = _eq()
-    explained_variance_ratio: np.ndarray = _eq()
-    singular_values: np.ndarray = _eq()
-    mean: np.ndarray = _eq()
+    components: np.ndarray = attrs.field(eq=_ARRAY_EQ)
+    explained_variance: np.ndarray = attrs.field(eq=_ARRAY_EQ)
+    explained_variance_ratio: np.ndarray = attrs.field(eq=_ARRAY_EQ)
+    singular_values: np.ndarray = attrs.field(eq=_ARRAY_EQ)
+    mean: np.ndarray = attrs.field(eq=_ARRAY_EQ)
     n: float
     whiten: bool
 
@@ -61,7 +61,7 @@ class PCAResult:
         """
         rows, _ = self._check(x, self.mean.size, "x")
         scores = (rows - self.mean) @ self.components.T
-        return scores / np.sqrt(self.explained_variance) if self.whiten else scores
+        return np.asarray(scores / np.sqrt(self.explained_variance)) if self.whiten else scores
 
     def inverse_transform(self, z: Any) -> np.ndarray:
         """Rows back from scores: ``z @ components + mean`` (``z`` unwhitened first).
@@ -71,7 +71,7 @@ class PCAResult:
         scores, _ = self._check(z, self.components.shape[0], "z")
         if self.whiten:
             scores = scores * np.sqrt(self.explained_variance)
-        return scores @ self.components + self.mean
+        return np.asarray(scores @ self.components + self.mean)
 
     def __repr__(self) -> str:
         k, d = self.components.shape
@@ -158,9 +158,9 @@ def pca(summary: GaussianSummary | GroupedSummary, k: Any = None, ddof: float = 
     if k is None:
         keep = d
     elif isinstance(k, (numbers.Integral, np.integer)) and not isinstance(k, (bool, np.bool_)):
-        if not 1 <= k <= d:
-            raise ValueError(f"k must be between 1 and d={d}, got {k}")
         keep = int(k)
+        if not 1 <= keep <= d:
+            raise ValueError(f"k must be between 1 and d={d}, got {k}")
     elif isinstance(k, (float, np.floating)) and 0 < k < 1:
         keep = min(int(np.searchsorted(np.cumsum(ratio), k, side="right")) + 1, d)
     else:

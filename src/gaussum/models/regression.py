@@ -32,8 +32,8 @@ __all__ = ["OLSResult", "ols"]
 MIN_PIVOT = 1.0 / MAX_CONDITION
 
 
-def _eq(**kwargs: Any) -> Any:
-    return attrs.field(eq=attrs.cmp_using(eq=array_eq), **kwargs)
+# Arrays compare by value (NaN equal to NaN), as the results of inference.py do.
+_ARRAY_EQ = attrs.cmp_using(eq=array_eq)
 
 
 @attrs.frozen(repr=False)
@@ -71,12 +71,12 @@ class OLSResult:
 
     y: int
     X: tuple[int, ...]
-    params: np.ndarray = _eq()
-    bse: np.ndarray = _eq()
-    cov_params: np.ndarray = _eq()
-    residual_variance: float = _eq()
-    rsquared: float = _eq()
-    rsquared_adj: float = _eq()
+    params: np.ndarray = attrs.field(eq=_ARRAY_EQ)
+    bse: np.ndarray = attrs.field(eq=_ARRAY_EQ)
+    cov_params: np.ndarray = attrs.field(eq=_ARRAY_EQ)
+    residual_variance: float = attrs.field(eq=_ARRAY_EQ)
+    rsquared: float = attrs.field(eq=_ARRAY_EQ)
+    rsquared_adj: float = attrs.field(eq=_ARRAY_EQ)
     df_resid: float
     n: float
     ridge: float
@@ -96,7 +96,7 @@ class OLSResult:
     def tvalues(self) -> np.ndarray:
         """``params / bse``."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            return self.params / self.bse
+            return np.asarray(self.params / self.bse)
 
     @property
     def pvalues(self) -> np.ndarray:
@@ -104,7 +104,7 @@ class OLSResult:
 
         Needs scipy (``pip install 'gaussum[stats]'``); everything else in the result does not.
         """
-        return 2.0 * scipy_stats().t.sf(np.abs(self.tvalues), self.df_resid)
+        return np.asarray(2.0 * scipy_stats().t.sf(np.abs(self.tvalues), self.df_resid))
 
     def predict(self, x: Any) -> np.ndarray:
         """Fitted values for rows of the predictors, shape ``(m, p)`` (or one row ``(p,)``)."""
@@ -112,7 +112,7 @@ class OLSResult:
         p = len(self.X)
         if rows.shape[-1:] != (p,) or rows.ndim > 2:
             raise ValueError(f"x must have shape ({p},) or (m, {p}) for {p} predictors, got {rows.shape}")
-        return rows @ self.coef + self.intercept
+        return np.asarray(rows @ self.coef + self.intercept)
 
     def __repr__(self) -> str:
         return (
@@ -249,8 +249,9 @@ def ols(
     those of ``statsmodels.WLS(weights=...)``. WLS counts rows in its residual degrees of
     freedom, ``N - k``, and a summary does not keep N: here they are ``effective_n - k``, the
     regression form of numpy's ``aweights`` divisor ``n - ddof w2 / n``, so `bse` is WLS's
-    times ``sqrt((N - k) / (effective_n - k))`` (identical when the weights are equal). Ridge fits have no standard errors (the
-    estimator is biased, so t tests on it are not valid): `bse` and `cov_params` are NaN.
+    times ``sqrt((N - k) / (effective_n - k))`` (identical when the weights are equal).
+    Ridge fits have no standard errors (the estimator is biased, so t tests on it are not
+    valid): `bse` and `cov_params` are NaN.
 
     Examples
     --------
