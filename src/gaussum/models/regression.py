@@ -291,7 +291,9 @@ def ols(
         raise ValueError(f"ridge must be finite and >= 0, got {ridge!r}")
     intercept = bool(intercept)
 
-    n, v = s.n, s.w2 / s.n if s.n > 0 else 1.0
+    if not s.n > 0:
+        raise ValueError("ols needs data: the summary is empty (n=0)")
+    n, v = s.n, s.w2 / s.n
     p = Xi.size
     k = p + intercept
     dof = divisor(s, k)  # n - k w2 / n: the covariance's divisor with ddof = k
@@ -300,8 +302,6 @@ def ols(
             f"ols needs more observations than coefficients: effective n={s.effective_n:g} for "
             f"{k} coefficients ({p} predictor(s){' and the intercept' if intercept else ''})"
         )
-    if not n > 0:
-        raise ValueError("ols needs data: the summary is empty (n=0)")
     M2, mean = s.M2, s.mean
     A = M2[np.ix_(Xi, Xi)]
     c = M2[Xi, yi]
