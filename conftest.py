@@ -1,8 +1,8 @@
 """Optional extras degrade to skips: a test or doctest that needs a missing extra is skipped, naming it.
 
-gaussum's core needs only numpy and attrs; scipy, matplotlib, dask and pyarrow come with extras.
-With only ``pip install -e ".[test]"`` the suite still passes: a test module, test or doctest
-(``--doctest-modules`` over ``src/gaussum``) that fails only because one of the modules in
+gaussum's core needs only numpy and attrs; scipy, matplotlib, dask, pyarrow and zstandard come
+with extras. With only ``pip install -e ".[test]"`` the suite still passes: a test module, test
+or doctest (``--doctest-modules`` over ``src/gaussum``) that fails only because one of the modules in
 `OPTIONAL` is not installed is reported as skipped, with the extra that brings it. The failure
 must say so itself: a ``ModuleNotFoundError`` for that module, raised by the test or anywhere in
 the chain of the error it raised (gaussum's own "pip install 'gaussum[stats]'" errors chain to
@@ -30,7 +30,8 @@ OPTIONAL = {
     "dask": "dask",
     "distributed": "dask",
     "pandas": "dask",
-    "pyarrow": "dask",
+    "pyarrow": "cli",
+    "zstandard": "cli",
 }
 
 
