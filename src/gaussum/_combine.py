@@ -35,6 +35,8 @@ import math
 
 import numpy as np
 
+from ._moments import consistent_scatter, needs_clipping
+
 __all__ = [
     "merge_pair",
     "merge_many",
@@ -97,6 +99,8 @@ def merge_pair(
     if M2_a.ndim == 2:
         # outer(delta, delta) is exactly symmetric, so M2 stays exactly symmetric.
         M2 = M2_a + M2_b + np.multiply.outer(delta, delta) * weight
+        if needs_clipping(M2):
+            consistent_scatter(M2)
     else:
         M2 = M2_a + M2_b + delta * delta * weight
     return n, mean, M2, w2_a + w2_b
@@ -183,6 +187,8 @@ def merge_segments(
         spread = ns[:, None, None] * (deviations[:, :, None] * deviations[:, None, :])
         M2 = np.add.reduceat(M2s, starts) + np.add.reduceat(spread, starts)
         M2 -= (c[:, :, None] * c[:, None, :]) / safe_n[:, None, None]
+    if M2.ndim == 3 and needs_clipping(M2):
+        consistent_scatter(M2)
     mean = reference + shift
     w2 = np.add.reduceat(w2s, starts)
     empty = n == 0
@@ -208,12 +214,18 @@ def subtract(
     The inverse of the pairwise rule: if ``u = r + t`` then ``subtract(u, t) == r`` up to
     rounding. Arrays are stacked over g groups (means ``(g, d)``, M2 ``(g, d, d)`` or ``(g, d)``).
     Cancellation makes the result lose accuracy in proportion to how much of u is removed, so
-    variances are clipped at zero (with the matching covariances) rather than going negative.
+    variances that come out negative by no more than rounding are clipped at zero (with the
+    matching covariances). Rounding is bounded by `_REMOVAL_ULPS` units of the magnitudes that
+    enter each remaining variance, ``M2u_ii + M2t_ii + w delta_i^2``, plus the rounding of the
+    stored means carried through ``delta`` (``2 w |delta_i| (|mean_u_i| + |mean_t_i|)``); a
+    remainder more negative than that, or a t that takes all of u's weight without having u's
+    mean and spread, cannot have been part of u.
 
     Raises
     ------
     ValueError
-        When some group of t weighs more than the same group of u.
+        When some group of t weighs more than the same group of u, or could not have been added
+        to it.
     """
     n = counts_u - counts_t
     w2 = w2_u - w2_t
@@ -233,9 +245,12 @@ def subtract(
     diagonal = M2_u.ndim == 2
     if diagonal:
         M2 = M2_u - M2_t - delta * delta * weight[:, None]
-        np.maximum(M2, 0.0, out=M2)
     else:
         M2 = M2_u - M2_t - (delta[:, :, None] * delta[:, None, :]) * weight[:, None, None]
+    _check_removable(M2, M2_u, M2_t, delta, weight, means_u, means_t, counts_u, counts_t, emptied & (counts_t > 0))
+    if diagonal:
+        np.maximum(M2, 0.0, out=M2)
+    else:
         negative = np.diagonal(M2, axis1=1, axis2=2) < 0
         if negative.any():
             # A variable whose variance cancelled to below zero has none left: zero its row and column.
@@ -244,9 +259,7 @@ def subtract(
             M2[group, :, var] = 0.0
         # Cancellation can also push a covariance past Cauchy-Schwarz; keep the matrix one that
         # data could have produced (and that from_dict accepts back).
-        root = np.sqrt(np.diagonal(M2, axis1=1, axis2=2))
-        bound = root[:, :, None] * root[:, None, :]
-        np.clip(M2, -bound, bound, out=M2)
+        consistent_scatter(M2)
     # w2 cancels like n; a rounding-sized remainder of a non-empty group stays positive.
     w2 = np.where(w2 > 0, w2, np.where(emptied, 0.0, np.maximum(w2, residue)))
     untouched = counts_t == 0
@@ -258,6 +271,59 @@ def subtract(
         M2[emptied & ~untouched] = 0.0
         w2[emptied & ~untouched] = 0.0
     return n, mean, M2, w2
+
+
+#: Units of rounding allowed in a remaining variance before `subtract` calls it impossible.
+_REMOVAL_ULPS = 64
+#: Relative agreement of mean and spread that `subtract` asks of a t that empties u.
+_SAME_SUMMARY_RTOL = 1e-6
+
+
+def _squares(M2: np.ndarray) -> np.ndarray:
+    return np.diagonal(M2, axis1=1, axis2=2) if M2.ndim == 3 else M2
+
+
+def _check_removable(
+    M2: np.ndarray,
+    M2_u: np.ndarray,
+    M2_t: np.ndarray,
+    delta: np.ndarray,
+    weight: np.ndarray,
+    means_u: np.ndarray,
+    means_t: np.ndarray,
+    counts_u: np.ndarray,
+    counts_t: np.ndarray,
+    emptied: np.ndarray,
+) -> None:
+    """Raise ValueError where t could not have been part of u (see `subtract`)."""
+    u = np.finfo(np.float64).eps / 2
+    remaining, su, st = _squares(M2), _squares(M2_u), _squares(M2_t)
+    magnitude = su + st + weight[:, None] * delta * delta
+    magnitude += 2 * weight[:, None] * np.abs(delta) * (np.abs(means_u) + np.abs(means_t))
+    bad = remaining < -_REMOVAL_ULPS * u * magnitude
+    bad[emptied] = False
+    if emptied.any():
+        # Removing all of u's weight leaves nothing: t must then be u itself, up to rounding.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            spread = np.sqrt(np.maximum(su / counts_u[:, None], st / np.where(counts_t > 0, counts_t, 1.0)[:, None]))
+        scale = np.abs(means_u) + np.abs(means_t)
+        far = np.abs(delta) > _SAME_SUMMARY_RTOL * spread + _REMOVAL_ULPS * u * scale
+        far |= np.abs(su - st) > _SAME_SUMMARY_RTOL * (su + st) + _REMOVAL_ULPS * u * (scale * scale * counts_u[:, None])
+        bad |= far & emptied[:, None]
+    if bad.any():
+        g, i = (int(k) for k in np.argwhere(bad)[0])
+        group = "" if M2.shape[0] == 1 else f" (group {g})"
+        if emptied[g]:
+            raise ValueError(
+                f"cannot remove a summary of n={float(counts_t[g]):g} from one of n={float(counts_u[g]):g}{group}: "
+                f"it takes all of the weight but is not the same data (the means of variable {i} "
+                f"differ by {abs(float(delta[g, i])):.3g})"
+            )
+        raise ValueError(
+            f"cannot remove a summary of n={float(counts_t[g]):g} from one of n={float(counts_u[g]):g}{group}: "
+            f"it could not have been part of it (variable {i} would be left with a variance of "
+            f"{float(remaining[g, i] / max(float(counts_u[g] - counts_t[g]), 1.0)):.3g})"
+        )
 
 
 def add_row(

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ._combine import mirror_upper, two_sum
+from ._moments import consistent_scatter
 from ._validate import first_nonfinite_row, nonfinite_row_error, overflow_error
 from .errors import Float64OverflowError
 
@@ -70,11 +71,25 @@ _MIN_ALONE_ROWS = 64
 
 
 def row_weights(fweights: np.ndarray | None, aweights: np.ndarray | None) -> Weights:
-    """``(w, q)`` for validated frequency and reliability weights: ``w = f a``, ``q = f a^2``."""
+    """``(w, q)`` for validated frequency and reliability weights: ``w = f a``, ``q = f a^2``.
+
+    Raises Float64OverflowError, naming the weights, when their products or sums overflow.
+    """
     if aweights is None:
-        return fweights, None
-    w = aweights if fweights is None else fweights * aweights
-    return w, w * aweights
+        w, q = fweights, None
+    else:
+        with np.errstate(over="ignore"):
+            w = aweights if fweights is None else fweights * aweights
+            q = w * aweights
+    with np.errstate(over="ignore"):
+        total = 0.0 if w is None else float(w.sum()) + (0.0 if q is None else float(q.sum()))
+    if not math.isfinite(total):
+        which = "weights" if aweights is None else ("aweights" if fweights is None else "weights times aweights")
+        largest = float(np.max(w)) if w is not None and w.size else 0.0
+        raise Float64OverflowError(
+            f"the {which} overflow float64 when summed (largest is {largest:g}); rescale them first"
+        )
+    return w, q
 
 
 def _alone_rows(d: int, diagonal: bool) -> int:
@@ -298,6 +313,9 @@ def summarize_rows(
             M2 -= np.multiply.outer(c, c) / n
             index = np.diag_indices(d)
             M2[index] = np.maximum(M2[index], 0.0)
+            # A variance clipped at 0 (constant data) or underflowed leaves its covariances as
+            # rounding residue: bound them by Cauchy-Schwarz so the value is one the checks accept.
+            consistent_scatter(M2)
     if nan_policy != "propagate" and not (math.isfinite(n) and math.isfinite(w2)):
         raise Float64OverflowError(f"the weights of {name} overflow float64 when summed (total {n:g}); rescale them first")
     return n, mean, M2, w2, dropped
@@ -514,7 +532,7 @@ def _propagating_groups(
         means[empty] = 0.0
         packed[empty] = 0.0
         w2[empty] = 0.0
-    return counts, means, packed if diagonal else _unpack(packed, d), w2
+    return counts, means, packed if diagonal else consistent_scatter(_unpack(packed, d)), w2
 
 
 def _finite_rows(X: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import numpy as np
 __all__ = [
     "SERIALISABLE_KINDS",
     "as_keys",
+    "check_python_keys",
     "factorize",
     "sort_order",
     "concatenate_keys",
@@ -33,8 +34,46 @@ _DENSE_RANGE_PER_ROW = 4
 
 
 
+def _kind_of(value: Any) -> str:
+    """The label kind of one Python key: bool, int, float, str, or the type's name."""
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, np.integer)):
+        return "int"
+    if isinstance(value, (float, np.floating)):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return type(value).__name__
+
+
+def check_python_keys(values: Any, name: str) -> None:
+    """Refuse keys that numpy would silently make equal: mixed kinds, strings ending in NUL.
+
+    numpy turns ``[1, "1"]`` into two equal strings and ``[True, 1]`` into two equal integers,
+    and a ``'<U'`` array drops trailing NUL characters (``"a\x00"`` becomes ``"a"``); distinct
+    Python keys must stay distinct, so these are refused, as merges refuse mixed key kinds.
+    """
+    kinds: dict[str, Any] = {}
+    for value in values:
+        kind = _kind_of(value)
+        kinds.setdefault(kind, value)
+        if kind == "str" and value.endswith("\x00"):
+            raise ValueError(f"{name} must not end in a NUL character, which numpy strings cannot hold; got {value!r}")
+    if len(kinds) > 1:
+        examples = ", ".join(f"{kind} {value!r}" for kind, value in kinds.items())
+        raise ValueError(f"{name} must be labels of one kind that can be ordered (numbers, strings or booleans), got {examples}")
+
+
 def as_keys(keys: Any, name: str = "keys") -> np.ndarray:
-    """Keys as a 1-D array of labels that can be ordered; NaN and NaT are refused."""
+    """Keys as a 1-D array of labels that can be ordered; NaN and NaT are refused.
+
+    Python lists and tuples are checked element by element first (`check_python_keys`), since
+    numpy's conversion of them can make distinct keys equal. Object arrays keep Python's own
+    equality (``True == 1``, as in a dict); their distinct strings are checked in `factorize`.
+    """
+    if isinstance(keys, (list, tuple)):
+        check_python_keys(keys, name)
     array = np.asarray(keys)
     if array.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of labels, got shape {array.shape}")
@@ -81,6 +120,7 @@ def factorize(keys: np.ndarray, name: str = "keys") -> tuple[np.ndarray, np.ndar
     except TypeError as exc:
         raise ValueError(f"{name} must be labels that can be ordered: {exc}") from None
     if uniques.dtype.kind == "O" and uniques.size and all(isinstance(k, str) for k in uniques):
+        check_python_keys(uniques, name)  # '<U' would drop trailing NULs and merge keys
         uniques = uniques.astype(str)  # object arrays of strings (pandas' default) become '<U'
     return uniques, codes
 
@@ -162,14 +202,19 @@ def parse_keys(values: Any, dtype: np.dtype) -> np.ndarray:
     }
     if not isinstance(values, list) or not all(checks[kind](v) for v in values):
         raise ValueError(f"grouped summary dict field 'keys' must be a list of {dtype} values, got {values!r:.80}")
+    if kind == "U":
+        # Sized by the keys themselves, never by the declared dtype: "<U300000000" must not
+        # allocate gigabytes for a few short strings.
+        longest = max((len(v) for v in values), default=0)
+        if longest > dtype.itemsize // 4:
+            raise ValueError(f"grouped summary dict field 'keys' holds strings longer than {dtype} allows")
+        check_python_keys(values, "grouped summary dict field 'keys'")
+        dtype = np.dtype(f"<U{max(longest, 1)}")
     try:
         if kind in "Mm":
             return np.array(values, dtype=np.int64).view(dtype)
-        keys = np.array(values, dtype=dtype)
+        return np.array(values, dtype=dtype)
     except (OverflowError, ValueError) as exc:
         raise ValueError(f"grouped summary dict field 'keys' does not fit {dtype}: {exc}") from None
-    if kind == "U" and any(len(v) > dtype.itemsize // 4 for v in values):
-        raise ValueError(f"grouped summary dict field 'keys' holds strings longer than {dtype} allows")
-    return keys
 
 

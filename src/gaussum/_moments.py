@@ -33,10 +33,44 @@ __all__ = ["Frozen", "Moments", "FieldNames", "readonly", "check_symmetric"]
 _SYMMETRY_ULPS = 64
 
 
+# Relative tolerance of the scatter-matrix checks, on the scale of the diagonal: merges and
+# subtractions round, so an M2 computed from data may break Cauchy-Schwarz or positive
+# semi-definiteness by a few units of rounding; anything beyond this is no data's scatter matrix.
+SCATTER_RTOL = 1e-9
+# Below this, a diagonal entry may have lost digits to underflow (its square root's square is
+# subnormal), so computed off-diagonals are clipped to stay consistent with it.
+_UNDERFLOW_SCALE = 2.0**-900
+
+
 def readonly(array: np.ndarray) -> np.ndarray:
-    """Mark an array this package created as read-only and return it."""
+    """A read-only view of an array this package created, whose base is read-only too.
+
+    Marking only the array would let ``setflags(write=True)`` undo it; a view of a read-only
+    base cannot be made writeable again.
+    """
+    if array.base is not None and not array.flags.writeable and not array.base.flags.writeable:  # type: ignore[union-attr]
+        return array
     array.setflags(write=False)
-    return array
+    view = array.view()
+    view.setflags(write=False)
+    return view
+
+
+def consistent_scatter(M2: np.ndarray) -> np.ndarray:
+    """Clip, in place, off-diagonals of computed scatter matrices ``(..., d, d)`` to Cauchy-Schwarz.
+
+    Rounding and underflow can leave an off-diagonal entry larger than ``sqrt(M2_ii M2_jj)``: a
+    variance clipped at zero, or the square of a tiny value underflowing while its product with a
+    larger one does not. Clipping keeps every computed value one that the checks accept.
+    """
+    root = np.sqrt(np.diagonal(M2, axis1=-2, axis2=-1))
+    bound = root[..., :, None] * root[..., None, :]
+    return np.clip(M2, -bound, bound, out=M2)
+
+
+def needs_clipping(M2: np.ndarray) -> bool:
+    """True when a computed full M2 has a diagonal entry small enough for underflow to matter."""
+    return bool(M2.size) and bool(np.diagonal(M2, axis1=-2, axis2=-1).min() < _UNDERFLOW_SCALE)
 
 
 class Frozen:
@@ -112,14 +146,49 @@ def check_symmetric(M2: np.ndarray, name: str, names: FieldNames = SINGLE) -> np
             )
         M2 = np.triu(M2) + np.swapaxes(np.triu(M2, 1), -1, -2)
     # Merges round, so allow a relative 1e-9 before calling a matrix impossible.
-    impossible = np.abs(M2) > scale * (1 + 1e-9) + np.finfo(np.float64).tiny
+    impossible = np.abs(M2) > scale * (1 + SCATTER_RTOL) + np.finfo(np.float64).tiny
     if impossible.any():
         g, i, j = (int(k) for k in np.argwhere(impossible)[0])
         raise ValueError(
             f"{name} is not a scatter matrix: |{names.at(name, (g, i, j))}| = {abs(float(M2[g, i, j])):g} "
             f"exceeds sqrt({name}[{i}, {i}] * {name}[{j}, {j}]) = {float(scale[g, i, j]):g}"
         )
+    check_semidefinite(M2, name, names)
     return M2
+
+
+def check_semidefinite(M2: np.ndarray, name: str, names: FieldNames = SINGLE) -> None:
+    """Raise ValueError unless each M2 (g, d, d) is positive semi-definite, to a tolerance.
+
+    The test is on the correlation-scaled matrix ``R = D^-1/2 M2 D^-1/2`` (variables of zero
+    variance left out): a Cholesky factorisation of ``R + d * SCATTER_RTOL * I`` exists exactly
+    when no eigenvalue of R is below ``-d * SCATTER_RTOL``. No data can give a more negative
+    eigenvalue; rounding in merges gives a few units of 1e-16. Only d >= 3 can fail after the
+    2 x 2 Cauchy-Schwarz check. The error names the variables of the offending direction.
+    """
+    g, d = M2.shape[0], M2.shape[-1]
+    if d < 3:
+        return
+    for k in range(g):
+        root = np.sqrt(np.diagonal(M2[k]))
+        live = np.flatnonzero(root > 0)
+        if live.size < 3:
+            continue
+        R = M2[k][np.ix_(live, live)] / np.outer(root[live], root[live])
+        slack = live.size * SCATTER_RTOL
+        try:
+            np.linalg.cholesky(R + slack * np.eye(live.size))
+            continue
+        except np.linalg.LinAlgError:
+            pass
+        values, vectors = np.linalg.eigh(R)
+        direction = vectors[:, 0]
+        involved = live[np.flatnonzero(np.abs(direction) > 0.1 * np.abs(direction).max())]
+        raise ValueError(
+            f"{name} is not a scatter matrix{names.of(k)}: it is not positive semi-definite (an eigenvalue "
+            f"of its correlation matrix is {float(values[0]):.3g}, below -{slack:.1g}), along variables "
+            f"{involved.tolist()}"
+        )
 
 
 def _first_bad(bad: np.ndarray) -> tuple[int, ...]:
@@ -327,6 +396,11 @@ class Moments(Frozen):
         if not (np.isfinite(counts).all() and np.isfinite(M2).all() and np.isfinite(w2).all()):
             total = float(self.counts.sum())
             raise Float64OverflowError(f"scaling by {f:g} overflows float64 (n={total:g})")
+        if ((counts == 0) & (self.counts > 0)).any() or ((w2 == 0) & (self.w2 > 0)).any():
+            smallest = float(self.counts[self.counts > 0].min())
+            raise ValueError(
+                f"scaling by {f:g} underflows float64: a count of {smallest:g} would become 0 while its data remains"
+            )
         return Moments.trusted(counts, self.means, M2, w2)
 
     # -- comparison -----------------------------------------------------------------------------

@@ -24,6 +24,9 @@ __all__ = [
     "as_field",
     "first_nonfinite_row",
     "is_number_tree",
+    "number_tree_shape",
+    "float_tree",
+    "MAX_NESTING",
     "check_format_header",
     "nonfinite_row_error",
     "overflow_error",
@@ -63,8 +66,12 @@ def as_data(X: Any, name: str = "X") -> np.ndarray:
     """Observations as a numeric array of shape ``(N,)`` or ``(N, d)``; rows are observations.
 
     The array is not copied and keeps its dtype: the block kernels convert to float64 one block
-    at a time, so the caller's data is never duplicated in full.
+    at a time, so the caller's data is never duplicated in full. A masked array is the exception:
+    it becomes a float64 copy with NaN where it is masked, so masked rows follow ``nan_policy``.
     """
+    if np.ma.isMaskedArray(X):
+        # Masked entries are missing values: as NaN they follow nan_policy like any other.
+        X = np.ma.MaskedArray(X, dtype=np.float64).filled(np.nan)
     array = as_numeric(X, name)
     if array.ndim not in (1, 2):
         raise ValueError(
@@ -125,11 +132,64 @@ def as_field(value: Any, name: str) -> np.ndarray:
     return out
 
 
-def is_number_tree(value: Any) -> bool:
-    """True for a number, or a (nested) list of numbers, as JSON gives; bools excluded."""
-    if isinstance(value, list):
-        return all(is_number_tree(v) for v in value)
+#: How deeply nested a list from a dict may be before it is refused unread (a summary needs 3).
+MAX_NESTING = 8
+
+
+def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def number_tree_shape(value: Any, name: str, max_depth: int = MAX_NESTING) -> tuple[int, ...]:
+    """The shape of a number or rectangular nested list of numbers (as JSON gives), or ValueError.
+
+    Walks the tree one level at a time, without recursion, so a deeply nested or huge list is
+    refused after reading only as far as its first fault and no array is built.
+    """
+    shape: list[int] = []
+    level = [value]
+    while level and isinstance(level[0], list):
+        if len(shape) >= max_depth:
+            raise ValueError(f"{name} is nested more than {max_depth} levels deep")
+        length = len(level[0])
+        for item in level:
+            if not isinstance(item, list) or len(item) != length:
+                raise ValueError(f"{name} must be a rectangular array of numbers (one shape), got a ragged list")
+        shape.append(length)
+        level = [x for item in level for x in item]
+    for leaf in level:
+        if not _is_number(leaf):
+            raise ValueError(f"{name} must hold numbers, got {leaf!r:.80}")
+    return tuple(shape)
+
+
+def float_tree(value: Any, name: str, expected: list[tuple[int, ...]]) -> np.ndarray:
+    """A nested list of numbers from a dict as float64, after checking its shape is one of `expected`.
+
+    The shape is checked before the array is built, so a mis-sized field costs nothing.
+    """
+    shape = number_tree_shape(value, name)
+    if shape not in expected:
+        allowed = " or ".join(str(e) for e in expected)
+        raise ValueError(f"{name} must have shape {allowed}, got {shape}")
+    try:
+        return np.array(value, dtype=np.float64)
+    except OverflowError:
+        raise ValueError(f"{name} holds a number too large for float64") from None
+
+
+def is_number_tree(value: Any) -> bool:
+    """True for a number, or a (nested, at most `MAX_NESTING` deep) list of numbers; bools excluded."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, list):
+            if depth >= MAX_NESTING:
+                return False
+            stack.extend((v, depth + 1) for v in item)
+        elif not _is_number(item):
+            return False
+    return True
 
 
 def check_format_header(data: Any, fields: dict[int, set[str]], format_name: str) -> int:

@@ -18,10 +18,10 @@ from ._validate import (
     as_weights,
     check_format_header,
     check_nan_policy,
-    is_number_tree,
+    float_tree,
 )
 from .errors import Float64OverflowError
-from .summary import GaussianSummary
+from .summary import MAX_VARIABLES, GaussianSummary
 
 __all__ = ["GroupedSummary", "GROUPED_FORMAT_VERSION"]
 
@@ -31,6 +31,8 @@ GROUPED_FORMAT_VERSION = 2
 _FORMAT_NAME = "gaussum.GroupedSummary"
 _FIELDS_V1 = {"format", "version", "key_dtype", "keys", "shape", "diagonal", "counts", "means", "M2"}
 _DICT_FIELDS = {1: _FIELDS_V1, 2: _FIELDS_V1 | {"w2"}}
+#: The most keys `from_dict` accepts by default.
+MAX_GROUPS = 100_000_000
 
 
 def _names(keys: np.ndarray) -> FieldNames:
@@ -109,6 +111,7 @@ class GroupedSummary(Frozen):
     def __init__(self, keys: Any, counts: Any, means: Any, M2: Any, w2: Any = None) -> None:
         key_array = keyset.as_keys(keys)
         if key_array.dtype.kind == "O" and key_array.size and all(isinstance(k, str) for k in key_array):
+            keyset.check_python_keys(key_array)
             key_array = key_array.astype(str)
         key_array = readonly(np.array(key_array, copy=True))
         _check_sorted(key_array)
@@ -616,47 +619,53 @@ class GroupedSummary(Frozen):
         }
 
     @classmethod
-    def from_dict(cls, data: Any) -> GroupedSummary:
+    def from_dict(cls, data: Any, *, max_d: int = MAX_VARIABLES, max_groups: int = MAX_GROUPS) -> GroupedSummary:
         """The grouped summary written by `to_dict` (format version 1 or 2), validated like direct construction.
 
-        A version-1 dict has no ``w2``; it is read with ``w2 = counts``.
+        A version-1 dict has no ``w2``; it is read with ``w2 = counts``. The dict may come from
+        outside: the declared key dtype, number of keys and shape are checked, and every field's
+        nesting and shape, before any array is built.
+
+        Parameters
+        ----------
+        data : dict
+        max_d : int
+            The most variables accepted (default 65,536).
+        max_groups : int
+            The most keys accepted (default 100,000,000).
 
         Raises
         ------
         ValueError
             For anything but a well-formed dict of a known format version: missing or extra
-            fields, wrong types, shapes, unsorted keys, non-finite values, a non-symmetric M2.
+            fields, wrong types, nesting or shapes, too many keys or variables, unsorted keys,
+            non-finite values, an M2 that is not a symmetric positive semi-definite scatter matrix.
         """
         version = check_format_header(data, _DICT_FIELDS, _FORMAT_NAME)
-        key_dtype = keyset.parse_key_dtype(data["key_dtype"])
-        keys = keyset.parse_keys(data["keys"], key_dtype)
         shape = data["shape"]
         if not (shape == [] or (isinstance(shape, list) and len(shape) == 1 and _is_int(shape[0]) and shape[0] >= 1)):
             raise ValueError(f"grouped summary dict field 'shape' must be [] or [d] with d >= 1, got {shape!r}")
+        if shape and shape[0] > max_d:
+            raise ValueError(f"grouped summary dict has {shape[0]:,} variables, more than max_d={max_d:,}")
         if not isinstance(data["diagonal"], bool):
             raise ValueError(f"grouped summary dict field 'diagonal' must be true or false, got {data['diagonal']!r}")
-        numeric = ("counts", "means", "M2", "w2") if version >= 2 else ("counts", "means", "M2")
-        for name in numeric:
-            if not isinstance(data[name], list) or not is_number_tree(data[name]):
-                raise ValueError(f"grouped summary dict field {name!r} must be a list of numbers, got {data[name]!r:.80}")
+        if isinstance(data["keys"], list) and len(data["keys"]) > max_groups:
+            raise ValueError(f"grouped summary dict has {len(data['keys']):,} keys, more than max_groups={max_groups:,}")
+        key_dtype = keyset.parse_key_dtype(data["key_dtype"])
+        keys = keyset.parse_keys(data["keys"], key_dtype)
         g = keys.size
         per_key_M2 = tuple(shape) if (data["diagonal"] or not shape) else (shape[0], shape[0])
+        fields = [("counts", ()), ("means", tuple(shape)), ("M2", per_key_M2)]
+        if version >= 2:
+            fields.append(("w2", ()))
         arrays = {}
-        for name, per_key in (("counts", ()), ("means", tuple(shape)), ("M2", per_key_M2), ("w2", ())):
-            if name not in numeric:
-                continue
-            try:
-                array = np.array(data[name], dtype=np.float64)
-            except OverflowError:
-                raise ValueError(f"grouped summary dict field {name!r} holds a number too large for float64") from None
-            except ValueError:
-                array = None
-            if array is not None and g == 0 and array.shape == (0,):
-                array = array.reshape(0, *per_key)
-            if array is None or array.shape != (g, *per_key):
-                got = "a ragged list" if array is None else array.shape
-                raise ValueError(f"grouped summary dict field {name!r} must have shape {(g, *per_key)}, got {got}")
-            arrays[name] = array
+        for name, per_key in fields:
+            label = f"grouped summary dict field {name!r}"
+            if not isinstance(data[name], list):
+                raise ValueError(f"{label} must be a list of numbers, got {data[name]!r:.80}")
+            # An empty list has shape (0,), whatever the shape per key.
+            expected = [(g, *per_key)] + ([(0,)] if g == 0 else [])
+            arrays[name] = float_tree(data[name], label, expected).reshape(g, *per_key)
         return cls(keys, arrays["counts"], arrays["means"], arrays["M2"], arrays.get("w2"))
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -677,9 +686,17 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _restore(
-    keys: np.ndarray, counts: np.ndarray, means: np.ndarray, M2: np.ndarray, w2: np.ndarray | None = None
-) -> GroupedSummary:
-    """Unpickle: the arrays come back read-only (pickles of version 1 have no w2: it is counts)."""
-    record = Moments.trusted(counts, means, M2, counts.copy() if w2 is None else w2)
-    return GroupedSummary._trusted(keys, record)
+def _restore(keys: Any, counts: Any, means: Any, M2: Any, w2: Any = None) -> GroupedSummary:
+    """Unpickle, validated like construction (see `gaussum.summary._restore`).
+
+    Pickles written before ``w2`` existed have none: it is the counts.
+    """
+    try:
+        return GroupedSummary(keys, counts, means, M2, w2)
+    except ValueError:
+        mean_array, M2_array = as_field(means, "means"), as_field(M2, "M2")
+        if np.isfinite(mean_array).all() and np.isfinite(M2_array).all():
+            raise
+        shell = GroupedSummary(keys, counts, np.zeros(mean_array.shape), np.zeros(M2_array.shape), w2)
+        record = Moments.trusted(shell.counts, mean_array, M2_array, shell.w2)
+        return GroupedSummary._trusted(shell._keys, record)

@@ -23,6 +23,8 @@ from ._validate import (
     check_format_header,
     check_nan_policy,
     is_number_tree,
+    number_tree_shape,
+    float_tree,
 )
 from .errors import Float64OverflowError
 
@@ -33,6 +35,9 @@ __all__ = ["GaussianSummary", "FORMAT_VERSION"]
 FORMAT_VERSION = 2
 _FORMAT_NAME = "gaussum.GaussianSummary"
 _DICT_FIELDS = {1: {"format", "version", "n", "mean", "M2"}, 2: {"format", "version", "n", "mean", "M2", "w2"}}
+
+#: The most variables `from_dict` accepts by default.
+MAX_VARIABLES = 65_536
 
 # How many summaries `merge_all` stacks at once: bounds its memory for large d.
 _MERGE_CHUNK_FLOATS = 2**22
@@ -291,8 +296,12 @@ class GaussianSummary(Frozen):
         Raises
         ------
         ValueError
-            For shapes that do not match, negative variances, a non-symmetric covariance, or
-            ``1 < n <= ddof`` (no degrees of freedom left to recover M2 from).
+            For shapes that do not match, negative variances, a covariance that is not symmetric
+            positive semi-definite, ``1 < n <= ddof`` (no degrees of freedom left to recover M2
+            from), a non-zero finite covariance with ``n <= ddof``, or ``n == 0`` with a
+            non-zero mean.
+        TypeError
+            For a `ddof` that is not a number.
 
         Examples
         --------
@@ -302,18 +311,30 @@ class GaussianSummary(Frozen):
         (True, [9.0, 18.0])
         """
         count = as_count(n)
+        if isinstance(ddof, (bool, np.bool_)) or not isinstance(ddof, (numbers.Real, np.integer, np.floating)):
+            raise TypeError(f"ddof must be a real number, got {ddof!r}")
         mean_array = as_field(mean, "mean")
         cov_array = as_field(cov, "cov")
         dof = count - ddof
-        if dof <= 0 and count <= 1:
+        if dof <= 0:
+            # No degrees of freedom: the covariance carries no information, so it must be
+            # undefined (NaN, as np.cov gives for one row) or zero, never a value we would drop.
+            known = np.isfinite(cov_array)
+            if (cov_array[known] != 0).any():
+                raise ValueError(
+                    f"cannot recover M2 from a covariance with n={count:g} and ddof={ddof}: "
+                    "no degrees of freedom (a covariance of so few observations must be NaN or 0)"
+                )
+            if count > 1:
+                raise ValueError(
+                    f"cannot recover M2 from a covariance with n={count:g} and ddof={ddof}: "
+                    "no degrees of freedom"
+                )
             M2 = np.zeros(cov_array.shape)
             if count == 0:
+                if mean_array.any():
+                    raise ValueError(f"a summary of no observations (n == 0) must have zero mean, got {mean_array.tolist()}")
                 mean_array = np.zeros(mean_array.shape)
-        elif dof <= 0:
-            raise ValueError(
-                f"cannot recover M2 from a covariance with n={count:g} and ddof={ddof}: "
-                "no degrees of freedom"
-            )
         else:
             try:
                 Moments.checked(np.array([count]), mean_array[None], cov_array[None], None)
@@ -718,26 +739,44 @@ class GaussianSummary(Frozen):
         }
 
     @classmethod
-    def from_dict(cls, data: Any) -> GaussianSummary:
+    def from_dict(cls, data: Any, *, max_d: int = MAX_VARIABLES) -> GaussianSummary:
         """The summary written by `to_dict` (format version 1 or 2), validated like direct construction.
 
-        A version-1 dict has no ``w2``; it is read with ``w2 = n``.
+        A version-1 dict has no ``w2``; it is read with ``w2 = n``. The dict may come from
+        outside (a file, a network): every field's type, nesting and shape is checked before any
+        array is built, so a small hostile input cannot make it allocate much.
+
+        Parameters
+        ----------
+        data : dict
+        max_d : int
+            The most variables accepted (default 65,536): a guard against a declared size that
+            would exhaust memory.
 
         Raises
         ------
         ValueError
             For anything but a well-formed dict of a known format version: missing or extra
-            keys, wrong types, shapes, non-finite values, a non-symmetric M2.
+            keys, wrong types, nesting or shapes, more than `max_d` variables, non-finite values,
+            an M2 that is not a symmetric positive semi-definite scatter matrix.
         """
         version = check_format_header(data, _DICT_FIELDS, _FORMAT_NAME)
-        for key in ("mean", "M2"):
-            if not is_number_tree(data[key]):
-                raise ValueError(f"summary dict field {key!r} must hold numbers, got {data[key]!r:.80}")
         scalars = ("n", "w2") if version >= 2 else ("n",)
         for key in scalars:
             if not is_number_tree(data[key]) or isinstance(data[key], list):
                 raise ValueError(f"summary dict field {key!r} must be a number, got {data[key]!r:.80}")
-        return cls(data["n"], data["mean"], data["M2"], data["w2"] if version >= 2 else None)
+        mean_shape = number_tree_shape(data["mean"], "summary dict field 'mean'")
+        if len(mean_shape) > 1:
+            raise ValueError(f"mean must have shape () or (d,), got {mean_shape}")
+        if mean_shape and mean_shape[0] > max_d:
+            raise ValueError(f"summary dict has {mean_shape[0]:,} variables, more than max_d={max_d:,}")
+        expected = [()] if not mean_shape else [mean_shape, mean_shape * 2]
+        mean = float_tree(data["mean"], "summary dict field 'mean'", [mean_shape])
+        try:
+            M2 = float_tree(data["M2"], "summary dict field 'M2'", expected)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("summary dict field 'M2' must have shape", "M2 must have shape")) from None
+        return cls(data["n"], mean, M2, data["w2"] if version >= 2 else None)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Unpickling must give read-only arrays again.
@@ -784,6 +823,19 @@ def _merge_chunked(parts: list[_combine.Moments], chunk: int) -> _combine.Moment
     return totals[0] if len(totals) == 1 else _merge_chunked(totals, chunk)
 
 
-def _restore(n: float, mean: np.ndarray, M2: np.ndarray, w2: float | None = None) -> GaussianSummary:
-    """Unpickle: the arrays come back read-only (pickles of version 1 have no w2: it is n)."""
-    return GaussianSummary._trusted(n, mean, M2, n if w2 is None else w2)
+def _restore(n: Any, mean: Any, M2: Any, w2: Any = None) -> GaussianSummary:
+    """Unpickle, validated like construction: a tampered field never becomes a summary.
+
+    A summary with NaN fields (what ``nan_policy="propagate"`` returns) is a value too: its
+    shapes, count and w2 are checked, its arrays taken as they are. Pickles written before
+    ``w2`` existed have none: it is n. (Pickle itself stays unsafe for untrusted bytes.)
+    """
+    try:
+        return GaussianSummary(n, mean, M2, w2)
+    except ValueError:
+        mean_array, M2_array = as_field(mean, "mean"), as_field(M2, "M2")
+        if np.isfinite(mean_array).all() and np.isfinite(M2_array).all():
+            raise
+        GaussianSummary(n, np.zeros(mean_array.shape), np.zeros(M2_array.shape), w2)  # raises if malformed
+        count = as_count(n)
+        return GaussianSummary._trusted(count, mean_array, M2_array, count if w2 is None else as_count(w2, "w2"))
