@@ -222,7 +222,7 @@ def _resume_point(source: Input, entry: Source) -> Resume:
         lines += chunk.count(b"\n")
         last = chunk[-1:]
         left -= len(chunk)
-    if raw.sha256.copy().hexdigest() != entry.sha256:
+    if raw.hexdigest() != entry.sha256:
         raise _changed(source.label, entry, "its first bytes have changed")
     ends = last == b"\n"
     return Resume(first, lines + (0 if ends else 1), entry.rows_read, ends)
