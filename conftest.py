@@ -32,6 +32,9 @@ OPTIONAL = {
     "pandas": "dask",
     "pyarrow": "cli",
     "zstandard": "cli",
+    # the reference implementations that the models' tests compare with
+    "sklearn": "test",
+    "statsmodels": "test",
 }
 
 
