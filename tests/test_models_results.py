@@ -85,3 +85,19 @@ def test_models_work_without_scipy_except_p_values_and_intervals():
     assert done.returncode == 0, done.stderr
     message = "gaussum.models needs scipy for p-values and confidence intervals: pip install 'gaussum[stats]'"
     assert done.stdout.splitlines() == [message, message]
+
+
+@pytest.mark.parametrize(
+    ("labels", "kind"),
+    [(["a", "b"], str), ([3, 7], int), (np.array(["2020-01-01", "2020-01-02"], dtype="datetime64[ns]"), np.datetime64)],
+)
+def test_per_key_dicts_have_plain_keys_that_index_the_grouped_summary(labels, kind):
+    """Dict keys are Python str/int (datetimes stay datetime64, not integers), and g[key] finds each."""
+    from gaussum import GroupedSummary
+
+    X = np.random.default_rng(0).standard_normal((24, 3))
+    g = GroupedSummary.from_samples(np.repeat(labels, 12), X)
+    fits = ols(g, y=2)
+    assert len(fits) == 2 and all(type(key) is kind for key in fits)
+    for key, fit in fits.items():
+        assert fit == ols(g[key], y=2)

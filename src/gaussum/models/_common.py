@@ -153,6 +153,16 @@ def as_rows(x: Any, s: GaussianSummary, name: str = "x") -> tuple[np.ndarray, bo
     raise ValueError(f"{name} must have shape {expected} for a summary of mean shape {shape}, got {points.shape}")
 
 
+def _plain(key: Any) -> Any:
+    """A numpy scalar key as the Python str, int, float or bool it holds; others (datetimes) as they are.
+
+    ``.item()`` on all numpy scalars would turn a nanosecond datetime64 into an int.
+    """
+    if isinstance(key, (np.str_, np.integer, np.floating, np.bool_)):
+        return key.item()
+    return key
+
+
 def per_key(g: GroupedSummary, compute: Callable[[GaussianSummary], Any], stack: bool) -> Any:
     """`compute` applied to each key's summary: a dict in key order, or its values stacked on axis 0.
 
@@ -160,10 +170,11 @@ def per_key(g: GroupedSummary, compute: Callable[[GaussianSummary], Any], stack:
     """
     results = {}
     for key, s in g:
+        label = _plain(key)
         try:
-            results[key.item() if isinstance(key, np.generic) else key] = compute(s)
+            results[label] = compute(s)
         except ValueError as exc:
-            raise ValueError(f"key {key.item() if isinstance(key, np.generic) else key!r}: {exc}") from None
+            raise ValueError(f"key {label!r}: {exc}") from None
     if not stack:
         return results
     if not results:
