@@ -11,7 +11,7 @@ import attrs
 import numpy as np
 import pytest
 
-from gaussum import GaussianSummary
+from gaussum import GaussianSummary, GroupedSummary
 from gaussum.models import conditional, mean_confidence_interval, ols, pca, shrunk_covariance
 
 S = GaussianSummary.from_moments(50, [1.0, 2.0, 3.0], [[2.0, 0.5, 0.1], [0.5, 1.0, 0.3], [0.1, 0.3, 1.5]])
@@ -93,8 +93,6 @@ def test_models_work_without_scipy_except_p_values_and_intervals():
 )
 def test_per_key_dicts_have_plain_keys_that_index_the_grouped_summary(labels, kind):
     """Dict keys are Python str/int (datetimes stay datetime64, not integers), and g[key] finds each."""
-    from gaussum import GroupedSummary
-
     X = np.random.default_rng(0).standard_normal((24, 3))
     g = GroupedSummary.from_samples(np.repeat(labels, 12), X)
     fits = ols(g, y=2)
