@@ -101,6 +101,8 @@ def resolve_short_names(app, env, node, contnode):
     domain = env.get_domain("py")
     target = node["reftarget"]
     matches = domain.find_obj(env, node.get("py:module"), node.get("py:class"), target, None, searchmode=1)
+    # autodoc also records gaussum.summary.GaussianSummary (the canonical name) as an alias
+    matches = [match for match in matches if not match[1].aliased] or matches
     if len(matches) == 1:
         name, entry = matches[0]
         return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id, contnode, name)
