@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterator, Sequence
 from itertools import islice
 from typing import Any
@@ -56,6 +58,8 @@ _FIRST_READ = 1 << 16
 # Inputs shorter than this are parsed by the csv module alone: importing pyarrow (0.3 s) would
 # cost more than it saves.
 ARROW_FROM_BYTES = 1 << 20
+# Pieces parsed by pyarrow at the same time, in worker threads.
+_PARSERS = 2
 
 
 def _bytes_per_read(chunk_rows: int) -> int:
@@ -268,56 +272,83 @@ class CsvReader(Reader):
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         size = _bytes_per_read(chunk_rows)
         arrow: Any = None
+        pool: ThreadPoolExecutor | None = None
+        # Pieces handed to pyarrow and not yet taken back, in input order: (buffer, end, future).
+        # pyarrow parses a piece with the GIL released; two pieces at a time keep two cores
+        # busy, where one call with pyarrow's own threads measured no faster than one thread.
+        in_flight: deque[tuple[bytes, int, Future[Any] | None]] = deque()
         carry, eof = self._pending, False
         self._pending = b""
-        while True:
-            if not eof:
-                more = read_exactly(self._stream, size)
-                eof = not more
-                buffer = carry + more  # one copy per read; the pieces below are views of it
-                # A short read is the end of the input (read_exactly), so a small input is known
-                # to be small here.
-                small = len(more) < size and len(buffer) < ARROW_FROM_BYTES
-                if arrow is None and self.delimiter != WHITESPACE and not small:
-                    arrow = _arrow_parser(self, value_index, key_index) or False
-            else:
-                buffer = carry
-            end = len(buffer) if eof else buffer.rfind(b"\n") + 1
-            if not eof and end == 0:
-                if len(buffer) > _MAX_LINE:
-                    raise SourceError(f"{self.label}, line {self._line}: longer than {_MAX_LINE >> 20} MiB")
-                carry = buffer
-                continue
-            piece = memoryview(buffer)[:end]
-            carry = buffer[end:]
-            if end:
-                nul = buffer.find(b"\0", 0, end)
-                if nul >= 0:
-                    line = self._line + buffer.count(b"\n", 0, nul)
-                    raise SourceError(f"{self.label}, line {line}: holds NUL bytes: binary data, not a text file")
-                if self._quoting and buffer.find(b'"', 0, end) >= 0:
-                    yield from self._csv_module(buffer, value_index, key_index, chunk_rows)
-                    return
-                # Only the new bytes of an appended file must end a line: a file being appended
-                # to may be caught mid-line, and counting half a line could never be undone.
-                if self._resumed and eof and not buffer.endswith(b"\n"):
-                    line = self._line + buffer.count(b"\n", 0, end)
-                    raise SourceError(
-                        f"{self.label}, line {line}: the last line has no line end, so it may be "
-                        "incomplete (still being written?); nothing was counted"
-                    )
-                parsed = arrow(piece, _has_blank_lines(buffer, end)) if arrow else None
-                if parsed is None:
-                    values, keys = self._exact(bytes(piece), value_index, key_index)
-                    self._line += buffer.count(b"\n", 0, end)
+        try:
+            while True:
+                if not eof:
+                    more = read_exactly(self._stream, size)
+                    eof = not more
+                    buffer = carry + more  # one copy per read; the pieces below are views of it
+                    # A short read is the end of the input (read_exactly), so a small input is
+                    # known to be small here.
+                    small = len(more) < size and len(buffer) < ARROW_FROM_BYTES
+                    if arrow is None and self.delimiter != WHITESPACE and not small:
+                        arrow = _arrow_parser(self, value_index, key_index) or False
+                        if arrow:
+                            pool = ThreadPoolExecutor(_PARSERS, thread_name_prefix="gaussum-csv")
                 else:
-                    # pyarrow read blank lines as rows here (see _arrow_parser), so every line
-                    # is a row, and no counting pass is needed for the line numbers.
-                    values, keys = parsed
-                    self._line += len(values)
-                yield values, keys
-            if eof:
-                return
+                    buffer = carry
+                end = len(buffer) if eof else buffer.rfind(b"\n") + 1
+                if not eof and end == 0:
+                    if len(buffer) > _MAX_LINE:
+                        raise SourceError(f"{self.label}, line {self._line}: longer than {_MAX_LINE >> 20} MiB")
+                    carry = buffer
+                    continue
+                carry = buffer[end:]
+                if end:
+                    special = buffer.find(b"\0", 0, end) >= 0 or (self._quoting and buffer.find(b'"', 0, end) >= 0)
+                    if special or (self._resumed and eof and not buffer.endswith(b"\n")):
+                        # The checks below need the line number, known once earlier pieces are in.
+                        while in_flight:
+                            yield self._take(*in_flight.popleft(), value_index, key_index)
+                        nul = buffer.find(b"\0", 0, end)
+                        if nul >= 0:
+                            line = self._line + buffer.count(b"\n", 0, nul)
+                            raise SourceError(f"{self.label}, line {line}: holds NUL bytes: binary data, not a text file")
+                        if special:
+                            yield from self._csv_module(buffer, value_index, key_index, chunk_rows)
+                            return
+                        # Only the new bytes of an appended file must end a line: a file being
+                        # appended to may be caught mid-line, and counting half a line could
+                        # never be undone.
+                        line = self._line + buffer.count(b"\n", 0, end)
+                        raise SourceError(
+                            f"{self.label}, line {line}: the last line has no line end, so it may be "
+                            "incomplete (still being written?); nothing was counted"
+                        )
+                    future = None
+                    if pool is not None:
+                        future = pool.submit(arrow, memoryview(buffer)[:end], _has_blank_lines(buffer, end))
+                    in_flight.append((buffer, end, future))
+                    while len(in_flight) > (_PARSERS if pool is not None else 0):
+                        yield self._take(*in_flight.popleft(), value_index, key_index)
+                if eof:
+                    while in_flight:
+                        yield self._take(*in_flight.popleft(), value_index, key_index)
+                    return
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+
+    def _take(
+        self, buffer: bytes, end: int, future: Future[Any] | None, value_index: list[int], key_index: list[int]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The rows of the next piece: pyarrow's, or the csv module's where pyarrow refused."""
+        parsed = None if future is None else future.result()
+        if parsed is None:
+            values, keys = self._exact(buffer[:end], value_index, key_index)
+            self._line += buffer.count(b"\n", 0, end)
+            return values, keys
+        # pyarrow read blank lines as rows here (see _arrow_parser), so every line is a row,
+        # and no counting pass is needed for the line numbers.
+        self._line += len(parsed[0])
+        return parsed
 
     def _exact(self, piece: bytes, value_index: list[int], key_index: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
         """A piece (whole lines, no quotes) parsed by the csv module: exact messages."""
@@ -409,7 +440,7 @@ def _arrow_parser(reader: CsvReader, value_index: list[int], key_index: list[int
     key_names = [reader.names[j] for j in key_index]
     types = {name: pa.float64() for name in value_names}
     types.update({name: pa.string() for name in key_names})
-    read_options = pacsv.ReadOptions(column_names=reader.names, use_threads=True)
+    read_options = pacsv.ReadOptions(column_names=reader.names, use_threads=False)
     parse_options = pacsv.ParseOptions(
         delimiter=reader.delimiter, quote_char=False, double_quote=False, escape_char=False,
         # Blank lines are not skipped but read as rows of nulls, so that every line is a row
