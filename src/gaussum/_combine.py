@@ -342,9 +342,16 @@ def add_row(
     """
     if weight == 0:
         return n, mean, M2, w2
+    if n == 0:
+        # The empty side: the row itself, whatever its magnitude (no square is needed).
+        if not np.isfinite(row).all():
+            return None
+        return weight, row.copy(), np.zeros_like(M2), w2_row
     total = n + weight
     delta = row - mean
-    # ndarray.dot is the cheapest call numpy offers here (a third of ``@``'s overhead).
+    # ndarray.dot is the cheapest call numpy offers here (a third of ``@``'s overhead). When it
+    # overflows, numpy warns, and the row kernel then refuses the overflow (or, for |delta|
+    # within a factor sqrt(2) of the largest square root, computes the still finite result).
     if not math.isfinite(delta.dot(delta)) or not math.isfinite(total):
         return None
     fraction = weight / total

@@ -40,20 +40,24 @@ SCATTER_RTOL = 1e-9
 # Below this, a diagonal entry may have lost digits to underflow (its square root's square is
 # subnormal), so computed off-diagonals are clipped to stay consistent with it.
 _UNDERFLOW_SCALE = 2.0**-900
+_SQRT_TINY = float(np.sqrt(np.finfo(np.float64).tiny))
 
 
 def readonly(array: np.ndarray) -> np.ndarray:
     """A read-only view of an array this package created, whose base is read-only too.
 
     Marking only the array would let ``setflags(write=True)`` undo it; a view of a read-only
-    base cannot be made writeable again.
+    base cannot be made writeable again. The array and its base must be the package's own
+    (never a caller's data, which would be frozen too).
     """
-    if array.base is not None and not array.flags.writeable and not array.base.flags.writeable:  # type: ignore[union-attr]
-        return array
+    owner = array
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    owner.setflags(write=False)
+    if array is owner:
+        return array.view()
     array.setflags(write=False)
-    view = array.view()
-    view.setflags(write=False)
-    return view
+    return array
 
 
 def consistent_scatter(M2: np.ndarray) -> np.ndarray:
@@ -145,8 +149,11 @@ def check_symmetric(M2: np.ndarray, name: str, names: FieldNames = SINGLE) -> np
                 f"but {names.at(name, (g, j, i))} = {float(M2[g, j, i])!r}"
             )
         M2 = np.triu(M2) + np.swapaxes(np.triu(M2, 1), -1, -2)
-    # Merges round, so allow a relative 1e-9 before calling a matrix impossible.
-    impossible = np.abs(M2) > scale * (1 + SCATTER_RTOL) + np.finfo(np.float64).tiny
+    # Merges round, so allow a relative 1e-9 before calling a matrix impossible; and a product
+    # x_i x_j survives where the square x_i^2 underflows, so allow what underflow can leave:
+    # sqrt(tiny) times the larger root.
+    slack = _SQRT_TINY * np.maximum(root[..., :, None], root[..., None, :]) + np.finfo(np.float64).tiny
+    impossible = np.abs(M2) > scale * (1 + SCATTER_RTOL) + slack
     if impossible.any():
         g, i, j = (int(k) for k in np.argwhere(impossible)[0])
         raise ValueError(
@@ -171,7 +178,9 @@ def check_semidefinite(M2: np.ndarray, name: str, names: FieldNames = SINGLE) ->
         return
     for k in range(g):
         root = np.sqrt(np.diagonal(M2[k]))
-        live = np.flatnonzero(root > 0)
+        # Variables whose sums of squares are down where underflow rounds them carry no
+        # checkable direction; Cauchy-Schwarz has bounded their covariances already.
+        live = np.flatnonzero(root > np.sqrt(_UNDERFLOW_SCALE))
         if live.size < 3:
             continue
         R = M2[k][np.ix_(live, live)] / np.outer(root[live], root[live])

@@ -140,11 +140,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def number_tree_shape(value: Any, name: str, max_depth: int = MAX_NESTING) -> tuple[int, ...]:
+def number_tree_shape(
+    value: Any, name: str, max_depth: int = MAX_NESTING, expected: list[tuple[int, ...]] | None = None
+) -> tuple[int, ...]:
     """The shape of a number or rectangular nested list of numbers (as JSON gives), or ValueError.
 
     Walks the tree one level at a time, without recursion, so a deeply nested or huge list is
-    refused after reading only as far as its first fault and no array is built.
+    refused after reading only as far as its first fault and no array is built. With `expected`,
+    a shape that begins like none of them is refused as soon as its first dimensions are known.
     """
     shape: list[int] = []
     level = [value]
@@ -156,6 +159,9 @@ def number_tree_shape(value: Any, name: str, max_depth: int = MAX_NESTING) -> tu
             if not isinstance(item, list) or len(item) != length:
                 raise ValueError(f"{name} must be a rectangular array of numbers (one shape), got a ragged list")
         shape.append(length)
+        if expected is not None and not any(tuple(shape) == e[: len(shape)] for e in expected):
+            allowed = " or ".join(str(e) for e in expected)
+            raise ValueError(f"{name} must have shape {allowed}, got one of shape {tuple(shape) + ('...',)}")
         level = [x for item in level for x in item]
     for leaf in level:
         if not _is_number(leaf):
@@ -168,7 +174,7 @@ def float_tree(value: Any, name: str, expected: list[tuple[int, ...]]) -> np.nda
 
     The shape is checked before the array is built, so a mis-sized field costs nothing.
     """
-    shape = number_tree_shape(value, name)
+    shape = number_tree_shape(value, name, expected=expected)
     if shape not in expected:
         allowed = " or ".join(str(e) for e in expected)
         raise ValueError(f"{name} must have shape {allowed}, got {shape}")

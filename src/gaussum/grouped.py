@@ -390,8 +390,12 @@ class GroupedSummary(Frozen):
         if len(self) == 0:
             return GaussianSummary.empty(None if self._moments.scalar else self.d, diagonal=self.diagonal)
         means, M2 = self._moments.as_2d()
-        n, mean, m2, w2 = _combine.merge_segments(self.counts, means, M2, self.w2, np.zeros(1, dtype=np.intp))
-        return GaussianSummary._from_1d((float(n[0]), mean[0], m2[0], float(w2[0])), self._moments.scalar)
+        with np.errstate(over="ignore", invalid="ignore"):
+            n, mean, m2, w2 = _combine.merge_segments(self.counts, means, M2, self.w2, np.zeros(1, dtype=np.intp))
+        total = GaussianSummary._from_1d((float(n[0]), mean[0], m2[0], float(w2[0])), self._moments.scalar)
+        if self._moments.is_finite() and not total._is_finite():
+            raise Float64OverflowError("the total overflows float64 (sums of squares past 1.8e308); rescale the data first")
+        return total
 
     def to_diagonal(self) -> GroupedSummary:
         """The same summaries without their off-diagonal terms (M2 of shape ``(g, d)``)."""
