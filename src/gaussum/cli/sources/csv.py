@@ -414,11 +414,17 @@ def _has_blank_lines(buffer: bytes, end: int) -> Any:
 
 
 def _float64_values(chunk: Any) -> np.ndarray:
-    """A float64 pyarrow array without nulls as a numpy view of its data buffer (no copy).
+    """A float64 pyarrow array as numpy values, nulls as NaN (a view of its buffer when it has none).
 
-    Not ``chunk.to_numpy()``: that imports pandas (about 1 s) on first use, when installed.
+    Read from the buffers, not by ``to_numpy()`` or ``pyarrow.compute.fill_null``: both import
+    pandas (about 1 s) on first use, when it is installed.
     """
-    return np.frombuffer(chunk.buffers()[1], dtype=np.float64, count=len(chunk), offset=chunk.offset * 8)
+    validity, data = chunk.buffers()[:2]
+    values = np.frombuffer(data, dtype=np.float64, count=len(chunk), offset=chunk.offset * 8)
+    if chunk.null_count:
+        bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+        values = np.where(bits[chunk.offset:chunk.offset + len(chunk)].astype(bool), values, np.nan)
+    return values
 
 
 def _compute() -> Any:
@@ -466,8 +472,6 @@ def _arrow_parser(reader: CsvReader, value_index: list[int], key_index: list[int
         columns = np.empty((len(value_names), table.num_rows))
         for j, name in enumerate(value_names):
             column = table.column(name)
-            if column.null_count:
-                column = _compute().fill_null(column, np.nan)
             start = 0
             for chunk in column.chunks:
                 columns[j, start:start + len(chunk)] = _float64_values(chunk)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..inputs import Input
 from . import Block, Dialect, Format, NotNumericError, Reader, Resume, SourceError, key_array, register
+from .csv import _float64_values
 
 __all__ = ["ParquetReader"]
 
@@ -64,7 +65,7 @@ class ParquetReader(Reader):
             # Nulls become NaN, the same as a missing CSV field.
             values = np.empty((batch.num_rows, len(columns)))
             for i in range(len(columns)):
-                values[:, i] = batch.column(i).to_numpy(zero_copy_only=False).astype(np.float64)
+                values[:, i] = _as_float64(batch.column(i))
             keys = None
             if by:
                 keys = key_array([batch.column(len(columns) + i).to_pylist() for i in range(len(by))])
@@ -72,6 +73,18 @@ class ParquetReader(Reader):
             row += batch.num_rows
         if _fingerprint(self._source) != self._stat:
             raise SourceError(f"{self.label}: the file changed while it was being read; nothing was written")
+
+
+def _as_float64(column: Any) -> np.ndarray:
+    """A numeric arrow column as float64 values, nulls as NaN (the same as a missing CSV field).
+
+    Cast by pyarrow, then read from its buffers: ``to_numpy`` would import pandas (about 1 s).
+    """
+    import pyarrow as pa
+
+    if column.type != pa.float64():
+        column = column.cast(pa.float64())
+    return _float64_values(column)
 
 
 def _fingerprint(source: Input) -> tuple[int, int]:
