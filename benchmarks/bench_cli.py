@@ -84,11 +84,16 @@ CONTENDERS = {
     "pyarrow.csv.read_csv + from_samples": (
         # pandas too: pyarrow's to_numpy imports it on first use, which is not reading.
         "import pyarrow.csv as pacsv\nimport pandas\nfrom gaussum import GaussianSummary",
-        "t = pacsv.read_csv(path)\ns = GaussianSummary.from_samples(np.column_stack([c.to_numpy() for c in t.columns]))",
+        "t = pacsv.read_csv(path)\n"
+        "s = GaussianSummary.from_samples(np.column_stack([c.to_numpy() for c in t.columns]))",
     ),
 }
-_MODULE_OF = {"pandas.read_csv + from_samples": "pandas", "polars.read_csv + from_samples": "polars",
-              "pyarrow.csv.read_csv + from_samples": "pyarrow", "gaussum summarize": "pyarrow"}
+_MODULE_OF = {
+    "pandas.read_csv + from_samples": "pandas",
+    "polars.read_csv + from_samples": "polars",
+    "pyarrow.csv.read_csv + from_samples": "pyarrow",
+    "gaussum summarize": "pyarrow",
+}
 
 
 def make_csv(path: Path, rows: int, d: int = 8) -> Path:
@@ -116,8 +121,9 @@ def available(name: str) -> bool:
 def run_one(name: str, path: Path, out: Path) -> dict:
     imports, call = CONTENDERS[name]
     script = _CHILD.format(imports=imports, call=call)
-    done = subprocess.run([sys.executable, "-c", script, str(path), str(out)], capture_output=True, text=True,
-                          timeout=900, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path), str(out)], capture_output=True, text=True, timeout=900, check=False
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -157,8 +163,10 @@ def table(samples: dict[str, list[dict]], rows: int, size: int) -> str:
         seconds = statistics.median(r["seconds"] for r in runs)
         peak = statistics.median(r["peak_kib"] for r in runs) / 1024
         rss = statistics.median(r["rss_kib"] for r in runs) / 1024
-        lines.append(f"| {name} | {seconds:.2f} s | {rows / seconds:,.0f} | {size / seconds / 1e6:,.0f} | "
-                     f"{peak:,.0f} MiB | {rss:,.0f} MiB |")
+        lines.append(
+            f"| {name} | {seconds:.2f} s | {rows / seconds:,.0f} | {size / seconds / 1e6:,.0f} | "
+            f"{peak:,.0f} MiB | {rss:,.0f} MiB |"
+        )
     for name in CONTENDERS:
         if name not in samples:
             lines.append(f"| {name} | absent: pip install {_MODULE_OF[name]} | | | | |")
@@ -178,11 +186,27 @@ def cases() -> list[Case]:
             if name == "gaussum summarize":
                 continue
             target = name.startswith("pandas")
-            out.append(Row(case, name, median("gaussum summarize", "seconds"), median(name, "seconds"),
-                           max_ratio=1.0 if target else None, target="<= 1 x" if target else "report",
-                           note="fresh process per run; gaussum: the whole command"))
-            out.append(Row(f"peak RSS growth, {case}", name, median("gaussum summarize", "peak_kib") * 1024,
-                           median(name, "peak_kib") * 1024, unit="B", note="VmHWM, fresh process"))
+            out.append(
+                Row(
+                    case,
+                    name,
+                    median("gaussum summarize", "seconds"),
+                    median(name, "seconds"),
+                    max_ratio=1.0 if target else None,
+                    target="<= 1 x" if target else "report",
+                    note="fresh process per run; gaussum: the whole command",
+                )
+            )
+            out.append(
+                Row(
+                    f"peak RSS growth, {case}",
+                    name,
+                    median("gaussum summarize", "peak_kib") * 1024,
+                    median(name, "peak_kib") * 1024,
+                    unit="B",
+                    note="VmHWM, fresh process",
+                )
+            )
         return out
 
     return [Case("CSV summarize vs pandas, polars, pyarrow", run)]
@@ -192,12 +216,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()), help="where the CSV is kept between runs")
+    parser.add_argument(
+        "--dir", type=Path, default=Path(tempfile.gettempdir()), help="where the CSV is kept between runs"
+    )
     args = parser.parse_args(argv)
     samples = measure(args.rows, args.repeats, args.dir)
     size = os.path.getsize(args.dir / f"gaussum-bench-{args.rows}x8.csv")
-    print(f"{args.rows:,} x 8 CSV ({size / 1e6:,.0f} MB), medians of {args.repeats} interleaved runs, "
-          f"each in a fresh process; Python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs\n")
+    print(
+        f"{args.rows:,} x 8 CSV ({size / 1e6:,.0f} MB), medians of {args.repeats} interleaved runs, "
+        f"each in a fresh process; Python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} CPUs\n"
+    )
     print(table(samples, args.rows, size))
     return 0
 

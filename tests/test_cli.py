@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gaussum import GaussianSummary
-from gaussum import cli
+from gaussum import GaussianSummary, cli
 from gaussum.cli import reading
 from gaussum.cli.state import read_state
 from gaussum.cli.writing import write_atomic

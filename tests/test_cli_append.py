@@ -51,7 +51,12 @@ def test_a_grown_file_contributes_only_its_new_rows(tmp_path, capsys, parts):
     assert state.n == len(rows)
     np.testing.assert_allclose(state.summary.covariance(), np.cov(rows, rowvar=False), rtol=1e-12)
     (entry,) = state.sources
-    assert (entry.path, entry.size, entry.sha256, entry.rows_read) == (str(log), log.stat().st_size, hashes[-1], len(rows))
+    assert (entry.path, entry.size, entry.sha256, entry.rows_read) == (
+        str(log),
+        log.stat().st_size,
+        hashes[-1],
+        len(rows),
+    )
     assert list(entry.earlier) == hashes[:-1]
     status, _, err = run(capsys, "update", tmp_path / "s.json", log)
     assert status == 0 and "already counted" in err and read_state(str(tmp_path / "s.json")).n == len(rows)
@@ -145,3 +150,19 @@ def test_a_grown_file_without_a_header_keeps_its_columns(tmp_path, capsys):
     state = json.loads((tmp_path / "s.json").read_text())
     assert state["columns"] == ["x0", "x1"] and state["summary"]["n"] == 3
     np.testing.assert_array_equal(state["summary"]["mean"], [3.0, 4.0])
+
+
+def test_a_grown_file_is_recognised_under_another_spelling_of_its_path(tmp_path, capsys, parts, monkeypatch):
+    """Counted as data.csv, updated as ./data.csv or through a link: still one file that grew."""
+    first, second, third = parts
+    monkeypatch.chdir(tmp_path)
+    Path("data.csv").write_text("a,b,c\n" + lines(first))
+    Path("link.csv").symlink_to("data.csv")
+    assert run(capsys, "summarize", "data.csv", "-o", "s.json")[0] == 0
+    for spelling, new in (("./data.csv", second), ("link.csv", third)):
+        with open("data.csv", "a") as f:
+            f.write(lines(new))
+        status, _, err = run(capsys, "update", "s.json", spelling)
+        assert status == 0 and f"counting its {len(new):,} new rows" in err, err
+    state = read_state("s.json")
+    assert state.n == sum(len(p) for p in parts) and len(state.sources) == 1

@@ -68,7 +68,9 @@ def test_dialects_and_compression_give_the_same_bits(tmp_path, capsys, X, arrow,
         state = summary_of(capsys, tmp_path / name, *options)
         assert state["columns"] == header, name
         summaries[name] = state["summary"]
-    assert all(s == summaries["plain.csv"] for s in summaries.values()), [k for k, s in summaries.items() if s != summaries["plain.csv"]]
+    assert all(s == summaries["plain.csv"] for s in summaries.values()), [
+        k for k, s in summaries.items() if s != summaries["plain.csv"]
+    ]
     M2 = np.array(summaries["plain.csv"]["M2"])
     np.testing.assert_allclose(M2 / 499, np.cov(X, rowvar=False), rtol=1e-12)
 
@@ -80,7 +82,7 @@ def test_fields_pyarrow_refuses_are_parsed_by_the_csv_module_with_the_same_bits(
     clean = text(X, ",", ["a", "b", "c"])
     rows = clean.splitlines()
     spaced = [rows[0]] + [", ".join(r.split(",")) if i % 7 == 0 else r for i, r in enumerate(rows[1:])]
-    marked = rows + ["NA,1,2", "3,None,4", "5,6,N/a", "nan,NULL,"]
+    marked = [*rows, "NA,1,2", "3,None,4", "5,6,N/a", "nan,NULL,"]
     quoted = rows[:300] + [",".join(f'"{v}"' for v in r.split(",")) for r in rows[300:]]
     for name, lines in (("clean", rows), ("spaced", spaced), ("marked", marked), ("quoted", quoted)):
         (tmp_path / f"{name}.csv").write_text("\n".join(lines) + "\n")
@@ -126,8 +128,15 @@ def test_bounded_inputs_fail_fast_with_one_line(tmp_path, capsys, case):
     argv, phrase = {
         "binary": ([tmp_path / "binary.csv"], "NUL"),
         "dev zero": ([tmp_path / "zero.csv"], "NUL bytes"),
-        "too many columns": ([tmp_path / "wide.csv"], "5,000 columns to summarise, more than the limit of 4,096 for a full covariance; raise it with --max-columns N, or keep variances only with --diagonal"),
-        "too many keys": ([tmp_path / "keys.csv", "--by", "k", "--max-keys", "10", "--chunk-rows", 4], "more than 10 distinct --by keys"),
+        "too many columns": (
+            [tmp_path / "wide.csv"],
+            "5,000 columns to summarise, more than the limit of 4,096 for a full covariance; "
+            "raise it with --max-columns N, or keep variances only with --diagonal",
+        ),
+        "too many keys": (
+            [tmp_path / "keys.csv", "--by", "k", "--max-keys", "10", "--chunk-rows", 4],
+            "more than 10 distinct --by keys",
+        ),
         "duplicate names": ([tmp_path / "twice.csv"], "the header names 'c0' more than once"),
     }[case]
     started = time.monotonic()
@@ -143,13 +152,24 @@ def test_wide_headers_are_opened_in_linear_time_and_limits_can_be_raised(tmp_pat
     names = [f"c{j}" for j in range(100_000)]
     (tmp_path / "wide.csv").write_text(",".join(names) + "\n" + ",".join("1" for _ in names) + "\n")
     started = time.monotonic()
-    status, _, err = run(capsys, "summarize", tmp_path / "wide.csv", "--columns", "c5,c99999", "-o", tmp_path / "s.json")
+    status, _, err = run(
+        capsys, "summarize", tmp_path / "wide.csv", "--columns", "c5,c99999", "-o", tmp_path / "s.json"
+    )
     assert status == 0, err
     assert time.monotonic() - started < 10
     (tmp_path / "w5k.csv").write_text(",".join(names[:5000]) + "\n" + ",".join("2" for _ in range(5000)) + "\n")
     assert run(capsys, "summarize", tmp_path / "w5k.csv", "--diagonal", "-o", tmp_path / "d.json")[0] == 0
-    status, _, err = run(capsys, "summarize", tmp_path / "w5k.csv",
-                         "--columns", ",".join(names[:300]), "--max-columns", "300", "-o", tmp_path / "f.json")
+    status, _, err = run(
+        capsys,
+        "summarize",
+        tmp_path / "w5k.csv",
+        "--columns",
+        ",".join(names[:300]),
+        "--max-columns",
+        "300",
+        "-o",
+        tmp_path / "f.json",
+    )
     assert status == 0, err
 
 
@@ -163,7 +183,8 @@ def test_composite_keys_from_csv_and_parquet_are_the_same_groups(tmp_path, capsy
     g = rng.choice(["x", "y"], 80)
     h = rng.integers(1, 3, 80)
     v = rng.normal(size=(80, 2))
-    (tmp_path / "a.csv").write_text("g,h,p,q\n" + "".join(f"{a},{b},{c!r},{d!r}\n" for a, b, (c, d) in zip(g[:40], h[:40], v[:40].tolist())))
+    first = zip(g[:40], h[:40], v[:40].tolist(), strict=True)
+    (tmp_path / "a.csv").write_text("g,h,p,q\n" + "".join(f"{a},{b},{c!r},{d!r}\n" for a, b, (c, d) in first))
     pq.write_table(pa.table({"g": g[40:], "h": h[40:], "p": v[40:, 0], "q": v[40:, 1]}), tmp_path / "b.parquet")
     assert run(capsys, "summarize", tmp_path / "a.csv", "--by", "g,h", "-o", tmp_path / "s.json")[0] == 0
     status, _, err = run(capsys, "update", tmp_path / "s.json", tmp_path / "b.parquet")
@@ -199,6 +220,7 @@ def test_blank_lines_missing_values_and_line_numbers_agree_between_parsers(tmp_p
     np.testing.assert_allclose(state["summary"]["mean"], kept.mean(axis=0), rtol=1e-13)
     rows[5000] = "oops,1"
     (tmp_path / "b.csv").write_text("x,y\n" + "\n".join(rows) + "\n")
-    status, _, err = run(capsys, "summarize", tmp_path / "b.csv", "-o", tmp_path / "b.json", "--chunk-rows", 200,
-                         "--nan-policy", "omit")
+    status, _, err = run(
+        capsys, "summarize", tmp_path / "b.csv", "-o", tmp_path / "b.json", "--chunk-rows", 200, "--nan-policy", "omit"
+    )
     assert status == 1 and "line 5002: column 'x' is not numeric: 'oops'" in err, err

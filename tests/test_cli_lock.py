@@ -12,6 +12,7 @@ from gaussum import cli
 from gaussum.cli import writing
 from gaussum.cli.state import read_state
 
+
 def write_csv(path: Path, X: np.ndarray) -> Path:
     path.write_text("a,b\n" + "".join(f"{x!r},{y!r}\n" for x, y in X.tolist()))
     return path
@@ -80,5 +81,8 @@ def test_merge_into_one_of_its_inputs_is_locked_and_counts_once(tmp_path, capsys
     write_csv(tmp_path / "b.csv", np.arange(4.0).reshape(2, 2) + 10)
     for name in "ab":
         assert cli.main(["summarize", str(tmp_path / f"{name}.csv"), "-o", str(tmp_path / f"{name}.json"), "-q"]) == 0
-    assert cli.main(["merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "-o", str(tmp_path / "a.json"), "-q"]) == 0
+    assert (
+        cli.main(["merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "-o", str(tmp_path / "a.json"), "-q"])
+        == 0
+    )
     assert read_state(str(tmp_path / "a.json")).n == 5

@@ -56,12 +56,16 @@ def test_peak_memory_does_not_grow_with_the_file(tmp_path):
     small, large = _csv(tmp_path / "small.csv", 12, False), _csv(tmp_path / "large.csv", 96, False)
     small_k, large_k = _csv(tmp_path / "small_k.csv", 12, True), _csv(tmp_path / "large_k.csv", 96, True)
     args = [f"{small}@", f"{large}@", f"{small_k}@k", f"{large_k}@k"]
-    done = subprocess.run([sys.executable, "-c", _PROBE, str(tmp_path / "s.json"), *args],
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(tmp_path / "s.json"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     growth = {k: v / 1024 for k, v in json.loads(done.stdout).items()}  # MiB
     size_mib = large.stat().st_size / 2**20
     assert size_mib > 30
     for pair in ((args[0], args[1]), (args[2], args[3])):
         assert growth[pair[1]] < 24 and growth[pair[1]] - growth[pair[0]] < 8, growth
-

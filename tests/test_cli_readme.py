@@ -35,7 +35,7 @@ def test_the_walk_through_runs_as_written(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     lines = walk_through()
     assert len(lines) >= 10 and any("|" in line.partition("#")[0] for line in lines)
-    preamble = f"set -euo pipefail; gaussum() {{ {shlex.quote(sys.executable)} -m gaussum.cli \"$@\"; }}; "
+    preamble = f'set -euo pipefail; gaussum() {{ {shlex.quote(sys.executable)} -m gaussum.cli "$@"; }}; '
     for line in lines:
         command, _, comment = line.partition("#")
         words = shlex.split(command)

@@ -33,7 +33,9 @@ def test_show_json_has_the_covariance_per_group_and_diagonal_variances(tmp_path,
     run(capsys, "summarize", IRIS, "--by", "species", "-o", tmp_path / "g.json")
     shown = json.loads(run(capsys, "show", tmp_path / "g.json", "--format", "json")[1])
     for group in shown["groups"]:
-        np.testing.assert_allclose(group["covariance"], np.cov(values[species == group["key"]], rowvar=False), rtol=1e-12)
+        np.testing.assert_allclose(
+            group["covariance"], np.cov(values[species == group["key"]], rowvar=False), rtol=1e-12
+        )
     run(capsys, "summarize", IRIS, "--columns", "sepal_length,petal_width", "--diagonal", "-o", tmp_path / "d.json")
     shown = json.loads(run(capsys, "show", tmp_path / "d.json", "--format", "json")[1])
     assert shown["covariance"] is None and shown["correlation"] is None
@@ -66,8 +68,11 @@ def test_show_on_many_columns_prints_a_readable_summary(tmp_path, capsys):
     """30 columns: the table lists the first 20 and says how many more, the correlation matrix
     the first 8, and points to --format json, which has all 30."""
     X = np.random.default_rng(4).normal(size=(50, 30))
-    (tmp_path / "w.csv").write_text(",".join(f"c{j}" for j in range(30)) + "\n"
-                                    + "".join(",".join(repr(v) for v in row) + "\n" for row in X.tolist()))
+    (tmp_path / "w.csv").write_text(
+        ",".join(f"c{j}" for j in range(30))
+        + "\n"
+        + "".join(",".join(repr(v) for v in row) + "\n" for row in X.tolist())
+    )
     run(capsys, "summarize", tmp_path / "w.csv", "-o", tmp_path / "s.json")
     out = run(capsys, "show", tmp_path / "s.json")[1]
     assert "c19 " in out and "c20 " not in out and "... 10 more; use --format json" in out

@@ -49,61 +49,66 @@ def rows():
     return np.random.default_rng(5).normal(size=(300, 3)) * [1.0, 10.0, 0.1] + 2.0
 
 
-def test_standard_input_is_read_hashed_and_recorded_without_a_path(tmp_path, rows):
+def test_standard_input_is_read_hashed_and_recorded_without_a_path(tmp_path, capsys, rows):
     """`cat a.csv | gaussum summarize - -o s.json` gives the summary of a.csv, a ledger entry with
     no path and the hash of the bytes piped, and a later update skips a.csv as already counted."""
     data = write_csv(tmp_path / "a.csv", rows)
     done = gaussum("summarize", "-", "-o", tmp_path / "piped.json", stdin=data.read_bytes())
     assert done.returncode == 0, done.stderr
-    assert gaussum("summarize", data, "-o", tmp_path / "file.json", "-q").returncode == 0
+    assert run(capsys, "summarize", data, "-o", tmp_path / "file.json", "-q")[0] == 0
     piped, named = read_state(str(tmp_path / "piped.json")), read_state(str(tmp_path / "file.json"))
     assert piped.summary == named.summary
     (source,) = piped.sources
     assert source.path is None and source.sha256 == hashlib.sha256(data.read_bytes()).hexdigest()
     assert source.size == data.stat().st_size and source.rows_read == 300
-    done = gaussum("update", tmp_path / "piped.json", data)
-    assert done.returncode == 0 and b"already counted (same content as (stream, sha256" in done.stderr
+    status, _, err = run(capsys, "update", tmp_path / "piped.json", data)
+    assert status == 0 and "already counted (same content as (stream, sha256" in err
 
 
-def test_output_dash_writes_the_state_to_standard_output_and_show_reads_it_back(tmp_path, rows):
+def test_output_dash_writes_the_state_to_standard_output_and_show_reads_it_back(tmp_path, capsys, rows):
     """`summarize ... -o - | gaussum show -` works through real pipes, and the state on stdout is
     the one a file would hold."""
     data = write_csv(tmp_path / "a.csv", rows)
     producer = subprocess.Popen([*GAUSSUM, "summarize", str(data), "-o", "-", "-q"], stdout=subprocess.PIPE)
-    shown = subprocess.run([*GAUSSUM, "show", "-", "--format", "json"], stdin=producer.stdout,
-                           capture_output=True, text=True, check=False)
+    shown = subprocess.run(
+        [*GAUSSUM, "show", "-", "--format", "json"], stdin=producer.stdout, capture_output=True, text=True, check=False
+    )
     producer.stdout.close()
     assert producer.wait() == 0 and shown.returncode == 0, shown.stderr
     np.testing.assert_allclose(list(json.loads(shown.stdout)["mean"].values()), rows.mean(axis=0), rtol=1e-13)
     assert not (tmp_path / "-").exists()
-    state_text = gaussum("summarize", data, "-o", "-", "-q").stdout
-    assert gaussum("summarize", data, "-o", tmp_path / "file.json", "-q").returncode == 0
-    assert state_text == (tmp_path / "file.json").read_bytes()
+    state_text = run(capsys, "summarize", data, "-o", "-", "-q")[1]
+    assert run(capsys, "summarize", data, "-o", tmp_path / "file.json", "-q")[0] == 0
+    assert state_text == (tmp_path / "file.json").read_text()
 
 
-def test_compare_reads_one_state_from_standard_input(tmp_path, rows):
-    """`gaussum compare - b.json < a.json` tests the piped state against the named one."""
+def test_compare_reads_one_state_from_standard_input(tmp_path, capsys, monkeypatch, rows):
+    """`gaussum compare - b.json < a.json` tests the state on standard input against the named one
+    (in this process: compare imports scipy, which takes seconds to start)."""
     write_csv(tmp_path / "a.csv", rows)
     write_csv(tmp_path / "b.csv", rows[:100] + 0.5)
     for name in "ab":
-        assert gaussum("summarize", tmp_path / f"{name}.csv", "-o", tmp_path / f"{name}.json", "-q").returncode == 0
-    done = gaussum("compare", "-", tmp_path / "b.json", "--format", "json", stdin=(tmp_path / "a.json").read_bytes())
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+        assert run(capsys, "summarize", tmp_path / f"{name}.csv", "-o", tmp_path / f"{name}.json", "-q")[0] == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO((tmp_path / "a.json").read_text()))
+    status, out, err = run(capsys, "compare", "-", tmp_path / "b.json", "--format", "json")
+    assert status == 0, err
+    result = json.loads(out)
     assert result["a"]["label"] == "standard input" and result["a"]["n"] == 300 and result["b"]["n"] == 100
 
 
-def test_compressed_and_npy_streams_on_standard_input(tmp_path, rows):
-    """A gzip-compressed CSV on stdin is recognised by its first bytes; a .npy stream needs --format npy."""
+def test_compressed_and_npy_streams_on_standard_input(tmp_path, capsys, monkeypatch, rows):
+    """A gzip-compressed CSV on stdin (a real pipe) is recognised by its first bytes; a .npy
+    stream needs --format npy."""
     data = write_csv(tmp_path / "a.csv", rows)
     done = gaussum("summarize", "-", "-o", "-", "-q", stdin=gzip.compress(data.read_bytes(), mtime=0))
     assert done.returncode == 0, done.stderr
     np.testing.assert_allclose(json.loads(done.stdout)["summary"]["mean"], rows.mean(axis=0), rtol=1e-13)
     buffer = io.BytesIO()
     np.save(buffer, rows)
-    done = gaussum("summarize", "-", "--format", "npy", "-o", "-", "-q", stdin=buffer.getvalue())
-    assert done.returncode == 0, done.stderr
-    state = json.loads(done.stdout)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(buffer.getvalue())))
+    status, out, err = run(capsys, "summarize", "-", "--format", "npy", "-o", "-", "-q")
+    assert status == 0, err
+    state = json.loads(out)
     assert state["columns"] == ["x0", "x1", "x2"]
     np.testing.assert_allclose(state["summary"]["mean"], rows.mean(axis=0), rtol=1e-13)
 
@@ -113,12 +118,18 @@ def test_process_substitution_and_dev_stdin_are_inputs(tmp_path, rows):
     """`gaussum summarize <(cat a.csv)` (a /dev/fd pipe) and `gaussum summarize /dev/stdin < a.csv`
     read the data once, recorded by hash only."""
     data = write_csv(tmp_path / "a.csv", rows)
-    script = f'{" ".join(GAUSSUM)} summarize <(cat a.csv) -o sub.json -q'
+    script = f"{' '.join(GAUSSUM)} summarize <(cat a.csv) -o sub.json -q"
     done = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     with open(data, "rb") as stdin:
-        done = subprocess.run([*GAUSSUM, "summarize", "/dev/stdin", "-o", "stdin.json", "-q"], stdin=stdin,
-                              cwd=tmp_path, capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [*GAUSSUM, "summarize", "/dev/stdin", "-o", "stdin.json", "-q"],
+            stdin=stdin,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     assert done.returncode == 0, done.stderr
     for name in ("sub.json", "stdin.json"):
         state = read_state(str(tmp_path / name))

@@ -27,4 +27,4 @@ from __future__ import annotations
 
 from .parser import build_parser, main
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]

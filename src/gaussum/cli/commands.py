@@ -20,7 +20,7 @@ from .sources import Dialect
 from .state import State, StateError, check_same_layout, read_state
 from .writing import is_stream_target, locked, write_output
 
-__all__ = ["CommandError", "summarize", "update", "merge", "show", "compare"]
+__all__ = ["CommandError", "compare", "merge", "show", "summarize", "update"]
 
 
 class CommandError(ValueError):
@@ -55,8 +55,15 @@ def _refuse_inputs_as_output(inputs: Sequence[str], target: str) -> None:
 
 def _request(args: argparse.Namespace, columns: tuple[str, ...] | None, by: tuple[str, ...], diagonal: bool) -> Request:
     return Request(
-        columns=columns, by=by, diagonal=diagonal, nan_policy=args.nan_policy, chunk_rows=args.chunk_rows,
-        dialect=_dialect(args), format=args.input_format, max_columns=args.max_columns, max_keys=args.max_keys,
+        columns=columns,
+        by=by,
+        diagonal=diagonal,
+        nan_policy=args.nan_policy,
+        chunk_rows=args.chunk_rows,
+        dialect=_dialect(args),
+        format=args.input_format,
+        max_columns=args.max_columns,
+        max_keys=args.max_keys,
     )
 
 
@@ -93,8 +100,9 @@ def update(args: argparse.Namespace, reporter: Reporter) -> int:
     with locked(args.state, args.wait):
         state = read_state(args.state)
         request = _request(args, state.columns, state.by_columns or (), state.diagonal)
-        reading = read_inputs(args.data, request, reporter, total=state.summary, sources=state.sources,
-                              columns=state.columns)
+        reading = read_inputs(
+            args.data, request, reporter, total=state.summary, sources=state.sources, columns=state.columns
+        )
         if not reading.inputs_added:
             reporter.say(f"{args.state} unchanged: every input is already counted")
             return 0
@@ -176,7 +184,9 @@ def compare(args: argparse.Namespace, reporter: Reporter) -> int:
     label_a = "standard input" if path_a == "-" else path_a
     label_b = "standard input" if path_b == "-" else path_b
     if list(state_a.columns) != list(state_b.columns):
-        raise CommandError(f"{label_b} has columns {', '.join(state_b.columns)} but {label_a} has {', '.join(state_a.columns)}")
+        raise CommandError(
+            f"{label_b} has columns {', '.join(state_b.columns)} but {label_a} has {', '.join(state_a.columns)}"
+        )
     key_a, key_b = (None, None) if args.groups is None else args.groups
     a, label_a = _pick(state_a, label_a, key_a)
     b, label_b = _pick(state_b, label_b, key_b)
@@ -196,4 +206,3 @@ def compare(args: argparse.Namespace, reporter: Reporter) -> int:
     else:
         print(rendering.compare_table(label_a, a, label_b, b, columns, welch, hotelling))
     return 0
-

@@ -21,7 +21,7 @@ import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
-__all__ = ["Input", "HashingReader", "InputError", "open_input", "read_exactly", "COMPRESSED_ENDINGS"]
+__all__ = ["COMPRESSED_ENDINGS", "HashingReader", "Input", "InputError", "open_input", "read_exactly"]
 
 #: Name endings of compressed files; the format is read from the ending before them.
 COMPRESSED_ENDINGS = (".gz", ".bz2", ".xz", ".zst")

@@ -24,7 +24,7 @@ from .inputs import Input, open_input
 from .sources import Block, Dialect, Format, NotNumericError, Resume, SourceError, format_for
 from .state import Source
 
-__all__ = ["DEFAULT_CHUNK_ROWS", "Request", "Reporter", "read_inputs", "fold", "empty_summary", "column_limit"]
+__all__ = ["DEFAULT_CHUNK_ROWS", "Reporter", "Request", "column_limit", "empty_summary", "fold", "read_inputs"]
 
 DEFAULT_CHUNK_ROWS = 65_536
 
@@ -77,7 +77,7 @@ class Reporter:
             return
         self._last, self._drawn = now, True
         width = 30
-        filled = int(round(fraction * width))
+        filled = round(fraction * width)
         rate = fraction / (now - self._started)
         eta = f"{(1 - fraction) / rate:4.0f}s left" if rate > 0 else ""
         self.stream.write(f"\r{self._label[-40:]:40} [{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} {eta}")
@@ -100,7 +100,7 @@ class Request:
     diagonal: bool
     nan_policy: str = "raise"
     chunk_rows: int = DEFAULT_CHUNK_ROWS
-    dialect: Dialect = Dialect()
+    dialect: Dialect = attrs.field(factory=Dialect)
     format: str | None = None
     max_columns: int | None = None
     max_keys: int = DEFAULT_MAX_KEYS
@@ -124,10 +124,14 @@ def _summarize_block(block: Block, request: Request, columns: Sequence[str], lab
     values = block.values
     try:
         if block.keys is None:
-            return GaussianSummary._from_samples_counted(values, diagonal=request.diagonal, nan_policy=request.nan_policy)
+            return GaussianSummary._from_samples_counted(
+                values, diagonal=request.diagonal, nan_policy=request.nan_policy
+            )
         from ..grouped import GroupedSummary
 
-        return GroupedSummary._from_samples_counted(block.keys, values, diagonal=request.diagonal, nan_policy=request.nan_policy)
+        return GroupedSummary._from_samples_counted(
+            block.keys, values, diagonal=request.diagonal, nan_policy=request.nan_policy
+        )
     except NonFiniteError as exc:
         i = 0 if exc.row is None else exc.row
         j = int(np.flatnonzero(~np.isfinite(values[i]))[0]) if exc.column is None else exc.column
@@ -202,6 +206,19 @@ def _pread_hash(source: Input, size: int) -> str:
     return digest.hexdigest()
 
 
+def _same_file(path: str, sources: Sequence[Source]) -> Source | None:
+    """The entry whose path, as recorded, names the same file as `path` (``./a.csv`` and
+    ``a.csv``, or a link to it), so that a grown file is recognised however it is spelled."""
+    for s in sources:
+        if s.path is not None and os.path.exists(s.path):
+            try:
+                if os.path.samefile(s.path, path):
+                    return s
+            except OSError:
+                continue
+    return None
+
+
 def _changed(label: str, entry: Source, why: str) -> SourceError:
     return SourceError(
         f"refusing {label}: {why} since it was counted ({entry.size:,} bytes, sha256 {entry.sha256[:12]}); "
@@ -239,7 +256,7 @@ class _Plan:
 def _plan(source: Input, fmt: Format, sources: Sequence[Source]) -> _Plan:
     """What to do with a regular file, from the ledger, before reading it."""
     assert source.path is not None and source.size is not None
-    entry = next((s for s in sources if s.path == source.path), None)
+    entry = next((s for s in sources if s.path == source.path), None) or _same_file(source.path, sources)
     size = source.size
     if entry is not None:
         if size == entry.size:
@@ -249,7 +266,11 @@ def _plan(source: Input, fmt: Format, sources: Sequence[Source]) -> _Plan:
         if size < entry.size:
             raise _changed(source.label, entry, f"it has shrunk to {size:,} bytes")
         if not fmt.appendable or source.compression is not None:
-            raise _changed(source.label, entry, "it has grown, and only an uncompressed text file can be read from where it ended; it has changed")
+            raise _changed(
+                source.label,
+                entry,
+                "it has grown, and only an uncompressed text file can be read from where it ended; it has changed",
+            )
         return _Plan("append", entry=entry, resume=_resume_point(source, entry))
     if any(s.size == size for s in sources):
         # Only a file of the same size can have the same content: hash it first, then, if it is
@@ -311,8 +332,14 @@ def read_inputs(
             if plan.action == "append":
                 entry = plan.entry
                 assert entry is not None
-                moved = Source(entry.path, size, digest, entry.rows_read + rows, entry.rows_dropped + dropped,
-                               (*entry.earlier, entry.sha256))
+                moved = Source(
+                    entry.path,
+                    size,
+                    digest,
+                    entry.rows_read + rows,
+                    entry.rows_dropped + dropped,
+                    (*entry.earlier, entry.sha256),
+                )
                 result.sources[result.sources.index(entry)] = moved
                 reporter.say(f"{label} grew: counting its {_plural(rows, 'new row')}")
             else:
@@ -337,7 +364,12 @@ def _check_keys(summary: Any, request: Request, label: str) -> None:
 
 
 def _read_one(
-    source: Input, fmt: Format, resume: Resume | None, request: Request, columns: Sequence[str] | None, reporter: Reporter
+    source: Input,
+    fmt: Format,
+    resume: Resume | None,
+    request: Request,
+    columns: Sequence[str] | None,
+    reporter: Reporter,
 ) -> tuple[list[str], Any, int, int]:
     """(columns, summary or None if no rows, rows read, rows dropped) of one input."""
     label = source.label
@@ -353,13 +385,17 @@ def _read_one(
                 columns = [c for c in reader.names if c not in request.by]
                 hint = "; choose numeric columns with --columns" + ("" if request.by else ", or group by it with --by")
                 if not columns:
-                    raise SourceError(f"{label}: no columns to summarise besides the --by column(s) {','.join(request.by)!r}")
+                    raise SourceError(
+                        f"{label}: no columns to summarise besides the --by column(s) {','.join(request.by)!r}"
+                    )
             limit = column_limit(request)
             if len(columns) > limit:
                 kind = "a diagonal summary" if request.diagonal else "a full covariance"
                 raise SourceError(
-                    f"{label}: {_plural(len(columns), 'column')} to summarise, more than the limit of {limit:,} for {kind}; "
-                    "raise it with --max-columns N" + ("" if request.diagonal else ", or keep variances only with --diagonal")
+                    f"{label}: {_plural(len(columns), 'column')} to summarise, "
+                    f"more than the limit of {limit:,} for {kind}; "
+                    "raise it with --max-columns N"
+                    + ("" if request.diagonal else ", or keep variances only with --diagonal")
                 )
             for block in _blocks_with_hint(reader.blocks(columns, request.by, request.chunk_rows), hint):
                 part, dropped = _summarize_block(block, request, columns, label)

@@ -16,7 +16,7 @@ from ..summary import GaussianSummary
 from .sources import KEY_SEPARATOR
 from .state import State
 
-__all__ = ["show_json", "show_table", "compare_json", "compare_table", "key_text", "count"]
+__all__ = ["compare_json", "compare_table", "count", "key_text", "show_json", "show_table"]
 
 #: Columns listed in a `show` table; the rest are counted ("... N more; use --format json").
 MAX_TABLE_COLUMNS = 20
@@ -79,18 +79,24 @@ def show_json(state: State) -> dict[str, Any]:
             spread = (s.variance() if s.diagonal else s.covariance()) if s.n > 1 else None
         out = {
             "n": count(s.n),
-            "mean": dict(zip(state.columns, map(_json_number, mean))),
-            "std": dict(zip(state.columns, map(_json_number, std))),
+            "mean": dict(zip(state.columns, map(_json_number, mean), strict=False)),
+            "std": dict(zip(state.columns, map(_json_number, std), strict=False)),
         }
         if s.diagonal:
-            out["variance"] = None if spread is None else dict(zip(state.columns, map(_json_number, spread)))
+            variances = None if spread is None else map(_json_number, spread)
+            out["variance"] = None if variances is None else dict(zip(state.columns, variances, strict=True))
             out["covariance"] = None
         else:
             out["covariance"] = None if spread is None else _json_matrix(spread)
         out["correlation"] = None if corr is None else _json_matrix(corr)
         return out
 
-    out: dict[str, Any] = {"columns": list(state.columns), "by": state.by, "n": count(state.n), "sources": len(state.sources)}
+    out: dict[str, Any] = {
+        "columns": list(state.columns),
+        "by": state.by,
+        "n": count(state.n),
+        "sources": len(state.sources),
+    }
     if state.by is None:
         out.update(one(state.summary))
     else:
@@ -113,7 +119,7 @@ def show_table(state: State, label: str) -> str:
     def block(s: GaussianSummary, indent: str) -> None:
         mean, std, corr = _column_stats(s)
         lines.append(f"{indent}{'column':<{width}}  {'mean':>12}  {'std':>12}")
-        for name, m, sd in zip(shown, mean, std):
+        for name, m, sd in zip(shown, mean, std, strict=False):
             lines.append(f"{indent}{name:<{width}}  {_format_number(m):>12}  {_format_number(sd):>12}")
         if len(names) > len(shown):
             lines.append(f"{indent}... {len(names) - len(shown):,} more; use --format json")
@@ -126,7 +132,7 @@ def show_table(state: State, label: str) -> str:
         cell = max(7, *(len(c) for c in in_matrix))
         lines.append("")
         lines.append(f"{indent}{'correlation':<{width}}  " + "  ".join(f"{c:>{cell}}" for c in in_matrix))
-        for name, row in zip(in_matrix, corr):
+        for name, row in zip(in_matrix, corr, strict=False):
             cells = "  ".join(f"{'nan' if not np.isfinite(v) else f'{v:.3f}':>{cell}}" for v in row[: len(in_matrix)])
             lines.append(f"{indent}{name:<{width}}  {cells}")
         if len(names) > len(in_matrix):
@@ -156,45 +162,54 @@ def _group_label(state: State, key: Any) -> str:
     by = state.by_columns or ()
     parts = str(key.item() if isinstance(key, np.generic) else key).split(KEY_SEPARATOR)
     if len(by) == len(parts):
-        return ", ".join(f"{name} = {part}" for name, part in zip(by, parts))
+        return ", ".join(f"{name} = {part}" for name, part in zip(by, parts, strict=False))
     return f"{state.by} = {key_text(key)}"
 
 
-def compare_json(label_a: str, a: GaussianSummary, label_b: str, b: GaussianSummary, columns: list[str],
-                 welch: Any, hotelling: Any) -> dict[str, Any]:
+def compare_json(
+    label_a: str, a: GaussianSummary, label_b: str, b: GaussianSummary, columns: list[str], welch: Any, hotelling: Any
+) -> dict[str, Any]:
     statistic, df, pvalue = (np.atleast_1d(v) for v in (welch.statistic, welch.df, welch.pvalue))
     out: dict[str, Any] = {
         "a": {"label": label_a, "n": count(a.n)},
         "b": {"label": label_b, "n": count(b.n)},
         "welch": {
-            c: {"mean_a": float(ma), "mean_b": float(mb), "t": _json_number(t), "df": _json_number(f), "pvalue": _json_number(p)}
-            for c, ma, mb, t, f, p in zip(columns, a.mean, b.mean, statistic, df, pvalue)
+            c: {
+                "mean_a": float(ma),
+                "mean_b": float(mb),
+                "t": _json_number(t),
+                "df": _json_number(f),
+                "pvalue": _json_number(p),
+            }
+            for c, ma, mb, t, f, p in zip(columns, a.mean, b.mean, statistic, df, pvalue, strict=False)
         },
         "hotelling": None,
     }
     if hotelling is not None:
         out["hotelling"] = {
             name: {"t2": r.t2, "f": r.f, "df": list(r.df), "pvalue": r.pvalue}
-            for name, r in zip(("pooled", "krishnamoorthy_yu"), hotelling)
+            for name, r in zip(("pooled", "krishnamoorthy_yu"), hotelling, strict=False)
         }
     return out
 
 
-def compare_table(label_a: str, a: GaussianSummary, label_b: str, b: GaussianSummary, columns: list[str],
-                  welch: Any, hotelling: Any) -> str:
+def compare_table(
+    label_a: str, a: GaussianSummary, label_b: str, b: GaussianSummary, columns: list[str], welch: Any, hotelling: Any
+) -> str:
     statistic, df, pvalue = (np.atleast_1d(v) for v in (welch.statistic, welch.df, welch.pvalue))
     width = max(12, *(len(c) for c in columns))
     lines = [f"A: {label_a}, n = {count_text(a.n)}", f"B: {label_b}, n = {count_text(b.n)}", ""]
     lines.append("Welch t test per column (unequal variances, two-sided)")
     lines.append(f"{'column':<{width}}  {'mean A':>11}  {'mean B':>11}  {'t':>9}  {'df':>7}  {'p-value':>9}")
-    for c, ma, mb, t, f, p in zip(columns, a.mean, b.mean, statistic, df, pvalue):
+    for c, ma, mb, t, f, p in zip(columns, a.mean, b.mean, statistic, df, pvalue, strict=False):
         lines.append(f"{c:<{width}}  {ma:>11.5g}  {mb:>11.5g}  {t:>9.4g}  {f:>7.4g}  {p:>9.3g}")
     lines.append("")
     if hotelling is None:
         lines.append("Hotelling T2: needs full covariances; these are diagonal summaries")
     else:
-        for name, r in zip(("equal covariances", "unequal (Krishnamoorthy-Yu)"), hotelling):
+        for name, r in zip(("equal covariances", "unequal (Krishnamoorthy-Yu)"), hotelling, strict=False):
             lines.append(
-                f"Hotelling T2, {name}: T2 = {r.t2:.5g}, F({r.df[0]:.4g}, {r.df[1]:.4g}) = {r.f:.5g}, p = {r.pvalue:.3g}"
+                f"Hotelling T2, {name}: T2 = {r.t2:.5g}, F({r.df[0]:.4g}, {r.df[1]:.4g}) = {r.f:.5g}, "
+                f"p = {r.pvalue:.3g}"
             )
     return "\n".join(lines)

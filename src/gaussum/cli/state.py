@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 import attrs
@@ -45,12 +45,12 @@ from ..summary import GaussianSummary
 __all__ = [
     "STATE_FORMAT",
     "STATE_VERSION",
-    "StateError",
     "Source",
     "State",
+    "StateError",
+    "check_same_layout",
     "read_state",
     "state_from_dict",
-    "check_same_layout",
 ]
 
 STATE_FORMAT = "gaussum.state"
@@ -194,7 +194,9 @@ def state_from_dict(data: Any, where: str) -> State:
         raise StateError(f"{where}: not a gaussum state file (expected a JSON object)")
     expected = {"format", "version", "columns", "by", "summary", "sources"}
     if data.get("format") != STATE_FORMAT:
-        raise StateError(f"{where}: not a gaussum state file (format is {data.get('format')!r}, expected {STATE_FORMAT!r})")
+        raise StateError(
+            f"{where}: not a gaussum state file (format is {data.get('format')!r}, expected {STATE_FORMAT!r})"
+        )
     # type() and not ==: 1.0 and True equal 1 but are not what gaussum writes.
     version = data.get("version")
     if type(version) is not int or version not in _READS:
@@ -215,7 +217,9 @@ def state_from_dict(data: Any, where: str) -> State:
         if set(by) & set(columns):
             raise StateError(f"{where}: 'by' must be null or column names not among 'columns', got {by!r:.80}")
     try:
-        summary = GaussianSummary.from_dict(data["summary"]) if by is None else _grouped_type().from_dict(data["summary"])
+        summary = (
+            GaussianSummary.from_dict(data["summary"]) if by is None else _grouped_type().from_dict(data["summary"])
+        )
     except (ValueError, TypeError, OverflowError, KeyError, IndexError) as exc:
         # Whatever a hand edit makes from_dict raise (an n too large for float64, a wrong type,
         # an impossible M2) is one line naming the file, never a traceback.
@@ -272,13 +276,13 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not allowed in a state file")
 
 
-def check_same_layout(a: State, where_a: str, b_columns: Sequence[str], b_by: Sequence[str] | None, b_diagonal: bool, where_b: str) -> None:
+def check_same_layout(
+    a: State, where_a: str, b_columns: Sequence[str], b_by: Sequence[str] | None, b_diagonal: bool, where_b: str
+) -> None:
     """StateError unless two states (or a state and a request) have the same columns, grouping
     and kind of summary."""
     if list(a.columns) != list(b_columns):
-        raise StateError(
-            f"{where_b} has columns {_listed(b_columns)} but {where_a} has {_listed(a.columns)}"
-        )
+        raise StateError(f"{where_b} has columns {_listed(b_columns)} but {where_a} has {_listed(a.columns)}")
     b_by = None if b_by is None else tuple(b_by)
     if a.by_columns != b_by:
         describe = lambda by: f"grouped by {','.join(by)!r}" if by else "not grouped"  # noqa: E731
@@ -291,9 +295,3 @@ def check_same_layout(a: State, where_a: str, b_columns: Sequence[str], b_by: Se
 def _listed(names: Sequence[str], limit: int = 12) -> str:
     shown = ", ".join(names[:limit])
     return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in all)"
-
-
-def iter_groups(state: State) -> Iterator[tuple[str, GaussianSummary]]:
-    """(key as text, summary) of each group of a grouped state."""
-    for key, s in state.summary:
-        yield str(key.item() if hasattr(key, "item") else key), s

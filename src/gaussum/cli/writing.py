@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-__all__ = ["OutputError", "write_output", "write_atomic", "locked", "final_path", "is_stream_target"]
+__all__ = ["OutputError", "final_path", "is_stream_target", "locked", "write_atomic", "write_output"]
 
 # How often a lock held by another process is tried again under --wait.
 _POLL_S = 0.05

@@ -23,19 +23,19 @@ import numpy as np
 from ..inputs import COMPRESSED_ENDINGS, Input
 
 __all__ = [
-    "SourceError",
-    "NotNumericError",
+    "KEY_SEPARATOR",
     "Block",
     "Dialect",
-    "Resume",
-    "Reader",
     "Format",
-    "register",
+    "NotNumericError",
+    "Reader",
+    "Resume",
+    "SourceError",
     "format_for",
-    "formats",
     "format_key",
+    "formats",
     "key_array",
-    "KEY_SEPARATOR",
+    "register",
 ]
 
 #: Joins the parts of a composite ``--by a,b`` key into one label (the ASCII unit separator,
@@ -210,7 +210,7 @@ def key_array(parts: Sequence[Sequence[Any]]) -> np.ndarray:
     columns = [[format_key(k) for k in column] for column in parts]
     if len(columns) == 1:
         return np.array(columns[0], dtype=str)
-    return np.array([KEY_SEPARATOR.join(key) for key in zip(*columns)], dtype=str)
+    return np.array([KEY_SEPARATOR.join(key) for key in zip(*columns, strict=False)], dtype=str)
 
 
 from . import csv, npy, parquet  # noqa: E402,F401  (each registers its format)

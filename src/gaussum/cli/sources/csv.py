@@ -17,8 +17,8 @@ from __future__ import annotations
 import csv
 import io
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import Any
 
@@ -110,7 +110,9 @@ def _column_to_float(values: Sequence[str], name: str, label: str, lines: Sequen
             out[i] = float(text)
         except ValueError:
             if text.strip().lower() not in _MISSING:
-                raise NotNumericError(f"{label}, line {lines[i]}: column {name!r} is not numeric: {text!r:.40}") from None
+                raise NotNumericError(
+                    f"{label}, line {lines[i]}: column {name!r} is not numeric: {text!r:.40}"
+                ) from None
             out[i] = np.nan
     return out
 
@@ -156,9 +158,9 @@ class _Rebatch:
             if take == k and not self._held and k == self.chunk_rows:
                 yield self._emit_one(values, keys)
                 return
-            self._values.append(values[start:start + take])
+            self._values.append(values[start : start + take])
             if keys is not None:
-                self._keys.append(keys[start:start + take])
+                self._keys.append(keys[start : start + take])
             self._held += take
             start += take
             if self._held == self.chunk_rows:
@@ -252,7 +254,7 @@ class CsvReader(Reader):
                 raise SourceError(f"{self.label}: holds NUL bytes: binary data, not a text file")
             cut = data.find(b"\n")
             if cut >= 0:
-                return data[: cut + 1], data[cut + 1:]
+                return data[: cut + 1], data[cut + 1 :]
             if not more:
                 return data, b""
             if len(data) > _MAX_LINE:
@@ -310,7 +312,9 @@ class CsvReader(Reader):
                         nul = buffer.find(b"\0", 0, end)
                         if nul >= 0:
                             line = self._line + buffer.count(b"\n", 0, nul)
-                            raise SourceError(f"{self.label}, line {line}: holds NUL bytes: binary data, not a text file")
+                            raise SourceError(
+                                f"{self.label}, line {line}: holds NUL bytes: binary data, not a text file"
+                            )
                         if special:
                             yield from self._csv_module(buffer, value_index, key_index, chunk_rows)
                             return
@@ -350,7 +354,9 @@ class CsvReader(Reader):
         self._line += len(parsed[0])
         return parsed
 
-    def _exact(self, piece: bytes, value_index: list[int], key_index: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
+    def _exact(
+        self, piece: bytes, value_index: list[int], key_index: list[int]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """A piece (whole lines, no quotes) parsed by the csv module: exact messages."""
         try:
             text = piece.decode("utf-8")
@@ -373,14 +379,14 @@ class CsvReader(Reader):
     ) -> tuple[np.ndarray, np.ndarray | None]:
         width = len(self.names)
         if any(len(r) != width for r in records):
-            for at, r in zip(lines, records):
+            for at, r in zip(lines, records, strict=False):
                 if r and len(r) != width:  # a blank line is skipped, not ragged
                     raise SourceError(f"{self.label}, line {at}: {len(r)} fields, but {self._width_of} has {width}")
-            lines = [at for at, r in zip(lines, records) if r]
+            lines = [at for at, r in zip(lines, records, strict=False) if r]
             records = [r for r in records if r]
         if not records:
             return np.empty((0, len(value_index))), (np.empty(0, dtype=str) if key_index else None)
-        fields = list(zip(*records))
+        fields = list(zip(*records, strict=False))
         values = np.column_stack([_column_to_float(fields[j], self.names[j], self.label, lines) for j in value_index])
         keys = key_array([fields[k] for k in key_index]) if key_index else None
         return values, keys
@@ -407,8 +413,11 @@ def _has_blank_lines(buffer: bytes, end: int) -> Any:
     """A function telling whether ``buffer[:end]`` holds an empty line (asked only when needed)."""
 
     def blank() -> bool:
-        return (buffer.startswith((b"\n", b"\r\n")) or buffer.find(b"\n\n", 0, end) >= 0
-                or buffer.find(b"\n\r\n", 0, end) >= 0)
+        return (
+            buffer.startswith((b"\n", b"\r\n"))
+            or buffer.find(b"\n\n", 0, end) >= 0
+            or buffer.find(b"\n\r\n", 0, end) >= 0
+        )
 
     return blank
 
@@ -423,7 +432,7 @@ def _float64_values(chunk: Any) -> np.ndarray:
     values = np.frombuffer(data, dtype=np.float64, count=len(chunk), offset=chunk.offset * 8)
     if chunk.null_count:
         bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
-        values = np.where(bits[chunk.offset:chunk.offset + len(chunk)].astype(bool), values, np.nan)
+        values = np.where(bits[chunk.offset : chunk.offset + len(chunk)].astype(bool), values, np.nan)
     return values
 
 
@@ -448,21 +457,34 @@ def _arrow_parser(reader: CsvReader, value_index: list[int], key_index: list[int
     types.update({name: pa.string() for name in key_names})
     read_options = pacsv.ReadOptions(column_names=reader.names, use_threads=False)
     parse_options = pacsv.ParseOptions(
-        delimiter=reader.delimiter, quote_char=False, double_quote=False, escape_char=False,
+        delimiter=reader.delimiter,
+        quote_char=False,
+        double_quote=False,
+        escape_char=False,
         # Blank lines are not skipped but read as rows of nulls, so that every line is a row
         # (line numbers come without a counting pass); a piece with nulls and blank lines goes
         # to the csv module, which skips blank lines.
-        newlines_in_values=False, ignore_empty_lines=False,
+        newlines_in_values=False,
+        ignore_empty_lines=False,
     )
     convert_options = pacsv.ConvertOptions(
-        include_columns=value_names + key_names, column_types=types, null_values=_ARROW_NULLS,
-        strings_can_be_null=False, quoted_strings_can_be_null=False, true_values=[], false_values=[],
+        include_columns=value_names + key_names,
+        column_types=types,
+        null_values=_ARROW_NULLS,
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+        true_values=[],
+        false_values=[],
     )
 
     def parse(piece: Any, blank_lines: Any) -> tuple[np.ndarray, np.ndarray | None] | None:
         try:
-            table = pacsv.read_csv(pa.py_buffer(piece), read_options=read_options,
-                                   parse_options=parse_options, convert_options=convert_options)
+            table = pacsv.read_csv(
+                pa.py_buffer(piece),
+                read_options=read_options,
+                parse_options=parse_options,
+                convert_options=convert_options,
+            )
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             return None
         if any(table.column(name).null_count for name in value_names) and blank_lines():
@@ -474,7 +496,7 @@ def _arrow_parser(reader: CsvReader, value_index: list[int], key_index: list[int
             column = table.column(name)
             start = 0
             for chunk in column.chunks:
-                columns[j, start:start + len(chunk)] = _float64_values(chunk)
+                columns[j, start : start + len(chunk)] = _float64_values(chunk)
                 start += len(chunk)
         values = np.ascontiguousarray(columns.T)
         keys = None
@@ -495,4 +517,3 @@ def _open(source: Input, dialect: Dialect, resume: Resume | None) -> CsvReader:
 
 
 register(Format("csv", (".csv", ".tsv", ".txt"), _open, appendable=True))
-
