@@ -12,12 +12,13 @@ import argparse
 import json
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from ..summary import GaussianSummary
 from . import rendering
 from .reading import Reporter, Request, empty_summary, fold, read_inputs
 from .sources import Dialect
-from .state import State, StateError, check_same_layout, read_state
+from .state import Source, State, StateError, check_same_layout, read_state
 from .writing import is_stream_target, locked, write_output
 
 __all__ = ["CommandError", "compare", "merge", "show", "summarize", "update"]
@@ -124,7 +125,9 @@ def merge(args: argparse.Namespace, reporter: Reporter) -> int:
         # Largest ledgers first, so that a state whose files are all inside an earlier one is
         # skipped whatever order the shards were named in.
         order = sorted(states, key=lambda item: (-len(item[1].sources), -item[1].n))
-        total, sources, counted = None, [], {}  # counted: sha256 -> the state that brought it
+        total: Any = None
+        sources: list[Source] = []
+        counted: dict[str, str] = {}  # sha256 -> the state that brought it
         for path, state in order:
             hashes = state.hashes()
             own = {s.sha256 for s in state.sources}

@@ -19,7 +19,7 @@ import os
 import stat
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 __all__ = ["COMPRESSED_ENDINGS", "HashingReader", "Input", "InputError", "open_input", "read_exactly"]
 
@@ -136,7 +136,7 @@ class HashingReader(io.RawIOBase):
 
 def read_exactly(stream: Any, n: int) -> bytes:
     """`n` bytes, fewer only at the end (pipes and decompressors may return short reads)."""
-    if hasattr(stream, "read_exactly"):
+    if isinstance(stream, HashingReader):
         return stream.read_exactly(n)
     parts, got = [], 0
     while got < n:
@@ -218,14 +218,14 @@ def _decompressor(kind: str, raw: HashingReader, label: str) -> Any:
     if kind == "bzip2":
         return bz2.BZ2File(raw, mode="rb")
     if kind == "xz":
-        return lzma.LZMAFile(raw, mode="rb")
+        return lzma.LZMAFile(cast(BinaryIO, raw), mode="rb")
     try:
         import zstandard
     except ImportError:
         raise InputError(
             f"{label}: zstd-compressed; reading it needs the zstandard package: pip install 'gaussum[cli]'"
         ) from None
-    return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    return zstandard.ZstdDecompressor().stream_reader(cast(BinaryIO, raw), read_across_frames=True)
 
 
 def open_input(label: str, stdin: BinaryIO | None = None) -> Input:

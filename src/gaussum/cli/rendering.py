@@ -77,7 +77,7 @@ def show_json(state: State) -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             spread = (s.variance() if s.diagonal else s.covariance()) if s.n > 1 else None
-        out = {
+        out: dict[str, Any] = {
             "n": count(s.n),
             "mean": dict(zip(state.columns, map(_json_number, mean), strict=False)),
             "std": dict(zip(state.columns, map(_json_number, std), strict=False)),

@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 import attrs
@@ -60,6 +60,18 @@ _READS = (1, 2)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
+def _strings(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
+def _optional_strings(values: Iterable[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(values)
+
+
+def _sources(values: Iterable[Source]) -> tuple[Source, ...]:
+    return tuple(values)
+
+
 class StateError(ValueError):
     """A state file that cannot be used: unreadable, malformed, or inconsistent with a request."""
 
@@ -78,7 +90,7 @@ class Source:
     sha256: str
     rows_read: int
     rows_dropped: int
-    earlier: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    earlier: tuple[str, ...] = attrs.field(default=(), converter=_strings)
 
     @property
     def name(self) -> str:
@@ -127,10 +139,10 @@ class State:
     ``by`` is the key column, or the key columns joined by commas, as ``--by`` takes them.
     """
 
-    columns: tuple[str, ...] = attrs.field(converter=tuple)
-    by_columns: tuple[str, ...] | None = attrs.field(converter=lambda v: None if v is None else tuple(v))
+    columns: tuple[str, ...] = attrs.field(converter=_strings)
+    by_columns: tuple[str, ...] | None = attrs.field(converter=_optional_strings)
     summary: Any
-    sources: tuple[Source, ...] = attrs.field(converter=tuple)
+    sources: tuple[Source, ...] = attrs.field(converter=_sources)
 
     @property
     def by(self) -> str | None:
@@ -173,7 +185,10 @@ class State:
         """
         fields = self.to_dict()
         sources = fields.pop("sources")
-        dump = lambda value: json.dumps(value, allow_nan=False)  # noqa: E731
+
+        def dump(value: Any) -> str:
+            return json.dumps(value, allow_nan=False)
+
         lines = [f" {dump(key)}: {dump(value)}," for key, value in fields.items()]
         listed = ",\n".join(f"  {dump(s)}" for s in sources)
         lines.append(f' "sources": [\n{listed}\n ]' if sources else ' "sources": []')
@@ -237,7 +252,8 @@ def state_from_dict(data: Any, where: str) -> State:
     if len(set(paths)) != len(paths):
         raise StateError(f"{where}: the ledger lists a path twice")
     state = State(columns, by, summary, sources)
-    scalar = (summary.mean if by is None else summary.means).ndim == (0 if by is None else 1)
+    moments = summary.mean if isinstance(summary, GaussianSummary) else summary.means
+    scalar = moments.ndim == (0 if by is None else 1)
     if scalar or summary.d != len(columns):
         d = "scalar data" if scalar else f"{summary.d} variable(s)"
         raise StateError(f"{where}: the summary has {d} but 'columns' names {len(columns)}")
@@ -285,10 +301,16 @@ def check_same_layout(
         raise StateError(f"{where_b} has columns {_listed(b_columns)} but {where_a} has {_listed(a.columns)}")
     b_by = None if b_by is None else tuple(b_by)
     if a.by_columns != b_by:
-        describe = lambda by: f"grouped by {','.join(by)!r}" if by else "not grouped"  # noqa: E731
+
+        def describe(by: tuple[str, ...] | None) -> str:
+            return f"grouped by {','.join(by)!r}" if by else "not grouped"
+
         raise StateError(f"{where_b} is {describe(b_by)} but {where_a} is {describe(a.by_columns)}")
     if a.diagonal != b_diagonal:
-        describe_d = lambda d: "diagonal" if d else "full"  # noqa: E731
+
+        def describe_d(d: bool) -> str:
+            return "diagonal" if d else "full"
+
         raise StateError(f"{where_b} is a {describe_d(b_diagonal)} summary but {where_a} is {describe_d(a.diagonal)}")
 
 

@@ -351,8 +351,9 @@ class CsvReader(Reader):
             return values, keys
         # pyarrow read blank lines as rows here (see _arrow_parser), so every line is a row,
         # and no counting pass is needed for the line numbers.
-        self._line += len(parsed[0])
-        return parsed
+        values, keys = parsed
+        self._line += len(values)
+        return values, keys
 
     def _exact(
         self, piece: bytes, value_index: list[int], key_index: list[int]
@@ -438,7 +439,7 @@ def _float64_values(chunk: Any) -> np.ndarray:
 
 def _compute() -> Any:
     # pyarrow.compute takes 0.3 s to import: only inputs with keys or missing values need it.
-    import pyarrow.compute as pc
+    import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
 
     return pc
 
@@ -447,8 +448,8 @@ def _arrow_parser(reader: CsvReader, value_index: list[int], key_index: list[int
     """A function parsing a piece with pyarrow into (values, keys), None where it refuses;
     None itself when pyarrow is not installed."""
     try:
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
+        import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+        import pyarrow.csv as pacsv  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         return None
     value_names = [reader.names[j] for j in value_index]

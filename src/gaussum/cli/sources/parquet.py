@@ -17,14 +17,14 @@ __all__ = ["ParquetReader"]
 
 def _pyarrow_parquet() -> Any:
     try:
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         raise SourceError("reading Parquet needs pyarrow: pip install 'gaussum[cli]'") from None
     return pq
 
 
 def _is_numeric_arrow(arrow_type: Any) -> bool:
-    import pyarrow.types as pat
+    import pyarrow.types as pat  # type: ignore[import-untyped,unused-ignore]
 
     return bool(pat.is_integer(arrow_type) or pat.is_floating(arrow_type) or pat.is_boolean(arrow_type))
 
@@ -80,7 +80,7 @@ def _as_float64(column: Any) -> np.ndarray:
 
     Cast by pyarrow, then read from its buffers: ``to_numpy`` would import pandas (about 1 s).
     """
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 
     if column.type != pa.float64():
         column = column.cast(pa.float64())
