@@ -98,9 +98,9 @@ def merge_pair(
     weight = max(n_a, n_b) * (min(n_a, n_b) / n)
     if M2_a.ndim == 2:
         # outer(delta, delta) is exactly symmetric, so M2 stays exactly symmetric.
+        # No clipping needed: a sum of scatter matrices keeps Cauchy-Schwarz to rounding, and
+        # where a square underflows the check allows what underflow leaves.
         M2 = M2_a + M2_b + np.multiply.outer(delta, delta) * weight
-        if needs_clipping(M2):
-            consistent_scatter(M2)
     else:
         M2 = M2_a + M2_b + delta * delta * weight
     return n, mean, M2, w2_a + w2_b

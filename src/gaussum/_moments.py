@@ -26,7 +26,7 @@ import numpy as np
 from ._validate import as_count
 from .errors import Float64OverflowError
 
-__all__ = ["Frozen", "Moments", "FieldNames", "readonly", "check_symmetric"]
+__all__ = ["Frozen", "Moments", "FieldNames", "readonly", "check_symmetric", "degrees_of_freedom"]
 
 # A matrix read from outside (a file, a user's hand-built M2) may carry the asymmetry that BLAS
 # leaves in X.T @ X; anything larger than this many units of rounding is a real error.
@@ -50,14 +50,33 @@ def readonly(array: np.ndarray) -> np.ndarray:
     base cannot be made writeable again. The array and its base must be the package's own
     (never a caller's data, which would be frozen too).
     """
+    if array.base is None:  # a fresh array: the common case, kept cheap (the per-row path)
+        array.setflags(write=False)
+        return array.view()
     owner = array
     while isinstance(owner.base, np.ndarray):
         owner = owner.base
     owner.setflags(write=False)
-    if array is owner:
-        return array.view()
     array.setflags(write=False)
     return array
+
+
+def degrees_of_freedom(n: Any, w2: Any, ddof: float) -> Any:
+    """``n - ddof * w2 / n``: the divisor of the covariance, ``np.cov``'s for both kinds of weight.
+
+    The one place this divisor is computed; `n` and `w2` are floats (one summary) or arrays (one
+    entry per group). It is ``n - ddof`` when ``w2 == n`` (no reliability weights), and
+    ``-ddof`` for an empty summary.
+    """
+    if isinstance(n, float):
+        return n - ddof * (w2 / n) if n > 0 else -ddof
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(n > 0, w2 / n, 1.0)
+    return n - ddof * ratio
+
+
+def warn_no_dof(message: str, stacklevel: int) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=stacklevel + 1)
 
 
 def consistent_scatter(M2: np.ndarray) -> np.ndarray:
@@ -67,8 +86,12 @@ def consistent_scatter(M2: np.ndarray) -> np.ndarray:
     variance clipped at zero, or the square of a tiny value underflowing while its product with a
     larger one does not. Clipping keeps every computed value one that the checks accept.
     """
-    root = np.sqrt(np.diagonal(M2, axis1=-2, axis2=-1))
+    diagonal = np.diagonal(M2, axis1=-2, axis2=-1)
+    root = np.sqrt(diagonal)
     bound = root[..., :, None] * root[..., None, :]
+    # sqrt(M2_ii)**2 may round below M2_ii: the diagonal bounds itself, exactly.
+    index = np.arange(M2.shape[-1])
+    bound[..., index, index] = diagonal
     return np.clip(M2, -bound, bound, out=M2)
 
 
@@ -328,10 +351,8 @@ class Moments(Frozen):
             return np.where(self.counts > 0, self.counts * (self.counts / np.where(self.w2 > 0, self.w2, 1.0)), 0.0)
 
     def raw_divisor(self, ddof: float) -> np.ndarray:
-        """``n - ddof * w2 / n`` per group, as it is (the one place this divisor is computed)."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(self.counts > 0, self.w2 / self.counts, 1.0)
-        return self.counts - ddof * ratio
+        """``n - ddof * w2 / n`` per group, as it is (see `degrees_of_freedom`)."""
+        return degrees_of_freedom(self.counts, self.w2, ddof)
 
     def divisor(self, ddof: float, stacklevel: int) -> np.ndarray:
         """``n - ddof * w2 / n`` per group (``n - ddof`` for frequency weights): ``np.cov``'s divisor.
@@ -349,7 +370,7 @@ class Moments(Frozen):
                     f"degrees of freedom <= 0 for {int(short.sum())} of {self.g} keys (ddof={ddof}); "
                     "their covariances are inf or NaN"
                 )
-            warnings.warn(message, RuntimeWarning, stacklevel=stacklevel + 1)
+            warn_no_dof(message, stacklevel + 1)
             dof = np.where(short, 0.0, dof)
         return dof
 

@@ -6,6 +6,7 @@ single-row update; checks, equality, covariances, scaling and the dict layout ar
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import _combine, _kernel
-from ._moments import Frozen, Moments, readonly
+from ._moments import Frozen, Moments, degrees_of_freedom, readonly, warn_no_dof
 from ._validate import (
     as_count,
     as_data,
@@ -121,7 +122,12 @@ class GaussianSummary(Frozen):
     def _trusted(cls, n: float, mean: np.ndarray, M2: np.ndarray, w2: float) -> GaussianSummary:
         """Wrap arrays this package computed itself: no copy, no checks; marks them read-only."""
         self = object.__new__(cls)
-        self._set(n=float(n), mean=readonly(mean), M2=readonly(M2), w2=float(w2))
+        # Four plain assignments: this runs once per row in the row-by-row update.
+        set_field = object.__setattr__
+        set_field(self, "n", float(n))
+        set_field(self, "mean", readonly(mean))
+        set_field(self, "M2", readonly(M2))
+        set_field(self, "w2", float(w2))
         return self
 
     @classmethod
@@ -367,7 +373,15 @@ class GaussianSummary(Frozen):
 
     def _divisor(self, ddof: float) -> float:
         """``n - ddof * w2 / n``, the divisor of ``covariance(ddof)`` (may be <= 0; no warning)."""
-        return float(self._record.raw_divisor(ddof)[0])
+        return float(degrees_of_freedom(self.n, self.w2, ddof))
+
+    def _dof(self, ddof: float) -> float:
+        """`_divisor`, or 0 with numpy's RuntimeWarning when it is not positive."""
+        dof = self._divisor(ddof)
+        if not dof > 0:
+            warn_no_dof(f"degrees of freedom <= 0 (n={self.n:g}, ddof={ddof})", 3)
+            return 0.0
+        return dof
 
     def covariance(self, ddof: float = 1) -> np.ndarray:
         """The covariance, ``M2 / (n - ddof * w2 / n)``.
@@ -386,21 +400,27 @@ class GaussianSummary(Frozen):
             scalar data. Equal to ``np.cov(X, rowvar=False, ddof=ddof, fweights=, aweights=)``
             on the rows. Like ``np.cov``, a divisor <= 0 gives inf or NaN with a RuntimeWarning.
         """
-        return self._record.covariance(ddof)[0]
+        dof = self._dof(ddof)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.M2 / dof
 
     def variance(self, ddof: float = 1) -> np.ndarray:
         """Per-variable variances, ``diag(M2) / (n - ddof * w2 / n)``: shape ``(d,)``, ``()`` for scalar data.
 
         See `covariance` for `ddof` and for a divisor <= 0.
         """
-        return self._record.variance(ddof)[0]
+        dof = self._dof(ddof)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self._squares() / dof
 
     def std(self, ddof: float = 1) -> np.ndarray:
         """Per-variable standard deviations: shape ``(d,)``, ``()`` for scalar data.
 
         See `covariance` for `ddof` and for a divisor <= 0.
         """
-        return np.sqrt(self._record.variance(ddof)[0])
+        dof = self._dof(ddof)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.sqrt(self._squares() / dof)
 
     def correlation(self) -> np.ndarray:
         """Correlation matrix, shape ``(d, d)`` (``()`` for scalar data).
@@ -481,9 +501,16 @@ class GaussianSummary(Frozen):
             return self.n, self.mean.reshape(1), self.M2.reshape(1), self.w2
         return self.n, self.mean, self.M2, self.w2
 
+    def _squares(self) -> np.ndarray:
+        """Per-variable sums of squared deviations: the diagonal of M2."""
+        return np.diagonal(self.M2) if self.M2.ndim == 2 else self.M2
+
     def _is_finite(self) -> bool:
         """True unless a field holds NaN or inf (only ``nan_policy="propagate"`` makes such)."""
-        return self._record.is_finite()
+        # Checked after every merge: the diagonal and the mean suffice (a NaN or inf anywhere
+        # reaches them), without building the record.
+        squares = self._squares()
+        return math.isfinite(self.n) and math.isfinite(self.w2) and bool(np.isfinite(self.mean).all() and np.isfinite(squares).all())
 
     def _wrap(self, moments: _combine.Moments, *inputs: GaussianSummary) -> GaussianSummary:
         """A summary of this one's shape from `_combine`'s 1-D moments.
@@ -567,7 +594,8 @@ class GaussianSummary(Frozen):
                 first._check_compatible(s, "merge")  # raises, naming both shapes
         chunk = max(2, _MERGE_CHUNK_FLOATS // max(first.M2.size, 1))
         with np.errstate(over="ignore", invalid="ignore"):
-            moments = _merge_chunked([s._as_1d() for s in items], chunk)
+            totals = [_merge_stacked(items[i : i + chunk]) for i in range(0, len(items), chunk)]
+            moments = totals[0] if len(totals) == 1 else _merge_chunked(totals, chunk)
         return first._wrap(moments, *items)
 
     def update(
@@ -659,7 +687,7 @@ class GaussianSummary(Frozen):
             step = _combine.add_row(self.n, self.mean.reshape(1), self.M2.reshape(1), self.w2, row.reshape(1), w, w * a)
         else:
             step = _combine.add_row(self.n, self.mean, self.M2, self.w2, row, w, w * a)
-        if step is not None and np.isfinite(step[3]):
+        if step is not None and math.isfinite(step[3]):
             return GaussianSummary._from_1d(step, self.mean.ndim == 0)
         # NaN, inf or overflow: the row kernel applies the NaN policy (and names the problem).
         return self._add_rows(
@@ -800,6 +828,23 @@ def _stacked(s: GaussianSummary) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     """`s` as stacked 2-D moments of one group, for `_combine`'s batched functions."""
     n, mean, M2, w2 = s._as_1d()
     return np.array([n]), mean[None], M2[None], np.array([w2])
+
+
+def _merge_stacked(items: list[GaussianSummary]) -> _combine.Moments:
+    """The k-way merge of summaries of one shape, stacked straight from their fields."""
+    k = len(items)
+    if k == 1:
+        return items[0]._as_1d()
+    ns = np.fromiter((s.n for s in items), dtype=np.float64, count=k)
+    w2s = np.fromiter((s.w2 for s in items), dtype=np.float64, count=k)
+    if items[0].mean.ndim == 0:
+        means = np.fromiter((s.mean[()] for s in items), dtype=np.float64, count=k).reshape(k, 1)
+        M2s = np.fromiter((s.M2[()] for s in items), dtype=np.float64, count=k).reshape(k, 1)
+    else:
+        # One concatenate along the first axis: np.stack would make a view per item.
+        means = np.concatenate([s.mean for s in items]).reshape(k, -1)
+        M2s = np.concatenate([s.M2 for s in items]).reshape(k, *items[0].M2.shape)
+    return _combine.merge_many(ns, means, M2s, w2s)
 
 
 def _merge_chunked(parts: list[_combine.Moments], chunk: int) -> _combine.Moments:
