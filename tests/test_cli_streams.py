@@ -157,3 +157,17 @@ def test_standard_input_named_twice_is_refused(capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"x\n1\n2\n")))
     status, out, err = run(capsys, "summarize", "-", "-", "-o", "-")
     assert status == 1 and out == "" and "standard input) is named twice" in err
+
+
+def test_merge_reads_a_state_from_standard_input_and_writes_to_standard_output(tmp_path, capsys, monkeypatch, rows):
+    """`gaussum merge - b.json -o -` merges the state on standard input with a named one."""
+    write_csv(tmp_path / "a.csv", rows[:200])
+    write_csv(tmp_path / "b.csv", rows[200:])
+    for name in "ab":
+        assert run(capsys, "summarize", tmp_path / f"{name}.csv", "-o", tmp_path / f"{name}.json", "-q")[0] == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO((tmp_path / "a.json").read_text()))
+    status, out, err = run(capsys, "merge", "-", tmp_path / "b.json", "-o", "-", "-q")
+    assert status == 0, err
+    merged = json.loads(out)
+    assert merged["summary"]["n"] == 300 and len(merged["sources"]) == 2
+    np.testing.assert_allclose(merged["summary"]["mean"], rows.mean(axis=0), rtol=1e-13)
