@@ -503,14 +503,18 @@ class GaussianSummary(Frozen):
 
     def _squares(self) -> np.ndarray:
         """Per-variable sums of squared deviations: the diagonal of M2."""
-        return np.diagonal(self.M2) if self.M2.ndim == 2 else self.M2
+        return self.M2.diagonal() if self.M2.ndim == 2 else self.M2
 
     def _is_finite(self) -> bool:
         """True unless a field holds NaN or inf (only ``nan_policy="propagate"`` makes such)."""
         # Checked after every merge: the diagonal and the mean suffice (a NaN or inf anywhere
         # reaches them), without building the record.
-        squares = self._squares()
-        return math.isfinite(self.n) and math.isfinite(self.w2) and bool(np.isfinite(self.mean).all() and np.isfinite(squares).all())
+        return (
+            math.isfinite(self.n)
+            and math.isfinite(self.w2)
+            and bool(np.isfinite(self.mean).all())
+            and bool(np.isfinite(self._squares()).all())
+        )
 
     def _wrap(self, moments: _combine.Moments, *inputs: GaussianSummary) -> GaussianSummary:
         """A summary of this one's shape from `_combine`'s 1-D moments.
@@ -677,18 +681,23 @@ class GaussianSummary(Frozen):
         if row.shape != self.mean.shape:
             expected = "() or (k,)" if self.mean.ndim == 0 else f"({self.d},) or (k, {self.d})"
             raise ValueError(f"x must have shape {expected} to update {_shape_text(self)}, got {row.shape}")
-        f = 1.0 if weight is None else as_count(weight, "weights")
-        a = 1.0 if aweight is None else as_count(aweight, "aweights")
         row = np.asarray(row, dtype=np.float64)
-        w = f * a
-        if w == 0 and np.isfinite(row).all():
-            return self
-        if self.mean.ndim == 0:
-            step = _combine.add_row(self.n, self.mean.reshape(1), self.M2.reshape(1), self.w2, row.reshape(1), w, w * a)
+        if weight is None and aweight is None:
+            f = a = w = 1.0
         else:
+            f = 1.0 if weight is None else as_count(weight, "weights")
+            a = 1.0 if aweight is None else as_count(aweight, "aweights")
+            w = f * a
+            if w == 0 and np.isfinite(row).all():
+                return self
+        if self.mean.ndim:
             step = _combine.add_row(self.n, self.mean, self.M2, self.w2, row, w, w * a)
-        if step is not None and math.isfinite(step[3]):
-            return GaussianSummary._from_1d(step, self.mean.ndim == 0)
+            if step is not None and math.isfinite(step[3]):
+                return GaussianSummary._trusted(*step)
+        else:
+            step = _combine.add_row(self.n, self.mean.reshape(1), self.M2.reshape(1), self.w2, row.reshape(1), w, w * a)
+            if step is not None and math.isfinite(step[3]):
+                return GaussianSummary._from_1d(step, True)
         # NaN, inf or overflow: the row kernel applies the NaN policy (and names the problem).
         return self._add_rows(
             row.reshape(1, self.d), np.array([f]), None if aweight is None else np.array([a]), nan_policy
