@@ -166,3 +166,31 @@ def test_a_grown_file_is_recognised_under_another_spelling_of_its_path(tmp_path,
         assert status == 0 and f"counting its {len(new):,} new rows" in err, err
     state = read_state("s.json")
     assert state.n == sum(len(p) for p in parts) and len(state.sources) == 1
+
+
+@pytest.mark.parametrize("ending", ["\n", ""], ids=["whole line", "half line"])
+def test_a_file_growing_while_it_is_read(tmp_path, capsys, monkeypatch, parts, ending):
+    """A writer appends to the file while it is being read (after its first block): a whole new
+    line is counted with the rest; half a line is refused, since it would be a wrong row."""
+    from gaussum.cli import reading
+
+    rows = np.vstack([*parts] * 5)  # 390 KB: six pieces of 64 KiB, so the writer comes before the end
+    log = tmp_path / "data.csv"
+    log.write_text("a,b,c\n" + lines(rows))
+    appended = []
+
+    def progress(self, fraction):
+        if not appended:
+            appended.append(1)
+            with open(log, "a") as f:
+                f.write("1.5,2.5,3.5" + ending)
+
+    monkeypatch.setattr(reading.Reporter, "progress", progress)
+    status, _, err = run(capsys, "summarize", log, "-o", tmp_path / "s.json", "--chunk-rows", 100)
+    if ending:
+        assert status == 0, err
+        state = read_state(str(tmp_path / "s.json"))
+        assert state.n == len(rows) + 1 and state.sources[0].size == log.stat().st_size
+    else:
+        assert status == 1 and "grew while it was read" in err and "last line read is incomplete" in err
+        assert not (tmp_path / "s.json").exists()

@@ -53,6 +53,7 @@ class HashingReader(io.RawIOBase):
         self._pool: ThreadPoolExecutor | None = None
         self._hashing: Future[None] | None = None
         self.bytes_read = 0
+        self.last_byte = b""
 
     def readable(self) -> bool:
         return True
@@ -61,6 +62,7 @@ class HashingReader(io.RawIOBase):
         data = self._raw.read(n)
         if data:
             self.bytes_read += len(data)
+            self.last_byte = data[-1:]
             if self._pool is None and len(data) < _HASH_IN_THREAD_FROM:
                 self._sha256.update(data)
             else:

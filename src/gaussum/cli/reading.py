@@ -329,6 +329,7 @@ def read_inputs(
                 result.columns = names
             source.raw.drain()  # the hash covers the whole input, trailing bytes too
             digest, size = source.raw.hexdigest(), source.raw.bytes_read
+            _check_not_caught_mid_line(source, fmt, size)
             if plan.action == "append":
                 entry = plan.entry
                 assert entry is not None
@@ -353,6 +354,22 @@ def read_inputs(
             result.rows_added += rows - dropped
             result.inputs_added += 1
     return result
+
+
+def _check_not_caught_mid_line(source: Input, fmt: Format, size: int) -> None:
+    """SourceError if a text file grew while it was read and what was read ends inside a line.
+
+    A writer appending to the file was then caught mid-line: the half line would be counted as a
+    row with wrong values, and the rest of it could never be appended. A file at rest without a
+    final line end is fine, and so is one that grew by whole lines (they are counted; later ones
+    are read as new bytes next time).
+    """
+    grew = source.size is not None and size > source.size
+    if grew and fmt.appendable and source.compression is None and source.raw.last_byte != b"\n":
+        raise SourceError(
+            f"{source.label}: it grew while it was read ({source.size:,} to {size:,} bytes) and the "
+            "last line read is incomplete, as if a writer was caught mid-line; nothing was written; run again"
+        )
 
 
 def _check_keys(summary: Any, request: Request, label: str) -> None:
