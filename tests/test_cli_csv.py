@@ -77,18 +77,27 @@ def test_dialects_and_compression_give_the_same_bits(tmp_path, capsys, X, arrow,
 
 def test_fields_pyarrow_refuses_are_parsed_by_the_csv_module_with_the_same_bits(tmp_path, capsys, X, monkeypatch):
     """Spaces around numbers, missing-value markers in any case and quoted fields, which send a
-    piece to the csv module, give the bits of the clean file (its NaN rows left out)."""
+    piece to the csv module, and a text column not asked for give the bits of the clean file (its
+    NaN rows left out)."""
     monkeypatch.setattr(csv_source, "ARROW_FROM_BYTES", 0)
     clean = text(X, ",", ["a", "b", "c"])
     rows = clean.splitlines()
     spaced = [rows[0]] + [", ".join(r.split(",")) if i % 7 == 0 else r for i, r in enumerate(rows[1:])]
     marked = [*rows, "NA,1,2", "3,None,4", "5,6,N/a", "nan,NULL,"]
     quoted = rows[:300] + [",".join(f'"{v}"' for v in r.split(",")) for r in rows[300:]]
-    for name, lines in (("clean", rows), ("spaced", spaced), ("marked", marked), ("quoted", quoted)):
+    texted = [rows[0] + ",note"] + [f"{r},row {i}" for i, r in enumerate(rows[1:])]
+    for name, lines in (
+        ("clean", rows),
+        ("spaced", spaced),
+        ("marked", marked),
+        ("quoted", quoted),
+        ("texted", texted),
+    ):
         (tmp_path / f"{name}.csv").write_text("\n".join(lines) + "\n")
     reference = summary_of(capsys, tmp_path / "clean.csv")["summary"]
     assert summary_of(capsys, tmp_path / "spaced.csv")["summary"] == reference
     assert summary_of(capsys, tmp_path / "quoted.csv")["summary"] == reference
+    assert summary_of(capsys, tmp_path / "texted.csv", "--columns", "a,b,c")["summary"] == reference
     marked_state = summary_of(capsys, tmp_path / "marked.csv", "--nan-policy", "omit")
     assert marked_state["summary"] == reference and marked_state["sources"][0]["rows_dropped"] == 4
 
