@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,11 @@ def write_csv(path: Path, X: np.ndarray) -> Path:
 def _forked_update(state: Path, data: Path) -> int:
     """Start `gaussum update state data` in a forked child process (the modules are already
     imported, so eight start in milliseconds); its pid."""
-    pid = os.fork()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns when forking a process with threads (pytest plugins may have some);
+        # the child runs only the command and exits, taking no lock another thread could hold.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # the child: run the command, then leave without running the parent's cleanup
         status = 70
         try:
