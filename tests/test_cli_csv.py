@@ -233,3 +233,14 @@ def test_blank_lines_missing_values_and_line_numbers_agree_between_parsers(tmp_p
         capsys, "summarize", tmp_path / "b.csv", "-o", tmp_path / "b.json", "--chunk-rows", 200, "--nan-policy", "omit"
     )
     assert status == 1 and "line 5002: column 'x' is not numeric: 'oops'" in err, err
+
+
+def test_blocks_of_wide_data_hold_at_most_64_mib():
+    """--chunk-rows is a most: 4,096 columns give blocks of 2,048 rows (64 MiB), 8 columns the
+    65,536 rows asked for."""
+    from gaussum.cli.reading import block_rows
+
+    assert block_rows(65_536, 8) == 65_536
+    assert block_rows(65_536, 4096) == 2048
+    assert block_rows(10, 4096) == 10
+    assert block_rows(65_536, 10_000_000) == 1

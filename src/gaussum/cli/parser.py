@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
             type=_positive_int,
             default=DEFAULT_CHUNK_ROWS,
             metavar="N",
-            help=f"rows read at a time; bounds memory (default {DEFAULT_CHUNK_ROWS:,})",
+            help=f"rows read at a time; bounds memory (default {DEFAULT_CHUNK_ROWS:,}; fewer for wide data, "
+            "so that a block holds at most 64 MiB)",
         )
         p.add_argument(
             "--max-columns",

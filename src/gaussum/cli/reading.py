@@ -32,6 +32,8 @@ DEFAULT_CHUNK_ROWS = 65_536
 #: columns: 128 MiB per summary), a diagonal one 8 d.
 DEFAULT_MAX_COLUMNS = 4_096
 DEFAULT_MAX_COLUMNS_DIAGONAL = 1_000_000
+#: The most bytes of values one block may hold, whatever --chunk-rows says.
+MAX_BLOCK_BYTES = 64 << 20
 #: Default limit on distinct --by keys: memory grows with keys x d².
 DEFAULT_MAX_KEYS = 100_000
 
@@ -110,6 +112,12 @@ def column_limit(request: Request) -> int:
     if request.max_columns is not None:
         return request.max_columns
     return DEFAULT_MAX_COLUMNS_DIAGONAL if request.diagonal else DEFAULT_MAX_COLUMNS
+
+
+def block_rows(chunk_rows: int, d: int) -> int:
+    """Rows per block: `chunk_rows`, or fewer for wide data, so that a block of float64 values
+    stays within `MAX_BLOCK_BYTES` (65,536 rows of 4,096 columns would be 2 GiB)."""
+    return max(1, min(chunk_rows, MAX_BLOCK_BYTES // (8 * max(d, 1))))
 
 
 def _plural(k: int, word: str) -> str:
@@ -414,7 +422,8 @@ def _read_one(
                     "raise it with --max-columns N"
                     + ("" if request.diagonal else ", or keep variances only with --diagonal")
                 )
-            for block in _blocks_with_hint(reader.blocks(columns, request.by, request.chunk_rows), hint):
+            rows = block_rows(request.chunk_rows, len(columns))
+            for block in _blocks_with_hint(reader.blocks(columns, request.by, rows), hint):
                 part, dropped = _summarize_block(block, request, columns, label)
                 rows_read += len(block.values)
                 rows_dropped += dropped
