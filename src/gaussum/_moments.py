@@ -206,13 +206,18 @@ def check_semidefinite(M2: np.ndarray, name: str, names: FieldNames = SINGLE) ->
         live = np.flatnonzero(root > np.sqrt(_UNDERFLOW_SCALE))
         if live.size < 3:
             continue
-        R = M2[k][np.ix_(live, live)] / np.outer(root[live], root[live])
+        block = M2[k] if live.size == d else M2[k][np.ix_(live, live)]
+        scale = root[live]
+        R = block / scale[:, None]
+        R /= scale[None, :]
         slack = live.size * SCATTER_RTOL
+        R[np.diag_indices(live.size)] += slack
         try:
-            np.linalg.cholesky(R + slack * np.eye(live.size))
+            np.linalg.cholesky(R)
             continue
         except np.linalg.LinAlgError:
             pass
+        R[np.diag_indices(live.size)] -= slack
         values, vectors = np.linalg.eigh(R)
         direction = vectors[:, 0]
         involved = live[np.flatnonzero(np.abs(direction) > 0.1 * np.abs(direction).max())]
