@@ -68,12 +68,21 @@ def _request(args: argparse.Namespace, columns: tuple[str, ...] | None, by: tupl
     )
 
 
+def _refuse_existing(args: argparse.Namespace) -> None:
+    if not args.force and not is_stream_target(args.output) and os.path.exists(args.output):
+        raise CommandError(
+            f"{args.output} already exists; fold new data into it with 'gaussum update {args.output} ...', "
+            "or pass --force to replace it"
+        )
+
+
 def summarize(args: argparse.Namespace, reporter: Reporter) -> int:
     columns = parse_names(args.columns, "--columns") if args.columns is not None else None
     by = parse_names(args.by, "--by") if args.by is not None else ()
     if columns is not None and set(by) & set(columns):
         raise CommandError(f"--by column {sorted(set(by) & set(columns))[0]!r} cannot also be in --columns")
     _refuse_inputs_as_output(args.data, args.output)
+    _refuse_existing(args)  # before reading, to fail fast; again under the lock, to be sure
     request = _request(args, columns, by, args.diagonal)
     reading = read_inputs(args.data, request, reporter)
     assert reading.columns  # at least one input was read: argparse requires one, only repeats are skipped
@@ -82,11 +91,7 @@ def summarize(args: argparse.Namespace, reporter: Reporter) -> int:
         total = empty_summary(len(reading.columns), by, args.diagonal)
     state = State(reading.columns, by or None, total, reading.sources)
     with locked(args.output, args.wait):
-        if not args.force and not is_stream_target(args.output) and os.path.exists(args.output):
-            raise CommandError(
-                f"{args.output} already exists; fold new data into it with 'gaussum update {args.output} ...', "
-                "or pass --force to replace it"
-            )
+        _refuse_existing(args)
         write_output(args.output, state.to_json())
     reporter.say(f"wrote {_where(args.output)}: {rendering.describe(state)}")
     return 0
