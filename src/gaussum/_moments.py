@@ -37,6 +37,10 @@ _SYMMETRY_ULPS = 64
 # subtractions round, so an M2 computed from data may break Cauchy-Schwarz or positive
 # semi-definiteness by a few units of rounding; anything beyond this is no data's scatter matrix.
 SCATTER_RTOL = 1e-9
+# ... or, where it is larger, what the rounding of stored means can do: each mean is rounded to
+# u |mean|, and merging carries that into M2 through delta, relative to the variances as
+# u |mean| / std (the floor of any float64 (n, mean, M2) format). This many times it is allowed.
+_MEAN_FLOOR_ULPS = 64
 # Below this, a diagonal entry may have lost digits to underflow (its square root's square is
 # subnormal), so computed off-diagonals are clipped to stay consistent with it.
 _UNDERFLOW_SCALE = 2.0**-900
@@ -151,7 +155,25 @@ class FieldNames:
 SINGLE = FieldNames("n", "mean", None)
 
 
-def check_symmetric(M2: np.ndarray, name: str, names: FieldNames = SINGLE) -> np.ndarray:
+def scatter_rtol(counts: np.ndarray, means: np.ndarray, squares: np.ndarray) -> np.ndarray:
+    """Per group, the relative tolerance of the scatter-matrix checks (see `SCATTER_RTOL`).
+
+    ``max(SCATTER_RTOL, _MEAN_FLOOR_ULPS * u * max_i |mean_i| / std_i)``, over variables with a
+    spread, capped at 1: a merged summary cannot be more exact than its rounded means allow.
+    """
+    u = np.finfo(np.float64).eps / 2
+    means2 = means.reshape(means.shape[0], -1)
+    squares2 = squares.reshape(squares.shape[0], -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        std = np.sqrt(squares2 / np.maximum(counts, np.finfo(np.float64).tiny)[:, None])
+        ratio = np.where(std > 0, np.abs(means2) / std, 0.0)
+    floor = _MEAN_FLOOR_ULPS * u * (ratio.max(axis=1) if ratio.size else np.zeros(means.shape[0]))
+    return np.minimum(np.maximum(SCATTER_RTOL, floor), 1.0)
+
+
+def check_symmetric(
+    M2: np.ndarray, name: str, names: FieldNames = SINGLE, rtol: np.ndarray | None = None
+) -> np.ndarray:
     """Check the last two axes of M2 (g, d, d) hold symmetric scatter matrices; return them symmetrised.
 
     Asymmetry at rounding level (as BLAS leaves in ``X.T @ X``) is mended by mirroring the upper
@@ -176,23 +198,24 @@ def check_symmetric(M2: np.ndarray, name: str, names: FieldNames = SINGLE) -> np
     # x_i x_j survives where the square x_i^2 underflows, so allow what underflow can leave:
     # sqrt(tiny) times the larger root.
     slack = _SQRT_TINY * np.maximum(root[..., :, None], root[..., None, :]) + np.finfo(np.float64).tiny
-    impossible = np.abs(M2) > scale * (1 + SCATTER_RTOL) + slack
+    rtol = np.full(M2.shape[0], SCATTER_RTOL) if rtol is None else rtol
+    impossible = np.abs(M2) > scale * (1 + rtol[:, None, None]) + slack
     if impossible.any():
         g, i, j = (int(k) for k in np.argwhere(impossible)[0])
         raise ValueError(
             f"{name} is not a scatter matrix: |{names.at(name, (g, i, j))}| = {abs(float(M2[g, i, j])):g} "
             f"exceeds sqrt({name}[{i}, {i}] * {name}[{j}, {j}]) = {float(scale[g, i, j]):g}"
         )
-    check_semidefinite(M2, name, names)
+    check_semidefinite(M2, name, names, rtol)
     return M2
 
 
-def check_semidefinite(M2: np.ndarray, name: str, names: FieldNames = SINGLE) -> None:
+def check_semidefinite(M2: np.ndarray, name: str, names: FieldNames = SINGLE, rtol: np.ndarray | None = None) -> None:
     """Raise ValueError unless each M2 (g, d, d) is positive semi-definite, to a tolerance.
 
     The test is on the correlation-scaled matrix ``R = D^-1/2 M2 D^-1/2`` (variables of zero
-    variance left out): a Cholesky factorisation of ``R + d * SCATTER_RTOL * I`` exists exactly
-    when no eigenvalue of R is below ``-d * SCATTER_RTOL``. No data can give a more negative
+    variance left out): a Cholesky factorisation of ``R + d * rtol * I`` exists exactly when no
+    eigenvalue of R is below ``-d * rtol`` (`scatter_rtol`). No data can give a more negative
     eigenvalue; rounding in merges gives a few units of 1e-16. Only d >= 3 can fail after the
     2 x 2 Cauchy-Schwarz check. The error names the variables of the offending direction.
     """
@@ -210,7 +233,7 @@ def check_semidefinite(M2: np.ndarray, name: str, names: FieldNames = SINGLE) ->
         scale = root[live]
         R = block / scale[:, None]
         R /= scale[None, :]
-        slack = live.size * SCATTER_RTOL
+        slack = live.size * (SCATTER_RTOL if rtol is None else float(rtol[k]))
         R[np.diag_indices(live.size)] += slack
         try:
             np.linalg.cholesky(R)
@@ -294,7 +317,7 @@ class Moments(Frozen):
                 f"{names.of(i[0])}; entry {list(i[1:])} is {float(squares[i])!r}"
             )
         if M2.ndim == 3:
-            M2 = check_symmetric(M2, "M2", names)
+            M2 = check_symmetric(M2, "M2", names, scatter_rtol(counts, means, squares))
         empty = counts == 0
         if empty.any():
             spread = means.reshape(g, -1).any(axis=1) | M2.reshape(g, -1).any(axis=1) | (w2 != 0)

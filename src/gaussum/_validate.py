@@ -198,10 +198,13 @@ def is_number_tree(value: Any) -> bool:
     return True
 
 
-def check_format_header(data: Any, fields: dict[int, set[str]], format_name: str) -> int:
+def check_format_header(
+    data: Any, fields: dict[int, set[str]], format_name: str, optional: dict[int, set[str]] | None = None
+) -> int:
     """Check a dict from ``to_dict``: its type, format name and version, and that version's exact keys.
 
-    `fields` maps each version this gaussum reads to its keys; returns the dict's version.
+    `fields` maps each version this gaussum reads to its keys, `optional` to keys it may also
+    have; returns the dict's version.
     """
     if not isinstance(data, dict):
         raise ValueError(f"from_dict expects a dict, got {type(data).__name__}")
@@ -210,6 +213,8 @@ def check_format_header(data: Any, fields: dict[int, set[str]], format_name: str
         readable = " and ".join(str(v) for v in sorted(fields))
         raise ValueError(f"unsupported summary format version {version!r}; this gaussum reads {readable}")
     keys = fields[version]
+    if optional and version in optional:
+        keys = keys | (optional[version] & set(data))
     if set(data) != keys:
         missing = sorted(keys - set(data))
         extra = sorted(set(data) - keys)

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _combine, _kernel
+from . import _arrays, _combine, _kernel
+from . import _names as variables
 from ._moments import Frozen, Moments, degrees_of_freedom, readonly, warn_no_dof
 from ._validate import (
     as_count,
@@ -101,47 +102,55 @@ class GaussianSummary(Frozen):
     True
     """
 
-    __slots__ = ("n", "mean", "M2", "w2", "__weakref__")
+    __slots__ = ("n", "mean", "M2", "w2", "names", "__weakref__")
 
     n: float
     mean: np.ndarray
     M2: np.ndarray
     w2: float
+    #: The variables' names, a tuple of d distinct strings, or None.
+    names: tuple[str, ...] | None
 
-    def __init__(self, n: Any, mean: Any, M2: Any, w2: Any = None) -> None:
+    def __init__(self, n: Any, mean: Any, M2: Any, w2: Any = None, *, names: Any = None) -> None:
         count = as_count(n)
         mean_array = as_field(mean, "mean")
         M2_array = as_field(M2, "M2")
         w2_array = None if w2 is None else np.array([as_count(w2, "w2")])
         record = Moments.checked(np.array([count]), mean_array[None], M2_array[None], w2_array)
-        self._set(n=count, mean=record.means[0], M2=record.M2[0], w2=float(record.w2[0]))
+        labels = variables.as_names(names, mean_array.size if mean_array.ndim == 1 else None)
+        self._set(n=count, mean=record.means[0], M2=record.M2[0], w2=float(record.w2[0]), names=labels)
 
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
-    def _trusted(cls, n: float, mean: np.ndarray, M2: np.ndarray, w2: float) -> GaussianSummary:
+    def _trusted(
+        cls, n: float, mean: np.ndarray, M2: np.ndarray, w2: float, names: tuple[str, ...] | None = None
+    ) -> GaussianSummary:
         """Wrap arrays this package computed itself: no copy, no checks; marks them read-only."""
         self = object.__new__(cls)
-        # Four plain assignments: this runs once per row in the row-by-row update.
+        # Plain assignments: this runs once per row in the row-by-row update.
         set_field = object.__setattr__
         set_field(self, "n", float(n))
         set_field(self, "mean", readonly(mean))
         set_field(self, "M2", readonly(M2))
         set_field(self, "w2", float(w2))
+        set_field(self, "names", names)
         return self
 
     @classmethod
-    def _from_1d(cls, moments: _combine.Moments, scalar: bool) -> GaussianSummary:
+    def _from_1d(
+        cls, moments: _combine.Moments, scalar: bool, names: tuple[str, ...] | None = None
+    ) -> GaussianSummary:
         """A summary from `_combine`'s 1-D moments ``(n, mean (d,), M2, w2)``."""
         n, mean, M2, w2 = moments
         if scalar:
             mean, M2 = mean.reshape(()), M2.reshape(())
-        return cls._trusted(n, mean, M2, w2)
+        return cls._trusted(n, mean, M2, w2, names)
 
     @classmethod
-    def _from_record(cls, record: Moments) -> GaussianSummary:
+    def _from_record(cls, record: Moments, names: tuple[str, ...] | None = None) -> GaussianSummary:
         """The one group of `record` as a summary (its arrays are views of the record's)."""
-        return cls._trusted(float(record.counts[0]), record.means[0], record.M2[0], float(record.w2[0]))
+        return cls._trusted(float(record.counts[0]), record.means[0], record.M2[0], float(record.w2[0]), names)
 
     @property
     def _record(self) -> Moments:
@@ -149,7 +158,7 @@ class GaussianSummary(Frozen):
         return Moments.trusted(np.array([self.n]), self.mean[None], self.M2[None], np.array([self.w2]))
 
     @classmethod
-    def empty(cls, d: int | None = None, *, diagonal: bool = False) -> GaussianSummary:
+    def empty(cls, d: int | None = None, *, diagonal: bool = False, names: Any = None) -> GaussianSummary:
         """The summary of no data: an exact identity for ``+``.
 
         Parameters
@@ -158,6 +167,8 @@ class GaussianSummary(Frozen):
             Number of variables; None for scalar data (mean and M2 of shape ``()``).
         diagonal : bool
             Keep only per-variable sums of squares.
+        names : sequence of str, optional
+            The variables' names (d distinct strings).
 
         Returns
         -------
@@ -166,7 +177,7 @@ class GaussianSummary(Frozen):
         Raises
         ------
         ValueError
-            For a `d` that is not a positive integer or None.
+            For a `d` that is not a positive integer or None, or bad `names`.
 
         Examples
         --------
@@ -181,7 +192,7 @@ class GaussianSummary(Frozen):
         if isinstance(d, (bool, np.bool_)) or not isinstance(d, (numbers.Integral, np.integer)) or d < 1:
             raise ValueError(f"d must be a positive integer or None, got {d!r}")
         d = int(d)
-        return cls._trusted(0.0, np.zeros(d), np.zeros(d if diagonal else (d, d)), 0.0)
+        return cls._trusted(0.0, np.zeros(d), np.zeros(d if diagonal else (d, d)), 0.0, variables.as_names(names, d))
 
     @classmethod
     def from_samples(
@@ -190,6 +201,7 @@ class GaussianSummary(Frozen):
         weights: Any = None,
         *,
         aweights: Any = None,
+        names: Any = None,
         diagonal: bool = False,
         nan_policy: str = "raise",
     ) -> GaussianSummary:
@@ -200,7 +212,9 @@ class GaussianSummary(Frozen):
         X : array_like, shape (N, d) or (N,)
             Rows are observations; a 1-D array is N scalar observations (mean and M2 are 0-d).
             Any real dtype; accumulated in float64, block by block, so the data is never copied
-            whole.
+            whole. A pandas or polars DataFrame, a pyarrow Table or a 2-D xarray DataArray
+            (observations along its first dimension) gives its column names to `names`, and its
+            missing values (``pd.NA``, nulls) count as NaN for `nan_policy`.
         weights : array_like, shape (N,), optional
             Frequency weights (how many times each row was observed), finite and >= 0; they need
             not be integers. As ``np.cov(fweights=)``.
@@ -209,6 +223,8 @@ class GaussianSummary(Frozen):
             and >= 0. As ``np.cov(aweights=)``. With both, row i weighs ``weights[i] *
             aweights[i]``, with numpy's meaning: the covariance matches ``np.cov(X,
             rowvar=False, fweights=weights, aweights=aweights)``.
+        names : sequence of str, optional
+            The variables' names, d distinct strings; overrides those of a labelled `X`.
         diagonal : bool
             Keep only the per-variable sums of squares (M2 of shape ``(d,)``).
         nan_policy : {"raise", "omit", "propagate"}
@@ -252,7 +268,9 @@ class GaussianSummary(Frozen):
         >>> bool(np.allclose(s.covariance(), np.cov(X, rowvar=False, aweights=a)))
         True
         """
-        return cls._from_samples_counted(X, weights, aweights=aweights, diagonal=diagonal, nan_policy=nan_policy)[0]
+        return cls._from_samples_counted(
+            X, weights, aweights=aweights, names=names, diagonal=diagonal, nan_policy=nan_policy
+        )[0]
 
     @classmethod
     def _from_samples_counted(
@@ -261,25 +279,32 @@ class GaussianSummary(Frozen):
         weights: Any = None,
         *,
         aweights: Any = None,
+        names: Any = None,
         diagonal: bool = False,
         nan_policy: str = "raise",
         name: str = "X",
     ) -> tuple[GaussianSummary, int]:
         """`from_samples`, and how many rows ``nan_policy="omit"`` left out (for integrations)."""
         check_nan_policy(nan_policy)
-        data = as_data(X, name)
+        if _arrays.is_device_array(X):  # torch, CuPy, JAX, ...: summarised on their own device
+            moments, scalar, dropped = _arrays.summarize(X, weights, aweights, diagonal, nan_policy, name)
+            labels = variables.as_names(names, None if scalar else moments[1].shape[0])
+            return cls._from_1d(moments, scalar, labels), dropped
+        rows, found = variables.rows_and_names(X, name)
+        data = as_data(rows, name)
         scalar = data.ndim == 1
         if scalar:
             data = data.reshape(-1, 1)
         fweights = None if weights is None else as_weights(weights, data.shape[0])
         reliability = None if aweights is None else as_weights(aweights, data.shape[0], "aweights")
+        labels = variables.as_names(found if names is None else names, None if scalar else data.shape[1])
         n, mean, M2, w2, dropped = _kernel.summarize_rows(
             data, _kernel.row_weights(fweights, reliability), diagonal or scalar, nan_policy, name=name
         )
-        return cls._from_1d((n, mean, M2, w2), scalar), dropped
+        return cls._from_1d((n, mean, M2, w2), scalar, labels), dropped
 
     @classmethod
-    def from_moments(cls, n: Any, mean: Any, cov: Any, ddof: int = 1) -> GaussianSummary:
+    def from_moments(cls, n: Any, mean: Any, cov: Any, ddof: int = 1, *, names: Any = None) -> GaussianSummary:
         """The summary of data known only by its count, mean and covariance.
 
         Parameters
@@ -292,6 +317,8 @@ class GaussianSummary(Frozen):
         ddof : int
             The divisor the covariance was computed with is ``n - ddof`` (1: the sample
             covariance, as ``np.cov``; 0: the maximum-likelihood one).
+        names : sequence of str, optional
+            The variables' names.
 
         Returns
         -------
@@ -347,7 +374,7 @@ class GaussianSummary(Frozen):
             except ValueError as exc:
                 raise ValueError(str(exc).replace("M2", "cov")) from None
             M2 = cov_array * dof
-        return cls(count, mean_array, M2)
+        return cls(count, mean_array, M2, names=names)
 
     # -- fields and derived quantities --------------------------------------------------------
 
@@ -447,7 +474,7 @@ class GaussianSummary(Frozen):
         """
         if self.M2.ndim != 2:
             return self
-        return GaussianSummary._from_record(self._record.to_diagonal())
+        return GaussianSummary._from_record(self._record.to_diagonal(), self.names)
 
     def scaled(self, factor: float) -> GaussianSummary:
         """Every weight multiplied by `factor`: ``n`` and ``M2`` scale by it, ``w2`` by its square.
@@ -482,7 +509,7 @@ class GaussianSummary(Frozen):
         >>> s.n, float(s.mean), float(s.M2), s.w2
         (1.5, 3.0, 7.0, 0.75)
         """
-        return GaussianSummary._from_record(self._record.scaled(factor))
+        return GaussianSummary._from_record(self._record.scaled(factor), self.names)
 
     # -- combining ----------------------------------------------------------------------------
 
@@ -495,6 +522,10 @@ class GaussianSummary(Frozen):
                 f"cannot {verb} summaries of different shapes: "
                 f"{_shape_text(self)} vs {_shape_text(other)}{hint}"
             )
+
+    def _renamed(self, names: tuple[str, ...] | None) -> GaussianSummary:
+        """The same numbers with `names` (trusted: the caller checked them)."""
+        return GaussianSummary._trusted(self.n, self.mean, self.M2, self.w2, names)
 
     def _as_1d(self) -> _combine.Moments:
         if self.mean.ndim == 0:
@@ -516,13 +547,64 @@ class GaussianSummary(Frozen):
             and bool(np.isfinite(self._squares()).all())
         )
 
+    def _aligned(self, names: tuple[str, ...] | None, verb: str) -> GaussianSummary:
+        """This summary with its variables in the order `names` (itself if no reordering is needed).
+
+        Raises ValueError, naming both, when its names are another set (see `_names.alignment`).
+        """
+        order = variables.alignment(names, self.names, verb)
+        if order is None:
+            return self
+        M2 = self.M2[np.ix_(order, order)] if self.M2.ndim == 2 else self.M2[order]
+        return GaussianSummary._trusted(self.n, self.mean[order], M2, self.w2, names)
+
+    def select(self, which: Any) -> GaussianSummary:
+        """The marginal summary of some variables: the sub-block of mean and M2, exactly.
+
+        Parameters
+        ----------
+        which : str, int, or sequence of them
+            Variable names (when the summary has names) or integer positions, in the order
+            wanted. A single name or position gives a summary of one variable (shape ``(1,)``).
+
+        Returns
+        -------
+        GaussianSummary
+            With the same ``n`` and ``w2``, and the names of the variables selected.
+
+        Raises
+        ------
+        KeyError
+            For a name the summary does not have.
+        ValueError
+            For scalar data, repeated variables or positions out of range.
+
+        Examples
+        --------
+        >>> from gaussum import GaussianSummary
+        >>> s = GaussianSummary.from_samples([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]], names=["a", "b", "c"])
+        >>> s.select(["c", "a"]).mean.tolist(), s[["c", "a"]].names
+        ([2.0, 2.0], ('c', 'a'))
+        """
+        if self.mean.ndim == 0:
+            raise ValueError("scalar data has one variable: there is nothing to select")
+        index = variables.positions(which, self.names, self.d)
+        M2 = self.M2[np.ix_(index, index)] if self.M2.ndim == 2 else self.M2[index]
+        names = None if self.names is None else tuple(self.names[i] for i in index)
+        return GaussianSummary._trusted(self.n, self.mean[index], M2, self.w2, names)
+
+    def __getitem__(self, which: Any) -> GaussianSummary:
+        """``s[["a", "c"]]`` is ``s.select(["a", "c"])``."""
+        return self.select(which)
+
     def _wrap(self, moments: _combine.Moments, *inputs: GaussianSummary) -> GaussianSummary:
-        """A summary of this one's shape from `_combine`'s 1-D moments.
+        """A summary of this one's shape from `_combine`'s 1-D moments, with the inputs' names.
 
         A non-finite result from finite `inputs` is float64 overflow, refused as in
         `from_samples`: an inf M2 would otherwise pass silently into every later merge.
         """
-        result = GaussianSummary._from_1d(moments, self.mean.ndim == 0)
+        names = self.names if self.names is not None else variables.merged_names(*(s.names for s in inputs))
+        result = GaussianSummary._from_1d(moments, self.mean.ndim == 0, names)
         if inputs and not result._is_finite() and all(s._is_finite() for s in inputs):
             raise Float64OverflowError(
                 "the result overflows float64 (sums of squares past 1.8e308); rescale the data first"
@@ -533,6 +615,8 @@ class GaussianSummary(Frozen):
         if not isinstance(other, GaussianSummary):
             return NotImplemented
         self._check_compatible(other, "merge")
+        if other.names is not None:
+            other = other._aligned(self.names, "merge")
         with np.errstate(over="ignore", invalid="ignore"):
             moments = _combine.merge_pair(*self._as_1d(), *other._as_1d())
         return self._wrap(moments, self, other)
@@ -551,6 +635,7 @@ class GaussianSummary(Frozen):
         if not isinstance(other, GaussianSummary):
             return NotImplemented
         self._check_compatible(other, "subtract")
+        other = other._aligned(self.names, "subtract")
         with np.errstate(over="ignore", invalid="ignore"):
             n, mean, M2, w2 = _combine.subtract(*_stacked(self), *_stacked(other))
         return self._wrap((float(n[0]), mean[0], M2[0], float(w2[0])), self, other)
@@ -596,6 +681,11 @@ class GaussianSummary(Frozen):
         if any(s.M2.shape != m2_shape or s.mean.shape != mean_shape for s in items):
             for s in items:
                 first._check_compatible(s, "merge")  # raises, naming both shapes
+        # Named inputs are aligned to the first names seen; the result keeps them.
+        names = variables.merged_names(*(s.names for s in items))
+        if names is not None:
+            items = [s if s.names is None else s._aligned(names, "merge") for s in items]
+            first = items[0] if items[0].names is not None else items[0]._renamed(names)
         chunk = max(2, _MERGE_CHUNK_FLOATS // max(first.M2.size, 1))
         with np.errstate(over="ignore", invalid="ignore"):
             totals = [_merge_stacked(items[i : i + chunk]) for i in range(0, len(items), chunk)]
@@ -647,6 +737,16 @@ class GaussianSummary(Frozen):
                 n, mean, M2 = step
                 return GaussianSummary._trusted(n, np.array(mean), np.array(M2), self.w2 + 1.0)
             return self._add_rows(np.array([[x]]), None, None, nan_policy)
+        if _arrays.is_device_array(x):  # torch, CuPy, JAX, ...: summarised on their own device
+            batch = _arrays.summarize_update(x, self.mean.shape, weights, aweights, self.M2.ndim < 2, nan_policy)
+            with np.errstate(over="ignore", invalid="ignore"):
+                moments = _combine.merge_pair(*self._as_1d(), *batch)
+            return self._wrap(moments, self) if nan_policy != "propagate" else self._wrap(moments)
+        if not isinstance(x, (np.ndarray, list, tuple)):
+            rows, found = variables.rows_and_names(x, "x")
+            if found is not None:
+                return self._add_frame(rows, found, weights, aweights, nan_policy)
+            x = rows
         data = as_numeric(x, "x")
         if data.ndim == self.mean.ndim:
             return self._add_one(data, weights, aweights, nan_policy)
@@ -663,6 +763,20 @@ class GaussianSummary(Frozen):
         if rows.shape[0] == 0:
             return self
         return self._add_rows(as_data(rows, "x"), fweights, reliability, nan_policy)
+
+    def _add_frame(
+        self, rows: np.ndarray, names: tuple[str, ...], weights: Any, aweights: Any, nan_policy: str
+    ) -> GaussianSummary:
+        """`update` with labelled rows: columns put in this summary's order by name."""
+        if self.mean.ndim == 0:
+            raise ValueError(f"x has named columns {list(names)}, but this summary is of scalar data")
+        if rows.shape[1] != self.d:
+            raise ValueError(f"x must have {self.d} columns to update {_shape_text(self)}, got {list(names)}")
+        order = variables.alignment(self.names, names, "update")
+        if order is not None:
+            rows = rows[:, order]
+        target = self if self.names is not None else self._renamed(names)
+        return target.update(rows, weights, aweights=aweights, nan_policy=nan_policy)
 
     def _add_rows(
         self, rows: np.ndarray, fweights: np.ndarray | None, aweights: np.ndarray | None, nan_policy: str
@@ -693,12 +807,13 @@ class GaussianSummary(Frozen):
         if self.mean.ndim:
             step = _combine.add_row(self.n, self.mean, self.M2, self.w2, row, w, w * a)
             if step is not None and math.isfinite(step[3]):
-                return GaussianSummary._trusted(*step)
+                return GaussianSummary._trusted(*step, self.names)
         else:
             step = _combine.add_row(self.n, self.mean.reshape(1), self.M2.reshape(1), self.w2, row.reshape(1), w, w * a)
             if step is not None and math.isfinite(step[3]):
                 return GaussianSummary._from_1d(step, True)
         # NaN, inf or overflow: the row kernel applies the NaN policy (and names the problem).
+        # (Scalar data has no names.)
         return self._add_rows(
             row.reshape(1, self.d), np.array([f]), None if aweight is None else np.array([a]), nan_policy
         )
@@ -711,6 +826,7 @@ class GaussianSummary(Frozen):
         return (
             self.n == other.n
             and self.w2 == other.w2
+            and self.names == other.names
             and self.mean.shape == other.mean.shape
             and self.M2.shape == other.M2.shape
             and bool(np.array_equal(self.mean, other.mean))
@@ -719,7 +835,7 @@ class GaussianSummary(Frozen):
 
     def __hash__(self) -> int:
         # Python's float hash already treats 0.0 and -0.0 alike, as == does.
-        return hash((self.n, self.mean.shape, self.M2.shape, tuple(self.mean.ravel().tolist())))
+        return hash((self.n, self.names, self.mean.shape, self.M2.shape, tuple(self.mean.ravel().tolist())))
 
     def isclose(self, other: GaussianSummary, rtol: float = 1e-9, atol: float = 0.0) -> bool:
         """Approximate equality, with tolerances on the scale of the data.
@@ -773,6 +889,7 @@ class GaussianSummary(Frozen):
             "mean": self.mean.tolist(),
             "M2": self.M2.tolist(),
             "w2": self.w2,
+            **({} if self.names is None else {"names": list(self.names)}),
         }
 
     @classmethod
@@ -797,7 +914,7 @@ class GaussianSummary(Frozen):
             keys, wrong types, nesting or shapes, more than `max_d` variables, non-finite values,
             an M2 that is not a symmetric positive semi-definite scatter matrix.
         """
-        version = check_format_header(data, _DICT_FIELDS, _FORMAT_NAME)
+        version = check_format_header(data, _DICT_FIELDS, _FORMAT_NAME, optional={2: {"names"}})
         scalars = ("n", "w2") if version >= 2 else ("n",)
         for key in scalars:
             if not is_number_tree(data[key]) or isinstance(data[key], list):
@@ -813,15 +930,21 @@ class GaussianSummary(Frozen):
             M2 = float_tree(data["M2"], "summary dict field 'M2'", expected)
         except ValueError as exc:
             raise ValueError(str(exc).replace("summary dict field 'M2' must have shape", "M2 must have shape")) from None
-        return cls(data["n"], mean, M2, data["w2"] if version >= 2 else None)
+        names = data.get("names")
+        if names is not None and (not isinstance(names, list) or len(names) > max_d):
+            raise ValueError(f"summary dict field 'names' must be a list of strings, got {names!r:.80}")
+        return cls(data["n"], mean, M2, data["w2"] if version >= 2 else None, names=names)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Unpickling must give read-only arrays again.
-        return (_restore, (self.n, np.array(self.mean), np.array(self.M2), self.w2))
+        return (_restore, (self.n, np.array(self.mean), np.array(self.M2), self.w2, self.names))
 
     def __repr__(self) -> str:
         count = f"{int(self.n):_}" if self.n < 1e15 and self.n.is_integer() else f"{self.n:g}"
         weights = "" if self.w2 == self.n else f", effective_n={self.effective_n:.6g}"
+        if self.names is not None:
+            shown = self.names if self.d <= 6 else (*self.names[:3], "...", *self.names[-2:])
+            weights += ", names=(" + ", ".join(n if n == "..." and len(shown) < self.d else repr(n) for n in shown) + ")"
         if self.d <= 4:
             opts = dict(precision=6, separator=", ", suppress_small=False)
             mean = np.array2string(self.mean, **opts)  # type: ignore[arg-type]
@@ -877,7 +1000,7 @@ def _merge_chunked(parts: list[_combine.Moments], chunk: int) -> _combine.Moment
     return totals[0] if len(totals) == 1 else _merge_chunked(totals, chunk)
 
 
-def _restore(n: Any, mean: Any, M2: Any, w2: Any = None) -> GaussianSummary:
+def _restore(n: Any, mean: Any, M2: Any, w2: Any = None, names: Any = None) -> GaussianSummary:
     """Unpickle, validated like construction: a tampered field never becomes a summary.
 
     A summary with NaN fields (what ``nan_policy="propagate"`` returns) is a value too: its
@@ -885,11 +1008,10 @@ def _restore(n: Any, mean: Any, M2: Any, w2: Any = None) -> GaussianSummary:
     ``w2`` existed have none: it is n. (Pickle itself stays unsafe for untrusted bytes.)
     """
     try:
-        return GaussianSummary(n, mean, M2, w2)
+        return GaussianSummary(n, mean, M2, w2, names=names)
     except ValueError:
         mean_array, M2_array = as_field(mean, "mean"), as_field(M2, "M2")
         if np.isfinite(mean_array).all() and np.isfinite(M2_array).all():
             raise
-        GaussianSummary(n, np.zeros(mean_array.shape), np.zeros(M2_array.shape), w2)  # raises if malformed
-        count = as_count(n)
-        return GaussianSummary._trusted(count, mean_array, M2_array, count if w2 is None else as_count(w2, "w2"))
+        shell = GaussianSummary(n, np.zeros(mean_array.shape), np.zeros(M2_array.shape), w2, names=names)
+        return GaussianSummary._trusted(shell.n, mean_array, M2_array, shell.w2, shell.names)
