@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _combine, _kernel
+from . import _arrays, _combine, _kernel
 from . import _keys as keyset
 from ._moments import FieldNames, Frozen, Moments, readonly
 from ._validate import (
@@ -236,6 +236,9 @@ class GroupedSummary(Frozen):
     ) -> tuple[GroupedSummary, int]:
         """`from_samples`, and how many rows ``nan_policy="omit"`` left out (for integrations)."""
         check_nan_policy(nan_policy)
+        if _arrays.is_device_array(X):  # torch, CuPy, JAX, ...: summarised on their own device
+            uniques, stack, dropped = _arrays.summarize_groups(keys, X, weights, aweights, diagonal, nan_policy, name)
+            return cls._trusted(uniques, Moments.trusted(*stack)), dropped
         data = as_data(X, name)
         scalar = data.ndim == 1
         if scalar:
