@@ -102,8 +102,10 @@ def test_overflow_is_refused_on_every_path():
     round_trips(one)
     with pytest.raises(Float64OverflowError):
         one.update(-1e200)
-    with pytest.warns(RuntimeWarning, match="overflow"), pytest.raises(Float64OverflowError):
-        GaussianSummary.empty(2).update([1e200, 0.0]).update([-1e200, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy may warn on the way to the refusal
+        with pytest.raises(Float64OverflowError):
+            GaussianSummary.empty(2).update([1e200, 0.0]).update([-1e200, 0.0])
     s = GaussianSummary.empty(1).update([1.0], weights=1e308)
     with pytest.raises(Float64OverflowError):
         s.update([2.0], weights=1e308)
