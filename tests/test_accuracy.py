@@ -7,6 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from _paths import kernel_path  # noqa: F401 - every test runs on the numpy and the compiled path
 from exact import exact_moments, relative_frobenius, rounded, ulps
 from gaussum import GaussianSummary
 from gaussum import _combine, _kernel

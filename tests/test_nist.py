@@ -7,6 +7,7 @@ import pytest
 
 from gaussum import GaussianSummary
 
+from _paths import kernel_path  # noqa: F401 - every test runs on the numpy and the compiled path
 from nist import git_blob_id, header_values, load_certified, load_data, lre
 
 CERTIFIED = load_certified()

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gaussum import GaussianSummary
+from _paths import kernel_path  # noqa: F401 - every test runs on the numpy and the compiled path
 from strategies import datasets, splits, tolerance
 
 # Example counts and deadline: the hypothesis profiles of tests/conftest.py ("dev" locally, "ci" in CI).

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gaussum import GaussianSummary, GroupedSummary
+from _paths import kernel_path  # noqa: F401 - every test runs on the numpy and the compiled path
 from strategies import datasets, splits, tolerance
 
 KINDS = ("fweights", "aweights", "both")

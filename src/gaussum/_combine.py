@@ -35,6 +35,7 @@ import math
 
 import numpy as np
 
+from . import _compiled
 from ._moments import consistent_scatter, needs_clipping
 
 __all__ = [
@@ -347,6 +348,11 @@ def add_row(
         if not np.isfinite(row).all():
             return None
         return weight, row.copy(), np.zeros_like(M2), w2_row
+    if _compiled.use_row_step():
+        # The same step compiled (the same bits): numpy's seven calls cost about 3 µs at d = 8.
+        new_mean, new_M2 = np.empty_like(mean), np.empty_like(M2)
+        total = _compiled.kernels().row_step(n, mean, M2, row, weight, new_mean, new_M2)
+        return None if total != total else (total, new_mean, new_M2, w2 + w2_row)
     total = n + weight
     delta = row - mean
     # ndarray.dot is the cheapest call numpy offers here (a third of ``@``'s overhead). When it

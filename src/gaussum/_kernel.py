@@ -26,6 +26,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from . import _compiled
 from ._combine import mirror_upper, two_sum
 from ._moments import consistent_scatter
 from ._validate import first_nonfinite_row, nonfinite_row_error, overflow_error
@@ -292,18 +293,41 @@ def summarize_rows(
     """
     N, d = X.shape
     rows = block_rows or rows_per_block(d)
+    if _compiled.use_rows(X.size, d):
+        result = _summarize_compiled(X, weights, diagonal, nan_policy, rows, name)
+        if result is not None:
+            return result
     shift = None
     with np.errstate(all="ignore"):
-        for _ in range(3):
+        for attempt in range(3):
             n, w2, c, scatter, dropped, shift = _sums_about(X, weights, diagonal, nan_policy, rows, name, shift)
             if n == 0:
                 return 0.0, np.zeros(d), np.zeros(d if diagonal else (d, d)), 0.0, dropped
             offset = c / n
             squares = scatter if diagonal else np.diagonal(scatter)
             far = offset * offset * n > _MAX_SHIFT_IN_STD**2 * squares
-            if not far.any() or not _all_finite(offset):
+            # After the last pass the shift must stay the one its sums were taken about.
+            if not far.any() or not _all_finite(offset) or attempt == 2:
                 break
             shift = two_sum(shift[0], shift[1] + offset)
+    return _finish(n, w2, c, scatter, shift, diagonal, nan_policy, name, dropped)
+
+
+def _finish(
+    n: float,
+    w2: float,
+    c: np.ndarray,
+    scatter: np.ndarray,
+    shift: tuple[np.ndarray, np.ndarray],
+    diagonal: bool,
+    nan_policy: str,
+    name: str,
+    dropped: int,
+) -> tuple[float, np.ndarray, np.ndarray, float, int]:
+    """``mean = shift + c / n`` and ``M2 = S - c c^T / n`` from the sums about `shift` (see `summarize_rows`)."""
+    d = c.shape[0]
+    with np.errstate(all="ignore"):
+        offset = c / n
         mean = shift[0] + (shift[1] + offset)
         if diagonal:
             M2 = scatter - c * c / n
@@ -319,6 +343,75 @@ def summarize_rows(
     if nan_policy != "propagate" and not (math.isfinite(n) and math.isfinite(w2)):
         raise Float64OverflowError(f"the weights of {name} overflow float64 when summed (total {n:g}); rescale them first")
     return n, mean, M2, w2, dropped
+
+
+def _pairwise_sum(parts: np.ndarray) -> np.ndarray:
+    """The sum of `parts` over axis 0 by halving, in an order fixed by their number alone."""
+    while parts.shape[0] > 1:
+        half = parts.shape[0] // 2
+        head = parts[:half] + parts[half:2 * half]
+        parts = head if parts.shape[0] % 2 == 0 else np.concatenate([head, parts[2 * half:]])
+    return parts[0]
+
+
+_NO_WEIGHTS = np.empty(0)
+
+
+def _summarize_compiled(
+    X: np.ndarray, weights: Weights, diagonal: bool, nan_policy: str, rows: int, name: str
+) -> tuple[float, np.ndarray, np.ndarray, float, int] | None:
+    """`summarize_rows` by the compiled kernel (`gaussum._compiled`), or None to use the numpy path.
+
+    The same corrected two-pass about the same kind of two-part shift, with the same re-centring
+    rule. Anything but clean float64 rows in C order goes to the numpy path: other dtypes and
+    layouts, data whose sums come out non-finite (NaN, inf or overflow: the numpy path then
+    applies the NaN policy from the start, so dropped rows, errors and their row indices are
+    exactly the numpy path's), and a sample of no weight for the shift.
+    """
+    if not (type(X) is np.ndarray and X.dtype == np.float64 and X.flags.c_contiguous and X.shape[0]):
+        return None
+    kernels = _compiled.kernels()
+    w, q = weights
+    if w is None:
+        w_rows = _NO_WEIGHTS
+    elif w.dtype == np.float64 and w.flags.c_contiguous:
+        w_rows = w
+    else:
+        return None
+    N, d = X.shape
+    moments = np.empty((3, d))
+    with np.errstate(all="ignore"):
+        if not kernels.first_shift(X, w_rows, min(N, _compiled.SHIFT_ROWS), moments) > 0:
+            return None
+        if not _all_finite(moments):
+            return None
+        coarse, fine = two_sum(moments[0], moments[1])
+        if (np.spacing(np.abs(coarse)) <= _QUANTUM_OF_SPREAD * np.sqrt(moments[2])).all():
+            fine = np.zeros(d)
+        blocks = -(-N // rows)
+        products = d if diagonal else d * (d + 1) // 2
+        n_b, c_b, s_b = np.empty(blocks), np.empty((blocks, d)), np.empty((blocks, products))
+        diag_entries = slice(None) if diagonal else _upper(d)[2]
+        for attempt in range(3):
+            kernels.block_sums(X, w_rows, coarse, fine, rows, diagonal, n_b, c_b, s_b)
+            if not (_all_finite(n_b, c_b) and _all_finite(s_b[:, diag_entries])):
+                return None
+            n, c, packed = float(_pairwise_sum(n_b[:, None])[0]), _pairwise_sum(c_b), _pairwise_sum(s_b)
+            if n == 0:
+                return None
+            offset = c / n
+            far = offset * offset * n > _MAX_SHIFT_IN_STD**2 * packed[diag_entries]
+            if not far.any() or attempt == 2:
+                break
+            coarse, fine = two_sum(coarse, fine + offset)
+    if diagonal:
+        scatter = packed
+    else:
+        i, j, _ = _upper(d)
+        scatter = np.zeros((d, d))
+        scatter[i, j] = packed
+    w2 = n if q is None else float(q.sum())
+    return _finish(n, w2, c, scatter, (coarse, fine), diagonal, nan_policy, name, 0)
 
 
 # -- many groups at once ----------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _arrays, _combine, _kernel
+from . import _arrays, _combine, _compiled, _kernel
 from . import _names as variables
 from ._moments import Frozen, Moments, degrees_of_freedom, readonly, warn_no_dof
 from ._validate import (
@@ -134,6 +134,20 @@ class GaussianSummary(Frozen):
         set_field(self, "mean", readonly(mean))
         set_field(self, "M2", readonly(M2))
         set_field(self, "w2", float(w2))
+        set_field(self, "names", names)
+        return self
+
+    @classmethod
+    def _trusted_frozen(
+        cls, n: float, mean: np.ndarray, M2: np.ndarray, w2: float, names: tuple[str, ...] | None
+    ) -> GaussianSummary:
+        """`_trusted` for float fields and arrays already read-only with a read-only base (`_compiled.row_update`)."""
+        self = object.__new__(cls)
+        set_field = object.__setattr__
+        set_field(self, "n", n)
+        set_field(self, "mean", mean)
+        set_field(self, "M2", M2)
+        set_field(self, "w2", w2)
         set_field(self, "names", names)
         return self
 
@@ -805,6 +819,11 @@ class GaussianSummary(Frozen):
             if w == 0 and np.isfinite(row).all():
                 return self
         if self.mean.ndim:
+            if w == 1.0 and a == 1.0 and self.n > 0 and _compiled.use_row_step():
+                # The compiled step without numpy's per-call overhead (the same bits as add_row).
+                fast = _compiled.row_update(self.n, self.mean, self.M2, row)
+                if fast is not None and math.isfinite(self.w2 + 1.0):
+                    return GaussianSummary._trusted_frozen(fast[0], fast[1], fast[2], self.w2 + 1.0, self.names)
             step = _combine.add_row(self.n, self.mean, self.M2, self.w2, row, w, w * a)
             if step is not None and math.isfinite(step[3]):
                 return GaussianSummary._trusted(*step, self.names)

@@ -1,0 +1,147 @@
+"""Compiled kernels (numba, the optional extra ``gaussum[fast]``), loaded lazily and cached on disk.
+
+Nothing here imports numba until a kernel is asked for: ``import gaussum`` and the command line's
+start-up never pay for it, and without numba every caller keeps its numpy path. The kernels are
+compiled on first use (or loaded from numba's on-disk cache, ``cache=True``; where the package
+folder is read-only numba uses its user-wide cache directory, and where no cache can be written
+the kernels are compiled in memory, once per process).
+
+- `block_sums`: the row kernel of `gaussum._kernel.summarize_rows` for small d. One read of each
+  row: every 256-row chunk is centred on the two-part shift into a small transposed buffer (in
+  cache), whose column sums and upper-triangle scatter are then taken as dot products that the
+  compiler vectorises; chunk results go into the block's totals with Neumaier's compensated sum.
+  Blocks run in parallel (``prange``), each into its own slot, and are merged afterwards in a
+  fixed pairwise order, so the result does not depend on the number of threads (bit for bit).
+- `first_shift`: the two-part shift of `gaussum._kernel._first_shift`, in two passes over a few
+  thousand rows.
+- `row_step`: Welford's one-row step of `gaussum._combine.add_row`, the same floating-point
+  operations in the same order (so the same bits), without numpy's per-call overhead.
+
+Which path runs is decided by `use_rows` / `use_row_step`; `forced` overrides that (the tests run
+the same accuracy, NIST, property and weights tests on both paths), as does the environment
+variable ``GAUSSUM_KERNEL`` (``numpy`` or ``compiled``) read at import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MIN_VALUES", "MAX_D", "ROW_STEP_AFTER", "available", "forced", "use_rows", "use_row_step", "kernels"]
+
+#: Inputs of fewer values than this stay on the numpy path: below it the kernels' one-time load
+#: (tens of milliseconds from the disk cache, about MEASURED s to compile) would not be repaid.
+MIN_VALUES = 100_000
+#: Widest data for the compiled row kernel. Its scatter is d(d+1)/2 dot products per chunk; past
+#: about 16 variables one BLAS matrix product per block does that arithmetic faster (at d = 256 the
+#: product is nearly all of the time), so wider data keeps the BLAS path.
+MAX_D = 16
+#: One-row updates in a process after which `update(row)` loads the compiled step: a long stream
+#: repays the load, a handful of updates does not.
+ROW_STEP_AFTER = 2_000
+
+_MODES = ("auto", "numpy", "compiled")
+_mode = os.environ.get("GAUSSUM_KERNEL", "auto")
+if _mode not in _MODES:
+    _mode = "auto"
+
+_lock = threading.Lock()
+_kernels: Any = None  # the namespace of compiled functions, False when numba is unusable
+_available: bool | None = None
+_row_updates = 0
+
+
+def available() -> bool:
+    """True when numba can be imported (found, not imported: this stays cheap)."""
+    global _available
+    if _available is None:
+        _available = importlib.util.find_spec("numba") is not None
+    return _available
+
+
+@contextlib.contextmanager
+def forced(mode: str) -> Iterator[None]:
+    """Run the block with the kernel path forced: ``"numpy"``, ``"compiled"`` (any size) or ``"auto"``.
+
+    ``"compiled"`` raises ImportError when numba is not installed.
+    """
+    global _mode
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    if mode == "compiled" and kernels() is None:
+        raise ImportError("the compiled kernels need numba: pip install 'gaussum[fast]'")
+    previous, _mode = _mode, mode
+    try:
+        yield
+    finally:
+        _mode = previous
+
+
+def use_rows(values: int, d: int) -> bool:
+    """Whether `summarize_rows` should run the compiled kernel on `values` values of `d` variables."""
+    if _mode == "numpy" or d > MAX_D or d == 0:
+        return False
+    if _mode == "auto" and values < MIN_VALUES:
+        return False
+    return kernels() is not None
+
+
+def use_row_step() -> bool:
+    """Whether a one-row `update` should run the compiled step (counts the calls that ask)."""
+    global _row_updates
+    if _mode == "numpy":
+        return False
+    if _kernels:  # already loaded (by a large input, or earlier rows): nothing left to repay
+        return True
+    if _mode == "auto":
+        _row_updates += 1
+        if _row_updates < ROW_STEP_AFTER:
+            return False
+    return kernels() is not None
+
+
+def row_update(n: float, mean: np.ndarray, M2: np.ndarray, row: np.ndarray) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """Welford's step for one unweighted row (n > 0), or None when the row is not finite or overflows.
+
+    The new mean and M2 are views of one buffer that is then made read-only, so they come back
+    as `gaussum._moments.readonly` would make them, with two numpy calls fewer: at about 4 µs a
+    row, `update(row)` is made of such calls (see the README's Performance section).
+    """
+    d = mean.shape[0]
+    out = np.empty(d + M2.size)
+    total = _kernels.row_step_packed(n, mean, M2, row, out)
+    if total != total:
+        return None
+    out.setflags(write=False)
+    return total, out[:d], out[d:].reshape(M2.shape)
+
+
+def kernels() -> Any:
+    """The compiled functions (a namespace), compiling or loading them on first call; None without numba."""
+    global _kernels
+    if _kernels is None:
+        with _lock:
+            if _kernels is None:
+                _kernels = _build() if available() else False
+    return _kernels or None
+
+
+def _build() -> Any:
+    try:
+        from . import _compiled_kernels
+    except Exception:  # no numba, or an unusable install (e.g. an llvmlite mismatch): numpy paths run
+        return False
+    return _compiled_kernels
+
+
+# Rows the shift is estimated from (see `gaussum._kernel._summarize_compiled`): enough that a
+# random-order sample's mean is within a small fraction of a standard deviation of the whole (1/90
+# for 8192 rows), few enough that the estimate costs nothing next to the pass (at d = 1 the numpy
+# path's 2 MiB first block is a quarter of 1e6 rows).
+SHIFT_ROWS = 8192
