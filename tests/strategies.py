@@ -68,3 +68,13 @@ def regressions(draw, max_rows: int = 60, max_p: int = 4):
     Z = rng.standard_normal((n, p))
     y = draw(OFFSETS) + Z @ rng.uniform(-2.0, 2.0, p) + draw(st.sampled_from([1e-3, 0.1, 1.0])) * rng.standard_normal(n)
     return np.column_stack([offset + scale * Z, y])
+
+
+@st.composite
+def device_batches(draw, max_rows: int = 60, max_d: int = 4):
+    """``(X, weights or None)``: a dataset of `datasets` and, half the time, reliability weights >= 0."""
+    X = draw(datasets(min_rows=1, max_rows=max_rows, max_d=max_d))
+    if not draw(st.booleans()):
+        return X, None
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return X, rng.uniform(0.1, 3.0, len(X))

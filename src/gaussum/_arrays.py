@@ -37,7 +37,7 @@ import numpy as np
 
 from ._combine import mirror_upper, two_sum
 from ._moments import consistent_scatter
-from ._validate import NAN_POLICIES, nonfinite_row_error, overflow_error
+from ._validate import as_weights, check_nan_policy, nonfinite_row_error, overflow_error
 from .errors import Float64OverflowError
 
 __all__ = ["is_device_array", "summarize", "summarize_groups"]
@@ -45,7 +45,7 @@ __all__ = ["is_device_array", "summarize", "summarize_groups"]
 # Libraries whose arrays are summarised where they live. numpy keeps its own path (the kernel),
 # and dask arrays keep theirs (converted, or gaussum.dask for a distributed reduction).
 _DEVICE_LIBRARIES = frozenset({"torch", "cupy", "jax", "jaxlib", "array_api_strict"})
-_HOST_LIBRARIES = frozenset({"numpy", "dask", "pandas", "builtins"})
+_HOST_LIBRARIES = frozenset({"numpy", "dask", "pandas", "polars", "pyarrow", "xarray", "builtins"})
 
 # Bytes of float64 per block. On an accelerator a block must be large enough that the Python
 # loop (a handful of kernel launches per block) costs little next to reading it; on a CPU,
@@ -119,6 +119,9 @@ class _Plan:
         self.device = compat.device(X)
         self.wide = _has_float64(self.xp, self.device)
         self.dtype = self.xp.float64 if self.wide else self.xp.float32
+        defaults = self.xp.__array_namespace_info__().default_dtypes(device=self.device)
+        # Row counts and indices in the device's own integers (int32 where it has no int64).
+        self.integers = defaults["indexing"]
         self.chunk = max(_CHUNK_ROWS, 8 * d) if self.wide else _NARROW_CHUNK_ROWS
         on_cpu = "cpu" in str(self.device).lower()
         rows = block_rows or max(1, (_CPU_BLOCK_BYTES if on_cpu else _DEVICE_BLOCK_BYTES) // (8 * d))
@@ -152,8 +155,6 @@ def _device_weights(plan: _Plan, weights: Any, N: int, name: str) -> Any:
     """Weights of shape (N,) on the array's device, finite and >= 0, in the accumulation dtype."""
     xp = plan.xp
     if not is_device_array(weights):
-        from ._validate import as_weights
-
         return plan.put(as_weights(weights, N, name))
     w = weights
     if tuple(w.shape) != (N,):
@@ -236,12 +237,16 @@ def _block(plan: _Plan, X: Any, index: Any, start: int, stop: int) -> Any:
 
 def _padded(plan: _Plan, Y: Any, w: Any) -> tuple[Any, Any]:
     """Y and its weights with zero rows appended to whole chunks: zero rows add exactly nothing."""
-    xp = plan.xp
     pad = -Y.shape[0] % plan.chunk
     if not pad:
         return Y, w
-    Y = xp.concat([Y, plan.zeros((pad, Y.shape[1]))], axis=0)
-    return Y, None if w is None else xp.concat([w, plan.zeros(pad)], axis=0)
+    Y = plan.xp.concat([Y, plan.zeros((pad, Y.shape[1]))], axis=0)
+    return Y, None if w is None else _padded_vector(plan, w)
+
+
+def _padded_vector(plan: _Plan, v: Any) -> Any:
+    pad = -v.shape[0] % plan.chunk
+    return v if not pad else plan.xp.concat([v, plan.zeros(pad)], axis=0)
 
 
 class _Rows:
@@ -266,7 +271,7 @@ class _Rows:
                 ones = xp.astype(ok, plan.dtype)
                 w = ones if w is None else xp.where(ok, w, plan.zeros(w.shape))
                 q = None if q is None else xp.where(ok, q, plan.zeros(q.shape))
-                dropped = xp.sum(xp.astype(xp.logical_not(ok), xp.int64))
+                dropped = xp.sum(xp.astype(xp.logical_not(ok), plan.integers))
             yield start, B, w, q, dropped
 
     def _take(self, v: Any, start: int, stop: int) -> Any:
@@ -324,16 +329,18 @@ def _pass(rows: _Rows, shift: tuple[np.ndarray, np.ndarray], diagonal: bool, omi
     c = plan.zeros(d) if wide else [plan.zeros(d), plan.zeros(d)]
     S = plan.zeros(d if diagonal else (d, d))
     S = S if wide else [S, plan.zeros(S.shape)]
-    n_acc, w2_acc, dropped = [], [], []
+    n_acc: list[Any] = []  # (hi, lo) of the total weight and of w2, when there are weights
+    dropped = []
     for _, B, w, q, k in rows.blocks(omit):
         Y = B - coarse
         if use_fine:
             Y = Y - fine
-        if w is not None:
-            n_acc.append(xp.sum(w))
-            w2_acc.append(xp.sum(w if q is None else q))
         if k is not None:
             dropped.append(k)
+        if w is not None:
+            n_b = _weight_sum(plan, w)
+            w2_b = n_b if q is None else _weight_sum(plan, q)
+            n_acc = [n_b, w2_b] if not n_acc else [_add_pair(n_acc[0], n_b), _add_pair(n_acc[1], w2_b)]
         Y, w = _padded(plan, Y, w)
         sums = _block_sums(plan, Y, w, diagonal)
         if wide:
@@ -344,10 +351,9 @@ def _pass(rows: _Rows, shift: tuple[np.ndarray, np.ndarray], diagonal: bool, omi
         parts = [c, xp.reshape(S, (-1,))]
     else:
         parts = [c[0], c[1], xp.reshape(S[0], (-1,)), xp.reshape(S[1], (-1,))]
-    scalars = [xp.sum(xp.stack(n_acc)), xp.sum(xp.stack(w2_acc))] if n_acc else []
-    if dropped:
-        scalars.append(xp.astype(xp.sum(xp.stack(dropped)), plan.dtype))
-    packed = _to_host(xp.concat([*parts, *(xp.reshape(s, (1,)) for s in scalars)]))
+    if n_acc:
+        parts.append(xp.stack([*n_acc[0], *n_acc[1]]))
+    packed = _to_host(xp.concat(parts))
     # One transfer of O(d^2) values per pass; float32 pairs are added in float64 here.
     size = d if diagonal else d * d
     if wide:
@@ -356,15 +362,28 @@ def _pass(rows: _Rows, shift: tuple[np.ndarray, np.ndarray], diagonal: bool, omi
         c_host = packed[:d] + packed[d:2 * d]
         S_host = packed[2 * d:2 * d + size] + packed[2 * d + size:2 * d + 2 * size]
         rest = packed[2 * d + 2 * size:]
-    n_dropped = int(rest[-1]) if dropped else 0
+    n_dropped = int(_host_float(xp.sum(xp.stack(dropped)))) if dropped else 0
     if n_acc:
-        n, w2 = float(rest[0]), float(rest[1])
+        n, w2 = float(rest[0] + rest[1]), float(rest[2] + rest[3])
     else:
         n = w2 = float(rows.N - n_dropped)
     return n, w2, c_host, S_host.reshape(d if diagonal else (d, d)), n_dropped
 
 
-def _add_pair(acc: list[Any], part: tuple[Any, ...]) -> list[Any]:
+def _weight_sum(plan: _Plan, w: Any) -> Any:
+    """The sum of one block's weights as a pair ``[hi, lo]``.
+
+    float64: ``[sum, 0]``. float32: every weight added by pairwise TwoSum, so n is float64-exact
+    to rounding (it may pass 2^24, where float32 stops counting exactly).
+    """
+    xp = plan.xp
+    if plan.wide:
+        total = xp.sum(w)
+        return [total, xp.zeros_like(total)]
+    return list(_compensated_total(xp, w, xp.zeros_like(w)))
+
+
+def _add_pair(acc: list[Any], part: Any) -> list[Any]:
     """``acc + part`` for float32 pairs ``(hi, lo)``, by TwoSum on the high parts."""
     a, b = acc[0], part[0]
     s = a + b
@@ -444,7 +463,7 @@ def _count_bad(rows: _Rows) -> int:
     xp = rows.plan.xp
     total = 0.0
     for _, B, _, _, _ in rows.blocks(False):
-        total += _host_float(xp.sum(xp.astype(xp.logical_not(xp.all(xp.isfinite(B), axis=1)), xp.int64)))
+        total += _host_float(xp.sum(xp.astype(xp.logical_not(xp.all(xp.isfinite(B), axis=1)), rows.plan.integers)))
     return int(total)
 
 
@@ -504,8 +523,14 @@ def summarize(
     The 1-D moments of `gaussum._combine` (M2 diagonal when `diagonal` or scalar), as
     `_kernel.summarize_rows` returns them, in float64 numpy on the host.
     """
-    if nan_policy not in NAN_POLICIES:
-        raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+    check_nan_policy(nan_policy)
+    with np.errstate(all="ignore"):  # array-api-strict computes with numpy: overflow is found by the checks
+        return _summarize(X, weights, aweights, diagonal, nan_policy, name, block_rows)
+
+
+def _summarize(
+    X: Any, weights: Any, aweights: Any, diagonal: bool, nan_policy: str, name: str, block_rows: int | None
+) -> tuple[tuple[float, np.ndarray, np.ndarray, float], bool, int]:
     data, scalar = _as_device_data(X, name)
     N, d = data.shape
     plan = _Plan(data, d, block_rows)
@@ -534,10 +559,16 @@ def summarize_groups(
     so the O(N d^2) work stays there; the Python loop runs once per key (a few synchronisations
     each), which suits up to thousands of keys.
     """
+    check_nan_policy(nan_policy)
+    with np.errstate(all="ignore"):
+        return _summarize_groups(keys, X, weights, aweights, diagonal, nan_policy, name, block_rows)
+
+
+def _summarize_groups(
+    keys: Any, X: Any, weights: Any, aweights: Any, diagonal: bool, nan_policy: str, name: str, block_rows: int | None
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], int]:
     from . import _keys as keyset
 
-    if nan_policy not in NAN_POLICIES:
-        raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
     data, scalar = _as_device_data(X, name)
     N, d = data.shape
     plan = _Plan(data, d, block_rows)
@@ -552,7 +583,7 @@ def summarize_groups(
     order = keyset.sort_order(codes, uniques.size)
     sizes = np.bincount(codes, minlength=uniques.size)
     bounds = np.concatenate(([0], np.cumsum(sizes)))
-    device_order = plan.xp.asarray(np.asarray(order, dtype=np.int64), device=plan.device)
+    device_order = plan.xp.asarray(np.asarray(order, dtype=np.int32 if plan.integers == plan.xp.int32 else np.int64), device=plan.device)
     diag = diagonal or scalar
     g = uniques.size
     counts, w2 = np.zeros(g), np.zeros(g)
