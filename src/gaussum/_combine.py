@@ -348,7 +348,7 @@ def add_row(
         if not np.isfinite(row).all():
             return None
         return weight, row.copy(), np.zeros_like(M2), w2_row
-    if _compiled.use_row_step():
+    if _compiled.use_row_step(count=False):
         # The same step compiled (the same bits): numpy's seven calls cost about 3 µs at d = 8.
         new_mean, new_M2 = np.empty_like(mean), np.empty_like(M2)
         total = _compiled.kernels().row_step(n, mean, M2, row, weight, new_mean, new_M2)

@@ -92,15 +92,15 @@ def use_rows(values: int, d: int) -> bool:
     return kernels() is not None
 
 
-def use_row_step() -> bool:
-    """Whether a one-row `update` should run the compiled step (counts the calls that ask)."""
+def use_row_step(count: bool = True) -> bool:
+    """Whether a one-row `update` should run the compiled step; `count` it as one row of a stream."""
     global _row_updates
     if _mode == "numpy":
         return False
     if _kernels:  # already loaded (by a large input, or earlier rows): nothing left to repay
         return True
     if _mode == "auto":
-        _row_updates += 1
+        _row_updates += count
         if _row_updates < ROW_STEP_AFTER:
             return False
     return kernels() is not None

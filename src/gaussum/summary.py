@@ -819,7 +819,7 @@ class GaussianSummary(Frozen):
             if w == 0 and np.isfinite(row).all():
                 return self
         if self.mean.ndim:
-            if w == 1.0 and a == 1.0 and self.n > 0 and _compiled.use_row_step():
+            if self.n > 0 and _compiled.use_row_step() and w == 1.0 and a == 1.0:
                 # The compiled step without numpy's per-call overhead (the same bits as add_row).
                 fast = _compiled.row_update(self.n, self.mean, self.M2, row)
                 if fast is not None and math.isfinite(self.w2 + 1.0):

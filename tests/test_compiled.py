@@ -1,0 +1,264 @@
+"""The compiled kernels (gaussum[fast]): the numpy path's contract, lazy loading, determinism."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from exact import exact_moments, relative_frobenius
+from gaussum import GaussianSummary, _combine, _compiled, _kernel
+from gaussum.errors import Float64OverflowError, NonFiniteError
+
+numba = pytest.importorskip("numba", reason="needs numba, not installed: pip install 'gaussum[fast]'")
+
+U = np.finfo(np.float64).eps / 2
+
+
+def both(X, weights=(None, None), diagonal=False, nan_policy="raise", block_rows=None):
+    """`summarize_rows` on the numpy path and on the compiled path."""
+    results = []
+    for mode in ("numpy", "compiled"):
+        with _compiled.forced(mode):
+            results.append(_kernel.summarize_rows(X, weights, diagonal, nan_policy, block_rows))
+    return results
+
+
+def outcome(call):
+    """``("ok", result)`` or ``(type, message, row)`` of an exception: what the two paths must share."""
+    try:
+        return ("ok", call())
+    except ValueError as exc:
+        return (type(exc), str(exc), getattr(exc, "row", None))
+
+
+def compiled_ran(X, weights=(None, None), diagonal=False):
+    """True when the compiled kernel, not the numpy fallback, produced the summary of X."""
+    with _compiled.forced("compiled"):
+        return _kernel._summarize_compiled(X, weights, diagonal, "raise", 1024, "X") is not None
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 4, 5, 8, 13, 16])
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_compiled_rows_match_exact_sums_at_any_width(d, diagonal):
+    """Covariance within 1.8e-15 of the exact (Fraction) value at offset 1e9, for every d <= 16."""
+    rng = np.random.default_rng(d)
+    X = 1e9 + rng.standard_normal((400, d)) * rng.uniform(0.1, 10.0, d)
+    assert compiled_ran(X, diagonal=diagonal)
+    _, mean, M2 = exact_moments(X)
+    with _compiled.forced("compiled"):
+        n, m, S, w2, dropped = _kernel.summarize_rows(X, (None, None), diagonal, "raise", block_rows=150)
+    assert (n, w2, dropped) == (400.0, 400.0, 0)
+    exact = np.array([[float(v) for v in row] for row in M2])
+    if diagonal:
+        assert np.max(np.abs(S - np.diagonal(exact)) / np.diagonal(exact)) <= 1.8e-15
+    else:
+        assert relative_frobenius(S, M2) <= 1.8e-15
+        assert np.array_equal(S, S.T)
+    assert np.max(np.abs(m - np.array([float(v) for v in mean])) / 1e9) <= 2 * U
+
+
+@pytest.mark.parametrize("kind", ["fweights", "aweights", "both"])
+def test_compiled_weights_give_the_numpy_answer(kind):
+    """Frequency and reliability weights: the same n and w2, and M2 within rounding of the numpy path."""
+    rng = np.random.default_rng(3)
+    X = 5e6 + rng.standard_normal((3000, 6))
+    f = rng.integers(0, 4, 3000).astype(float) if kind != "aweights" else None
+    a = rng.uniform(0.05, 3.0, 3000) if kind != "fweights" else None
+    weights = _kernel.row_weights(f, a)
+    assert compiled_ran(X, weights)
+    (n0, m0, S0, q0, _), (n1, m1, S1, q1, _) = both(X, weights, block_rows=700)
+    assert n1 == pytest.approx(n0, rel=4 * U) and q1 == pytest.approx(q0, rel=4 * U)
+    assert np.allclose(m1, m0, rtol=4 * U, atol=0)
+    assert relative_frobenius(S1, S0) <= 4e-15
+
+
+def test_sorted_data_is_recentred():
+    """Rows sorted by value (the first rows untypical of the rest) still give the exact covariance."""
+    rng = np.random.default_rng(5)
+    X = np.sort(1e6 + rng.standard_normal((20_000, 2)), axis=0)
+    _, _, M2 = exact_moments(X)
+    with _compiled.forced("compiled"):
+        _, _, S, _, _ = _kernel.summarize_rows(X, (None, None), False, "raise")
+    assert relative_frobenius(S, M2) <= 1.8e-15
+
+
+@pytest.mark.parametrize("nan_policy", ["raise", "omit", "propagate"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [0, 1, 1500, 2999])
+def test_non_finite_rows_follow_the_numpy_path_exactly(nan_policy, bad, where):
+    """Errors (type, message, row index), dropped-row counts and results are the numpy path's."""
+    rng = np.random.default_rng(7)
+    X = 1e3 + rng.standard_normal((3000, 4))
+    X[where, 2] = bad
+    X[where + 1 if where < 2999 else 0, 0] = bad  # two bad rows, one maybe in the first block
+    paths = []
+    for mode in ("numpy", "compiled"):
+        with _compiled.forced(mode):
+            paths.append(outcome(lambda: _kernel.summarize_rows(X, (None, None), False, nan_policy, 1000)))
+    if paths[0][0] == "ok":
+        (n0, m0, S0, w0, k0), (n1, m1, S1, w1, k1) = paths[0][1], paths[1][1]
+        assert (n0, w0, k0) == (n1, w1, k1)
+        assert np.array_equal(m0, m1, equal_nan=True) and np.array_equal(S0, S1, equal_nan=True)
+    else:
+        assert paths[0] == paths[1]
+        assert paths[0][0] is NonFiniteError
+
+
+def test_overflow_is_refused_with_the_numpy_path_message():
+    """Finite rows whose squares overflow float64 raise the same Float64OverflowError, same row."""
+    X = np.ones((2000, 3))
+    X[1234] = [1e200, -1e200, 3.0]
+    paths = []
+    for mode in ("numpy", "compiled"):
+        with _compiled.forced(mode):
+            paths.append(outcome(lambda: GaussianSummary.from_samples(X)))
+    assert paths[0] == paths[1]
+    assert paths[0][0] is Float64OverflowError and paths[0][2] == 1234
+
+
+def test_other_layouts_and_dtypes_keep_the_numpy_path():
+    """Fortran-ordered, strided and float32 rows are not copied for the kernel: the numpy path runs."""
+    X = np.random.default_rng(1).standard_normal((500, 4))
+    for data in (np.asfortranarray(X), X[::2], X.astype(np.float32)):
+        assert not compiled_ran(data)
+        with _compiled.forced("compiled"):
+            s = GaussianSummary.from_samples(data)
+        assert np.allclose(s.covariance(), np.cov(np.asarray(data, dtype=np.float64), rowvar=False))
+
+
+def test_wide_data_keeps_blas():
+    """Past MAX_D variables the BLAS path runs even when the compiled kernels are forced."""
+    assert not _compiled.use_rows(10**7, _compiled.MAX_D + 1)
+    with _compiled.forced("compiled"):
+        assert _compiled.use_rows(10, _compiled.MAX_D)
+        assert not _compiled.use_rows(10, _compiled.MAX_D + 1)
+
+
+def test_blocks_are_merged_in_an_order_the_threads_do_not_change():
+    """The same bits with 1 thread as with every thread: blocks are merged in a fixed order."""
+    X = 1e6 + np.random.default_rng(9).standard_normal((50_000, 5))
+    threads = numba.get_num_threads()
+    results = []
+    try:
+        for count in sorted({1, threads}):
+            numba.set_num_threads(count)
+            with _compiled.forced("compiled"):
+                results.append(_kernel.summarize_rows(X, (None, None), False, "raise", 3000))
+    finally:
+        numba.set_num_threads(threads)
+    first = results[0]
+    for other in results[1:]:
+        assert first[0] == other[0] and np.array_equal(first[1], other[1]) and np.array_equal(first[2], other[2])
+
+
+@pytest.mark.parametrize("diagonal", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_row_step_gives_the_bits_of_add_row(diagonal, weighted):
+    """The compiled one-row step gives exactly the numpy step's n, mean, M2 and w2."""
+    rng = np.random.default_rng(11)
+    X = 1e6 + rng.standard_normal((200, 8))
+    weights = rng.uniform(0.1, 3.0, 200) if weighted else np.ones(200)
+    s0 = s1 = GaussianSummary.empty(8, diagonal=diagonal)
+    with _compiled.forced("numpy"):
+        for row, w in zip(X, weights):
+            s0 = s0.update(row, weights=w if weighted else None)
+    with _compiled.forced("compiled"):
+        for row, w in zip(X, weights):
+            s1 = s1.update(row, weights=w if weighted else None)
+    assert s0 == s1
+
+
+def test_row_step_refuses_what_add_row_refuses():
+    """A non-finite or overflowing row goes to the row kernel (same errors) on the compiled path."""
+    s = GaussianSummary.from_samples(np.random.default_rng(2).standard_normal((10, 3)))
+    with _compiled.forced("compiled"):
+        assert _compiled.row_update(s.n, s.mean, s.M2, np.array([1.0, np.nan, 2.0])) is None
+        assert _combine.add_row(s.n, s.mean, s.M2, s.w2, np.array([1e300, 0.0, 0.0]), 1.0, 1.0) is None
+        with pytest.raises(NonFiniteError):
+            s.update([1.0, np.inf, 2.0])
+        with pytest.raises(Float64OverflowError):
+            s.update([1e300, 0.0, 0.0])
+        assert s.update([1.0, np.nan, 2.0], nan_policy="omit") == s
+
+
+def test_row_step_values_are_truly_read_only():
+    """The compiled step's arrays cannot be made writeable again (their base is read-only)."""
+    with _compiled.forced("compiled"):
+        s = GaussianSummary.from_samples([[1.0, 2.0], [3.0, 5.0]]).update([4.0, 4.0])
+    for array in (s.mean, s.M2):
+        assert not array.flags.writeable
+        with pytest.raises(ValueError):
+            array.setflags(write=True)
+    assert s == GaussianSummary.from_samples([[1.0, 2.0], [3.0, 5.0], [4.0, 4.0]]) or s.isclose(
+        GaussianSummary.from_samples([[1.0, 2.0], [3.0, 5.0], [4.0, 4.0]]), rtol=1e-15
+    )
+
+
+def test_uncached_jit_where_no_cache_can_be_written(monkeypatch):
+    """Where numba refuses cache=True (no writable cache directory), the kernels compile uncached."""
+    from gaussum import _compiled_kernels
+
+    real = numba.njit
+    asked = []
+
+    def njit(**options):
+        asked.append(options["cache"])
+        if options["cache"]:
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'x.py'")
+        return real(**options)
+
+    monkeypatch.setattr(numba, "njit", njit)
+
+    def twice(x):
+        return 2.0 * x
+
+    assert _compiled_kernels._jit()(twice)(1.5) == 3.0
+    assert asked == [True, False]
+
+
+def test_import_and_small_inputs_never_load_numba():
+    """``import gaussum``, small summaries and short streams leave numba unimported; large inputs load it."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+        import gaussum
+        from gaussum import GaussianSummary, _compiled
+        assert "numba" not in sys.modules
+        X = np.random.default_rng(0).standard_normal((1000, 4))
+        s = GaussianSummary.from_samples(X)
+        for row in X[: _compiled.ROW_STEP_AFTER // 2]:
+            s = s.update(row)
+        assert "numba" not in sys.modules, "loaded for a small input"
+        GaussianSummary.from_samples(np.random.default_rng(0).standard_normal((_compiled.MIN_VALUES // 4, 4)))
+        assert "numba" in sys.modules
+        """
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "GAUSSUM_KERNEL"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_long_streams_switch_to_the_compiled_step():
+    """After ROW_STEP_AFTER one-row updates the auto mode uses the compiled step, with the same bits."""
+    assert _compiled.kernels() is not None
+    X = np.random.default_rng(4).standard_normal((300, 3))
+    s = GaussianSummary.empty(3)
+    with _compiled.forced("auto"):
+        assert _compiled.use_row_step()  # loaded already, so nothing is left to repay
+        for row in X:
+            s = s.update(row)
+    with _compiled.forced("numpy"):
+        t = GaussianSummary.empty(3)
+        for row in X:
+            t = t.update(row)
+    assert s == t
+
+
+def test_forcing_an_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="mode must be one of"):
+        with _compiled.forced("fast"):
+            pass
