@@ -155,21 +155,26 @@ def measure(rows: int, repeats: int, directory: Path) -> dict[str, list[dict]]:
 
 
 def table(samples: dict[str, list[dict]], rows: int, size: int) -> str:
+    """The Markdown table. The time ratio is the median over rounds of gaussum's time over the
+    contender's in the same round: on a machine whose load drifts, runs seconds apart compare
+    more fairly than medians taken minutes apart."""
     lines = [
-        "| reader | median time | rows/s | MB/s | peak RSS growth | peak RSS |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| reader | median time | rows/s | MB/s | gaussum's time / this | peak RSS growth | peak RSS |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
+    ours = samples["gaussum summarize"]
     for name, runs in samples.items():
         seconds = statistics.median(r["seconds"] for r in runs)
         peak = statistics.median(r["peak_kib"] for r in runs) / 1024
         rss = statistics.median(r["rss_kib"] for r in runs) / 1024
+        ratio = statistics.median(g["seconds"] / r["seconds"] for g, r in zip(ours, runs, strict=True))
         lines.append(
-            f"| {name} | {seconds:.2f} s | {rows / seconds:,.0f} | {size / seconds / 1e6:,.0f} | "
+            f"| {name} | {seconds:.2f} s | {rows / seconds:,.0f} | {size / seconds / 1e6:,.0f} | {ratio:.2f} | "
             f"{peak:,.0f} MiB | {rss:,.0f} MiB |"
         )
     for name in CONTENDERS:
         if name not in samples:
-            lines.append(f"| {name} | absent: pip install {_MODULE_OF[name]} | | | | |")
+            lines.append(f"| {name} | absent: pip install {_MODULE_OF[name]} | | | | | |")
     return "\n".join(lines)
 
 
