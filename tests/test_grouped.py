@@ -298,13 +298,11 @@ def test_bad_nan_policy_raises_the_core_error():
     [
         ([1, 2], "keys must have shape (3,)"),
         ([[1], [2], [3]], "1-D array of labels"),
-        ([1.0, np.nan, 2.0], "must not hold NaN"),
-        (np.array(["2024-01-01", "NaT", "2024-01-01"], dtype="datetime64[D]"), "must not hold NaN or NaT"),
         (np.array([1, "a", None], dtype=object), "can be ordered"),
         ([1j, 2j, 3j], "complex"),
         ([1.0, np.inf, 2.0], "must be finite"),
     ],
-    ids=["length", "2-d", "nan", "nat", "unorderable", "complex", "inf"],
+    ids=["length", "2-d", "unorderable", "complex", "inf"],
 )
 def test_bad_keys_raise(keys, text):
     """Keys of the wrong length or shape, NaN, NaT or unorderable labels raise ValueError."""
@@ -719,7 +717,7 @@ def test_messages_show_plain_keys():
     assert "duplicate key 1.5" in _message(lambda: GroupedSummary.from_summaries([(1.5, a), (np.float64(1.5), a)]))
     text = _message(lambda: GroupedSummary(["b", "a"], [1, 1], [0.0, 0.0], [0.0, 0.0]))
     assert "keys[0] = 'b' is not below keys[1] = 'a'" in text
-    assert "keys[1] is nan" in _message(lambda: GroupedSummary.from_samples([1.0, np.nan], [1.0, 2.0]))
+    assert "keys[1] is nan" in _message(lambda: GroupedSummary.from_summaries([(1.0, a), (np.nan, a)]))
 
 
 def test_repr_of_huge_counts_is_short():
@@ -735,3 +733,15 @@ def test_impossible_scatter_matrix_is_refused():
     M2 = np.array([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 3.0], [3.0, 1.0]]])
     with pytest.raises(ValueError, match=r"not a scatter matrix: \|M2\[1, 0, 1\]\| = 3"):
         GroupedSummary([1, 2], [2.0, 2.0], np.zeros((2, 2)), M2)
+
+
+def test_missing_keys_are_dropped_with_a_warning_by_default():
+    """NaN, NaT and None keys are left out as groupby(dropna=True) does, counted in a warning."""
+    from gaussum import MissingKeysWarning
+
+    X = np.arange(6.0).reshape(3, 2)
+    for keys in ([1.0, np.nan, 2.0], np.array(["2024-01-01", "NaT", "2024-01-02"], dtype="datetime64[D]"), ["a", None, "b"]):
+        with pytest.warns(MissingKeysWarning, match="1 of 3 rows have a missing key"):
+            g = GroupedSummary.from_samples(keys, X)
+        assert len(g) == 2 and g.n == 2
+        assert GroupedSummary.from_samples(keys, X, dropna=True) == g

@@ -8,7 +8,7 @@ covariance of all the data to within float64 rounding.
 
 from .summary import FORMAT_VERSION, GaussianSummary
 from .grouped import GroupedSummary
-from .errors import Float64OverflowError, NonFiniteError
+from .errors import Float64OverflowError, MissingKeysWarning, NonFiniteError
 
-__all__ = ["GaussianSummary", "FORMAT_VERSION", "GroupedSummary", "NonFiniteError", "Float64OverflowError"]
+__all__ = ["GaussianSummary", "FORMAT_VERSION", "GroupedSummary", "NonFiniteError", "Float64OverflowError", "MissingKeysWarning"]
 __version__ = "0.1.0"

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import warnings
+
 import numpy as np
 
+from .errors import MissingKeysWarning
+
 __all__ = [
+    "present_keys",
     "SERIALISABLE_KINDS",
     "as_keys",
     "check_python_keys",
@@ -20,6 +25,7 @@ __all__ = [
     "concatenate_keys",
     "same_label_kinds",
     "same_keys",
+    "equal_keys",
     "label",
     "parse_key_dtype",
     "parse_keys",
@@ -65,7 +71,82 @@ def check_python_keys(values: Any, name: str) -> None:
         raise ValueError(f"{name} must be labels of one kind that can be ordered (numbers, strings or booleans), got {examples}")
 
 
-def as_keys(keys: Any, name: str = "keys") -> np.ndarray:
+def _is_missing(value: Any) -> bool:
+    """None, NaN, NaT or pandas' NA (whose comparison is neither true nor false)."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)
+    except (TypeError, ValueError):
+        return True
+
+
+def present_keys(keys: Any, n_rows: int, dropna: bool | None, what: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The keys of the rows to keep, and which rows those are (None: all of them).
+
+    Missing keys (see `_is_missing`; ``pd.isna`` for pandas, nulls for polars) are left out,
+    with a `MissingKeysWarning` when `dropna` is None and silently when it is True; with False
+    they are kept (float and datetime keys only, as NaN or NaT: the one missing value numpy can
+    sort and store).
+    """
+    module = type(keys).__module__.split(".")[0]
+    if module == "pandas" and hasattr(keys, "to_numpy"):
+        import pandas as pd
+
+        missing = np.asarray(pd.isna(keys), dtype=bool)
+        present = keys[~missing] if missing.any() else keys
+        values = present.to_numpy(dtype=getattr(keys.dtype, "numpy_dtype", None))
+        everything = keys.to_numpy(dtype=getattr(keys.dtype, "numpy_dtype", None)) if not missing.any() else None
+    elif module == "polars" and hasattr(keys, "is_null"):
+        missing = keys.is_null().to_numpy()
+        values = keys.drop_nulls().to_numpy()
+        everything = None if missing.any() else values
+    else:
+        array = keys if isinstance(keys, np.ndarray) else None
+        if array is not None and array.dtype.kind in "fMm":
+            missing = np.isnan(array) if array.ndim == 1 else np.zeros(0, bool)
+        elif array is not None and array.dtype.kind != "O":
+            missing = np.zeros(array.shape[0] if array.ndim else 0, dtype=bool)
+        else:
+            items = keys if isinstance(keys, (list, tuple)) or array is not None else None
+            missing = np.array([_is_missing(v) for v in items], dtype=bool) if items is not None else np.zeros(0, bool)
+        present = None
+        everything = keys
+        if missing.any():
+            present = keys[~missing] if array is not None else [v for v, m in zip(keys, missing) if not m]
+        values = present
+    count = int(missing.sum()) if missing.size else 0
+    if count == 0:
+        key_array = as_keys(everything if everything is not None else values)
+        _check_length(key_array, n_rows, what)
+        return key_array, None
+    if missing.shape != (n_rows,):
+        raise ValueError(f"keys must have shape ({n_rows},) to match {what}, got ({missing.size},)")
+    if dropna is False:
+        full = np.asarray(keys)
+        if full.dtype.kind not in "fMm":
+            raise ValueError(
+                f"dropna=False keeps missing keys as a group of their own, which only float and datetime keys "
+                f"can hold (as NaN or NaT); these keys ({full.dtype}) have {count} missing: fill them first"
+            )
+        return as_keys(full, allow_missing=True), None
+    key_array = as_keys(values)  # refuse bad keys before saying anything about missing ones
+    if dropna is None:
+        warnings.warn(
+            f"{count:,} of {n_rows:,} rows have a missing key and were left out; pass dropna=True to leave "
+            "them out silently, or dropna=False to keep them as a group",
+            MissingKeysWarning,
+            stacklevel=4,
+        )
+    return key_array, ~missing
+
+
+def _check_length(keys: np.ndarray, n_rows: int, what: str) -> None:
+    if keys.shape != (n_rows,):
+        raise ValueError(f"keys must have shape ({n_rows},) to match {what}, got {keys.shape}")
+
+
+def as_keys(keys: Any, name: str = "keys", allow_missing: bool = False) -> np.ndarray:
     """Keys as a 1-D array of labels that can be ordered; NaN and NaT are refused.
 
     Python lists and tuples are checked element by element first (`check_python_keys`), since
@@ -79,7 +160,7 @@ def as_keys(keys: Any, name: str = "keys") -> np.ndarray:
         raise ValueError(f"{name} must be a 1-D array of labels, got shape {array.shape}")
     if array.dtype.kind == "c":
         raise ValueError(f"{name} must be labels that can be ordered, got complex dtype {array.dtype}")
-    if array.dtype.kind in "fMm" and np.isnan(array).any():
+    if array.dtype.kind in "fMm" and not allow_missing and np.isnan(array).any():
         i = int(np.flatnonzero(np.isnan(array))[0])
         raise ValueError(f"{name} must not hold NaN or NaT (it equals no key); {name}[{i}] is {label(array[i])!r}")
     if array.dtype.kind == "f" and np.isinf(array).any():
@@ -169,10 +250,18 @@ def label(key: Any) -> Any:
     return key.item() if isinstance(key, np.generic) else key
 
 
+def equal_keys(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise key equality, the missing key (NaN, NaT) equal to itself."""
+    equal = a == b
+    if a.dtype.kind in "fMm" and b.dtype.kind in "fMm":
+        equal |= np.isnan(a) & np.isnan(b)
+    return np.asarray(equal, dtype=bool)
+
+
 def same_keys(a: np.ndarray, b: np.ndarray) -> bool:
     if a.shape != b.shape or (a.dtype.kind != b.dtype.kind and {a.dtype.kind, b.dtype.kind} != {"i", "u"}):
         return False
-    return bool(np.all(a == b))
+    return bool(np.all(equal_keys(a, b)))
 
 
 def _is_int(value: Any) -> bool:

@@ -6,7 +6,7 @@ command line, Dask) read ``row`` and ``column`` instead of parsing the message.
 
 from __future__ import annotations
 
-__all__ = ["NonFiniteError", "Float64OverflowError"]
+__all__ = ["NonFiniteError", "Float64OverflowError", "MissingKeysWarning"]
 
 
 class NonFiniteError(ValueError):
@@ -40,3 +40,10 @@ class Float64OverflowError(ValueError):
     def __init__(self, message: str, row: int | None = None) -> None:
         super().__init__(message)
         self.row = row
+
+
+class MissingKeysWarning(UserWarning):
+    """Rows whose grouping key is missing were left out (``GroupedSummary.from_samples(dropna=None)``).
+
+    Pass ``dropna=True`` to leave them out silently, as ``pandas.DataFrame.groupby`` does.
+    """

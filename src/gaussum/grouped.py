@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _arrays, _combine, _kernel
 from . import _keys as keyset
+from . import _names as variables
 from ._moments import FieldNames, Frozen, Moments, readonly
 from ._validate import (
     as_count,
@@ -40,7 +41,16 @@ def _names(keys: np.ndarray) -> FieldNames:
     return FieldNames("counts", "means", lambda i: repr(keyset.label(keys[i])))
 
 
+def _has_missing_key(keys: np.ndarray) -> bool:
+    """True when the last key is NaN or NaT: the group of missing keys (``dropna=False``), sorted last."""
+    return keys.dtype.kind in "fMm" and keys.size > 0 and bool(np.isnan(keys[-1]))
+
+
 def _check_sorted(keys: np.ndarray) -> None:
+    if _has_missing_key(keys):
+        if np.isnan(keys[:-1]).any():
+            raise ValueError("keys may hold one missing key (NaN or NaT), and only as the last key")
+        keys = keys[:-1]
     if keys.size > 1:
         try:
             increasing = keys[1:] > keys[:-1]
@@ -103,13 +113,15 @@ class GroupedSummary(Frozen):
     True
     """
 
-    __slots__ = ("_keys", "_moments", "__weakref__")
+    __slots__ = ("_keys", "_moments", "names", "__weakref__")
 
     _keys: np.ndarray
     _moments: Moments
+    #: The variables' names, a tuple of d distinct strings, or None (as `GaussianSummary.names`).
+    names: tuple[str, ...] | None
 
-    def __init__(self, keys: Any, counts: Any, means: Any, M2: Any, w2: Any = None) -> None:
-        key_array = keyset.as_keys(keys)
+    def __init__(self, keys: Any, counts: Any, means: Any, M2: Any, w2: Any = None, *, names: Any = None) -> None:
+        key_array = keyset.as_keys(keys, allow_missing=True)
         if key_array.dtype.kind == "O" and key_array.size and all(isinstance(k, str) for k in key_array):
             keyset.check_python_keys(key_array)
             key_array = key_array.astype(str)
@@ -124,19 +136,22 @@ class GroupedSummary(Frozen):
             raise ValueError(f"means must have shape ({g},) or ({g}, d) with d >= 1, got {mean_array.shape}")
         w2_array = None if w2 is None else as_field(w2, "w2")
         record = Moments.checked(count_array, mean_array, as_field(M2, "M2"), w2_array, _names(key_array))
-        self._set(_keys=key_array, _moments=record)
+        labels = variables.as_names(names, None if record.scalar else record.d)
+        self._set(_keys=key_array, _moments=record, names=labels)
 
     @classmethod
-    def _trusted(cls, keys: np.ndarray, record: Moments) -> GroupedSummary:
+    def _trusted(cls, keys: np.ndarray, record: Moments, names: tuple[str, ...] | None = None) -> GroupedSummary:
         """Wrap keys and a record this package computed itself: no copy, no checks."""
         self = object.__new__(cls)
-        self._set(_keys=readonly(keys), _moments=record)
+        self._set(_keys=readonly(keys), _moments=record, names=names)
         return self
 
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
-    def empty(cls, d: int | None = None, *, diagonal: bool = False, key_dtype: Any = np.int64) -> GroupedSummary:
+    def empty(
+        cls, d: int | None = None, *, diagonal: bool = False, key_dtype: Any = np.int64, names: Any = None
+    ) -> GroupedSummary:
         """A grouped summary of no keys: an exact identity for ``+``.
 
         Parameters
@@ -146,6 +161,8 @@ class GroupedSummary(Frozen):
         diagonal : bool
         key_dtype : dtype
             The dtype of the (empty) keys array.
+        names : sequence of str, optional
+            The variables' names.
 
         Returns
         -------
@@ -156,7 +173,7 @@ class GroupedSummary(Frozen):
         record = Moments.trusted(
             np.zeros(0), np.zeros((0, *template.mean.shape)), np.zeros((0, *template.M2.shape)), np.zeros(0)
         )
-        return cls._trusted(keys, record)
+        return cls._trusted(keys, record, variables.as_names(names, d))
 
     @classmethod
     def from_samples(
@@ -166,8 +183,10 @@ class GroupedSummary(Frozen):
         weights: Any = None,
         *,
         aweights: Any = None,
+        names: Any = None,
         diagonal: bool = False,
         nan_policy: str = "raise",
+        dropna: bool | None = None,
     ) -> GroupedSummary:
         """The summary of the rows of each key, in one vectorised pass.
 
@@ -175,18 +194,29 @@ class GroupedSummary(Frozen):
         ----------
         keys : array_like, shape (N,)
             The label of each row: integers, strings, floats, datetimes, or any objects that can
-            be ordered. NaN and NaT are refused.
+            be ordered. Missing keys (None, NaN, NaT, ``pd.NA``) follow `dropna`.
         X : array_like, shape (N, d) or (N,)
-            Rows are observations; a 1-D array is N scalar observations.
+            Rows are observations; a 1-D array is N scalar observations. Labelled inputs (pandas,
+            polars, pyarrow, xarray) give their column names, as in
+            `GaussianSummary.from_samples`.
         weights : array_like, shape (N,), optional
             Frequency weights, finite and >= 0.
         aweights : array_like, shape (N,), optional
             Reliability weights, finite and >= 0 (see `GaussianSummary.from_samples`).
+        names : sequence of str, optional
+            The variables' names; overrides those of a labelled `X`.
         diagonal : bool
             Keep only the per-variable sums of squares.
         nan_policy : {"raise", "omit", "propagate"}
             As in `GaussianSummary.from_samples`. With "omit", a key all of whose rows are
             dropped is kept, with count 0.
+        dropna : bool or None
+            Rows whose key is missing are left out, as ``groupby(dropna=True)`` does: silently
+            with True; with a `gaussum.errors.MissingKeysWarning` that counts them with None
+            (the default), so that dropping is never silent unless asked for. With False they
+            are kept as a group of their own, whose key is NaN (float keys) or NaT (datetime
+            keys), sorted last; other key kinds have no missing value to keep, so False is
+            refused for them when a key is missing.
 
         Returns
         -------
@@ -219,7 +249,7 @@ class GroupedSummary(Frozen):
         ([1, 2], [5.0, 1000000002.0], [0.0, 0.6666666666666666])
         """
         return cls._from_samples_counted(
-            keys, X, weights, aweights=aweights, diagonal=diagonal, nan_policy=nan_policy
+            keys, X, weights, aweights=aweights, names=names, diagonal=diagonal, nan_policy=nan_policy, dropna=dropna
         )[0]
 
     @classmethod
@@ -230,25 +260,34 @@ class GroupedSummary(Frozen):
         weights: Any = None,
         *,
         aweights: Any = None,
+        names: Any = None,
         diagonal: bool = False,
         nan_policy: str = "raise",
+        dropna: bool | None = None,
         name: str = "X",
     ) -> tuple[GroupedSummary, int]:
-        """`from_samples`, and how many rows ``nan_policy="omit"`` left out (for integrations)."""
+        """`from_samples`, and how many rows ``nan_policy="omit"`` left out (for integrations).
+
+        Rows left out for a missing key are not counted there (see `dropna`).
+        """
         check_nan_policy(nan_policy)
         if _arrays.is_device_array(X):  # torch, CuPy, JAX, ...: summarised on their own device
             uniques, stack, dropped = _arrays.summarize_groups(keys, X, weights, aweights, diagonal, nan_policy, name)
             return cls._trusted(uniques, Moments.trusted(*stack)), dropped
-        data = as_data(X, name)
+        rows, found = variables.rows_and_names(X, name)
+        data = as_data(rows, name)
         scalar = data.ndim == 1
         if scalar:
             data = data.reshape(-1, 1)
         N = data.shape[0]
-        key_array = keyset.as_keys(keys)
-        if key_array.shape != (N,):
-            raise ValueError(f"keys must have shape ({N},) to match the rows of {name}, got {key_array.shape}")
+        labels = variables.as_names(found if names is None else names, None if scalar else data.shape[1])
+        key_array, kept = keyset.present_keys(keys, N, dropna, f"the rows of {name}")
         fweights = None if weights is None else as_weights(weights, N)
         reliability = None if aweights is None else as_weights(aweights, N, "aweights")
+        if kept is not None:
+            data = data[kept]
+            fweights = None if fweights is None else fweights[kept]
+            reliability = None if reliability is None else reliability[kept]
         uniques, codes = keyset.factorize(key_array)
         order = keyset.sort_order(codes, uniques.size)
         counts, means, M2, w2, dropped = _kernel.summarize_groups(
@@ -257,7 +296,7 @@ class GroupedSummary(Frozen):
         )
         if scalar:
             means, M2 = means[:, 0], M2[:, 0]
-        return cls._trusted(uniques, Moments.trusted(counts, means, M2, w2)), dropped
+        return cls._trusted(uniques, Moments.trusted(counts, means, M2, w2), labels), dropped
 
     @classmethod
     def from_summaries(cls, summaries: Any) -> GroupedSummary:
@@ -284,12 +323,15 @@ class GroupedSummary(Frozen):
         if repeated.size:
             raise ValueError(f"from_summaries got duplicate key {keyset.label(keys[repeated[0]])!r}")
         items = [pairs[i][1] for i in order]
+        names = variables.merged_names(*(s.names for s in items))
+        items = [s._aligned(names, "group") if s.names is not None else s for s in items]
         return cls(
             keys,
             [s.n for s in items],
             np.stack([s.mean for s in items]),
             np.stack([s.M2 for s in items]),
             [s.w2 for s in items],
+            names=names,
         )
 
     # -- fields and derived quantities --------------------------------------------------------
@@ -346,6 +388,8 @@ class GroupedSummary(Frozen):
         probe = np.asarray(key)
         if probe.ndim != 0 or not keyset.same_label_kinds({self._keys.dtype.kind, probe.dtype.kind}):
             return None
+        if probe.dtype.kind in "fMm" and np.isnan(probe):
+            return self._keys.size - 1 if _has_missing_key(self._keys) else None
         try:
             i = int(np.searchsorted(self._keys, key))
             found = i < self._keys.size and bool(self._keys[i] == key)
@@ -369,7 +413,7 @@ class GroupedSummary(Frozen):
 
     def _summary(self, i: int) -> GaussianSummary:
         m = self._moments
-        return GaussianSummary._trusted(float(m.counts[i]), m.means[i, ...], m.M2[i, ...], float(m.w2[i]))
+        return GaussianSummary._trusted(float(m.counts[i]), m.means[i, ...], m.M2[i, ...], float(m.w2[i]), self.names)
 
     def __iter__(self) -> Iterator[tuple[Any, GaussianSummary]]:
         """``(key, summary)`` pairs in key order."""
@@ -391,18 +435,18 @@ class GroupedSummary(Frozen):
     def total(self) -> GaussianSummary:
         """The summary of all rows, whatever their key (the k-way merge of every group)."""
         if len(self) == 0:
-            return GaussianSummary.empty(None if self._moments.scalar else self.d, diagonal=self.diagonal)
+            return GaussianSummary.empty(None if self._moments.scalar else self.d, diagonal=self.diagonal, names=self.names)
         means, M2 = self._moments.as_2d()
         with np.errstate(over="ignore", invalid="ignore"):
             n, mean, m2, w2 = _combine.merge_segments(self.counts, means, M2, self.w2, np.zeros(1, dtype=np.intp))
-        total = GaussianSummary._from_1d((float(n[0]), mean[0], m2[0], float(w2[0])), self._moments.scalar)
+        total = GaussianSummary._from_1d((float(n[0]), mean[0], m2[0], float(w2[0])), self._moments.scalar, self.names)
         if self._moments.is_finite() and not total._is_finite():
             raise Float64OverflowError("the total overflows float64 (sums of squares past 1.8e308); rescale the data first")
         return total
 
     def to_diagonal(self) -> GroupedSummary:
         """The same summaries without their off-diagonal terms (M2 of shape ``(g, d)``)."""
-        return GroupedSummary._trusted(self._keys, self._moments.to_diagonal())
+        return GroupedSummary._trusted(self._keys, self._moments.to_diagonal(), self.names)
 
     def scaled(self, factor: float) -> GroupedSummary:
         """Every weight multiplied by `factor` (> 0): counts and M2 scale, w2 by its square, the means stay.
@@ -419,7 +463,7 @@ class GroupedSummary(Frozen):
         >>> g.counts.tolist(), g.means.tolist(), g.M2.tolist(), g.w2.tolist()
         ([1.0, 0.5], [2.0, 5.0], [1.0, 0.0], [0.5, 0.25])
         """
-        return GroupedSummary._trusted(self._keys, self._moments.scaled(factor))
+        return GroupedSummary._trusted(self._keys, self._moments.scaled(factor), self.names)
 
     # -- combining ----------------------------------------------------------------------------
 
@@ -471,13 +515,15 @@ class GroupedSummary(Frozen):
         if not isinstance(other, GroupedSummary):
             return NotImplemented
         self._check_compatible(other, "subtract")
+        other = other._aligned(self.names, "subtract")
         if len(other) == 0:
             return self
         if len(self) == 0:
             raise ValueError(f"cannot remove key {keyset.label(other._keys[0])!r}: the summary it is removed from has no keys")
         keyset.concatenate_keys([self._keys, other._keys])  # refuses keys of another kind
-        at = np.minimum(np.searchsorted(self._keys, other._keys), len(self) - 1)
-        missing = self._keys[at] != other._keys
+        at = np.array([self._index(k) if self._index(k) is not None else -1 for k in other._keys], dtype=np.intp) \
+            if _has_missing_key(other._keys) else np.minimum(np.searchsorted(self._keys, other._keys), len(self) - 1)
+        missing = (at < 0) | ~keyset.equal_keys(self._keys[at], other._keys)
         if missing.any():
             key = keyset.label(other._keys[int(np.flatnonzero(missing)[0])])
             raise ValueError(f"cannot remove key {key!r}: it is not a key of the summary it is removed from")
@@ -494,7 +540,7 @@ class GroupedSummary(Frozen):
         counts[at], means[at], M2s[at], w2s[at] = n, mean, M2, w2
         if left.scalar:
             means, M2s = means[:, 0], M2s[:, 0]
-        return GroupedSummary._trusted(self._keys, Moments.trusted(counts, means, M2s, w2s))
+        return GroupedSummary._trusted(self._keys, Moments.trusted(counts, means, M2s, w2s), self.names or other.names)
 
     @classmethod
     def merge_all(cls, grouped: Iterable[GroupedSummary]) -> GroupedSummary:
@@ -519,9 +565,11 @@ class GroupedSummary(Frozen):
             if not isinstance(s, GroupedSummary):
                 raise TypeError(f"merge_all takes GroupedSummary values; item {i} is {type(s).__name__}")
             items[0]._check_compatible(s, "merge")
+        names = variables.merged_names(*(s.names for s in items))
+        items = [s._aligned(names, "merge") if s.names is not None else s for s in items]
         items = [s for s in items if len(s)] or items[:1]
         if len(items) == 1:
-            return items[0]
+            return items[0] if items[0].names == names else GroupedSummary._trusted(items[0]._keys, items[0]._moments, names)
         keys = keyset.concatenate_keys([s._keys for s in items])
         uniques, codes = keyset.factorize(keys)
         order = keyset.sort_order(codes, uniques.size)
@@ -536,7 +584,34 @@ class GroupedSummary(Frozen):
         result = Moments.trusted(counts, means, M2, w2)
         if not result.is_finite() and all(s._moments.is_finite() for s in items):
             raise Float64OverflowError("the result overflows float64 (sums of squares past 1.8e308); rescale the data first")
-        return cls._trusted(uniques, result)
+        return cls._trusted(uniques, result, names)
+
+    def _aligned(self, names: tuple[str, ...] | None, verb: str) -> GroupedSummary:
+        """This grouped summary with its variables in the order `names` (see `GaussianSummary._aligned`)."""
+        order = variables.alignment(names, self.names, verb)
+        if order is None:
+            return self
+        m = self._moments
+        M2 = m.M2[:, order][:, :, order] if m.M2.ndim == 3 else m.M2[:, order]
+        return GroupedSummary._trusted(self._keys, Moments.trusted(m.counts, m.means[:, order], M2, m.w2), names)
+
+    def select(self, which: Any) -> GroupedSummary:
+        """The marginal summaries of some variables, for every key (see `GaussianSummary.select`).
+
+        Examples
+        --------
+        >>> from gaussum import GroupedSummary
+        >>> g = GroupedSummary.from_samples([1, 1, 2], [[1.0, 2.0], [3.0, 4.0], [5.0, 7.0]], names=["a", "b"])
+        >>> g.select("b").means.tolist(), g.select("b").names
+        ([[3.0], [7.0]], ('b',))
+        """
+        m = self._moments
+        if m.scalar:
+            raise ValueError("scalar data has one variable: there is nothing to select")
+        index = variables.positions(which, self.names, self.d)
+        M2 = m.M2[:, index][:, :, index] if m.M2.ndim == 3 else m.M2[:, index]
+        names = None if self.names is None else tuple(self.names[i] for i in index)
+        return GroupedSummary._trusted(self._keys, Moments.trusted(m.counts, m.means[:, index], M2, m.w2), names)
 
     def update(
         self, keys: Any, X: Any, weights: Any = None, *, aweights: Any = None, nan_policy: str = "raise"
@@ -552,14 +627,19 @@ class GroupedSummary(Frozen):
         >>> g.keys().tolist(), g["a"].mean.tolist()
         (['a', 'b'], [2.0, 3.0])
         """
-        data = as_data(X)
+        rows, found = variables.rows_and_names(X)
+        data = as_data(rows)
+        if found is not None and not self._moments.scalar and data.shape[1] == self.d:
+            order = variables.alignment(self.names, found, "update")
+            data = data if order is None else data[:, order]
+            found = self.names or found
         expected = (self._moments.scalar, self.d)
         got = (data.ndim == 1, 1 if data.ndim == 1 else data.shape[1])
         if expected != got:
             shape = "(N,)" if self._moments.scalar else f"(N, {self.d})"
             raise ValueError(f"X must have shape {shape} to update {self._shape_text()}, got {data.shape}")
         new = GroupedSummary.from_samples(
-            keys, data, weights, aweights=aweights, diagonal=self.diagonal, nan_policy=nan_policy
+            keys, data, weights, aweights=aweights, names=found, diagonal=self.diagonal, nan_policy=nan_policy
         )
         return self + new
 
@@ -568,11 +648,11 @@ class GroupedSummary(Frozen):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, GroupedSummary):
             return NotImplemented
-        return keyset.same_keys(self._keys, other._keys) and self._moments.equal(other._moments)
+        return self.names == other.names and keyset.same_keys(self._keys, other._keys) and self._moments.equal(other._moments)
 
     def __hash__(self) -> int:
         # Python's float hash already treats 0.0 and -0.0 alike, as == does.
-        return hash((self.means.shape, self.M2.shape, tuple(self.counts.tolist())))
+        return hash((self.names, self.means.shape, self.M2.shape, tuple(self.counts.tolist())))
 
     def isclose(self, other: GroupedSummary, rtol: float = 1e-9, atol: float = 0.0) -> bool:
         """Same keys, and every key's summaries close by `GaussianSummary.isclose`'s rule.
@@ -623,6 +703,7 @@ class GroupedSummary(Frozen):
             "means": self.means.tolist(),
             "M2": self.M2.tolist(),
             "w2": self.w2.tolist(),
+            **({} if self.names is None else {"names": list(self.names)}),
         }
 
     @classmethod
@@ -648,7 +729,7 @@ class GroupedSummary(Frozen):
             fields, wrong types, nesting or shapes, too many keys or variables, unsorted keys,
             non-finite values, an M2 that is not a symmetric positive semi-definite scatter matrix.
         """
-        version = check_format_header(data, _DICT_FIELDS, _FORMAT_NAME)
+        version = check_format_header(data, _DICT_FIELDS, _FORMAT_NAME, optional={2: {"names"}})
         shape = data["shape"]
         if not (shape == [] or (isinstance(shape, list) and len(shape) == 1 and _is_int(shape[0]) and shape[0] >= 1)):
             raise ValueError(f"grouped summary dict field 'shape' must be [] or [d] with d >= 1, got {shape!r}")
@@ -673,12 +754,15 @@ class GroupedSummary(Frozen):
             # An empty list has shape (0,), whatever the shape per key.
             expected = [(g, *per_key)] + ([(0,)] if g == 0 else [])
             arrays[name] = float_tree(data[name], label, expected).reshape(g, *per_key)
-        return cls(keys, arrays["counts"], arrays["means"], arrays["M2"], arrays.get("w2"))
+        names = data.get("names")
+        if names is not None and (not isinstance(names, list) or len(names) > max_d):
+            raise ValueError(f"grouped summary dict field 'names' must be a list of strings, got {names!r:.80}")
+        return cls(keys, arrays["counts"], arrays["means"], arrays["M2"], arrays.get("w2"), names=names)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Unpickling must give read-only arrays again.
         m = self._moments
-        return (_restore, (self._keys, m.counts, m.means, m.M2, m.w2))
+        return (_restore, (self._keys, m.counts, m.means, m.M2, m.w2, self.names))
 
     def __repr__(self) -> str:
         total = self.n
@@ -686,24 +770,25 @@ class GroupedSummary(Frozen):
         count = f"{int(total):_}" if total < 1e15 and total.is_integer() else f"{total:g}"
         kind = "scalar" if self._moments.scalar else ("diagonal" if self.diagonal else "full")
         keys = np.array2string(self._keys, threshold=6, edgeitems=2, separator=", ")
-        return f"GroupedSummary(groups={len(self):_}, n={count}, d={self.d}, {kind}, keys={keys})"
+        names = "" if self.names is None else f", names={self.names!r}" if self.d <= 6 else f", names=({self.names[0]!r}, ...)"
+        return f"GroupedSummary(groups={len(self):_}, n={count}, d={self.d}, {kind}{names}, keys={keys})"
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _restore(keys: Any, counts: Any, means: Any, M2: Any, w2: Any = None) -> GroupedSummary:
+def _restore(keys: Any, counts: Any, means: Any, M2: Any, w2: Any = None, names: Any = None) -> GroupedSummary:
     """Unpickle, validated like construction (see `gaussum.summary._restore`).
 
     Pickles written before ``w2`` existed have none: it is the counts.
     """
     try:
-        return GroupedSummary(keys, counts, means, M2, w2)
+        return GroupedSummary(keys, counts, means, M2, w2, names=names)
     except ValueError:
         mean_array, M2_array = as_field(means, "means"), as_field(M2, "M2")
         if np.isfinite(mean_array).all() and np.isfinite(M2_array).all():
             raise
-        shell = GroupedSummary(keys, counts, np.zeros(mean_array.shape), np.zeros(M2_array.shape), w2)
+        shell = GroupedSummary(keys, counts, np.zeros(mean_array.shape), np.zeros(M2_array.shape), w2, names=names)
         record = Moments.trusted(shell.counts, mean_array, M2_array, shell.w2)
-        return GroupedSummary._trusted(shell._keys, record)
+        return GroupedSummary._trusted(shell._keys, record, shell.names)
