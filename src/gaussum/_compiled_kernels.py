@@ -74,17 +74,33 @@ def _dot(a: Any, b: Any, k: int) -> float:
 
 
 @_jit(fastmath={"reassoc"})
-def _dot4(a: Any, B: Any, j: int, k: int) -> tuple[float, float, float, float]:
-    # Four dot products sharing one operand: 5 loads per 4 multiply-adds instead of 8, which is
-    # what bounds the scatter at d = 8 to 16 (measured 1.6-1.8x X.T @ X with plain dot products).
-    t0 = t1 = t2 = t3 = 0.0
+def _tile(A: Any, B: Any, i: int, j: int, k: int) -> tuple[float, ...]:
+    # A 4 x 4 tile of the scatter, ``A[i:i+4] @ B[j:j+4].T`` over k rows: 16 accumulators fed by
+    # 8 loads per row, where one dot product at a time needs 2 loads per multiply-add. Measured at
+    # d = 8 and 16 on 1e6 rows: 0.9-1.1x the time of X.T @ X, against 1.6-1.7x for dot products
+    # four at a time sharing one operand.
+    t00 = t01 = t02 = t03 = t10 = t11 = t12 = t13 = 0.0
+    t20 = t21 = t22 = t23 = t30 = t31 = t32 = t33 = 0.0
     for r in range(k):
-        x = a[r]
-        t0 += x * B[j, r]
-        t1 += x * B[j + 1, r]
-        t2 += x * B[j + 2, r]
-        t3 += x * B[j + 3, r]
-    return t0, t1, t2, t3
+        a0, a1, a2, a3 = A[i, r], A[i + 1, r], A[i + 2, r], A[i + 3, r]
+        b0, b1, b2, b3 = B[j, r], B[j + 1, r], B[j + 2, r], B[j + 3, r]
+        t00 += a0 * b0
+        t01 += a0 * b1
+        t02 += a0 * b2
+        t03 += a0 * b3
+        t10 += a1 * b0
+        t11 += a1 * b1
+        t12 += a1 * b2
+        t13 += a1 * b3
+        t20 += a2 * b0
+        t21 += a2 * b1
+        t22 += a2 * b2
+        t23 += a2 * b3
+        t30 += a3 * b0
+        t31 += a3 * b1
+        t32 += a3 * b2
+        t33 += a3 * b3
+    return (t00, t01, t02, t03, t10, t11, t12, t13, t20, t21, t22, t23, t30, t31, t32, t33)
 
 
 @_jit()
@@ -111,14 +127,16 @@ def block_sums(
     """
     N, d = X.shape
     weighted = w.shape[0] > 0
-    p = s_out.shape[1]
+    # Variables padded to a multiple of 4 with rows of zeros, so the scatter is whole 4 x 4 tiles.
+    padded = (d + 3) // 4 * 4
+    tiles = not diagonal and d > 2  # one or two variables: plain dot products do less work
     for b in numba.prange(n_out.shape[0]):
-        Y = np.empty((d, CHUNK))
-        Yw = np.empty((d, CHUNK)) if weighted else Y
+        Y = np.zeros((padded, CHUNK))
+        Yw = np.zeros((padded, CHUNK)) if weighted else Y
         c = np.zeros(d)
         c_comp = np.zeros(d)
-        s = np.zeros(p)
-        s_comp = np.zeros(p)
+        S = np.zeros((padded, padded))
+        S_comp = np.zeros((padded, padded))
         n = np.zeros(1)
         n_comp = np.zeros(1)
         stop = min(N, (b + 1) * rows)
@@ -132,30 +150,29 @@ def block_sums(
                 n[0] += k
             for i in range(d):
                 _add(c, c_comp, i, _total(Yw[i], k))
-            if diagonal:
+            if tiles:
+                for i in range(0, padded, 4):
+                    for j in range(i, padded, 4):
+                        t = _tile(Yw, Y, i, j, k)
+                        for a in range(4):
+                            for e in range(4):
+                                if i + a <= j + e < d:
+                                    _add(S[i + a], S_comp[i + a], j + e, t[4 * a + e])
+            else:
                 for i in range(d):
-                    _add(s, s_comp, i, _dot(Yw[i], Y[i], k))
-                continue
-            entry = 0
-            for i in range(d):
-                j = i
-                while j + 4 <= d:
-                    t0, t1, t2, t3 = _dot4(Yw[i], Y, j, k)
-                    _add(s, s_comp, entry, t0)
-                    _add(s, s_comp, entry + 1, t1)
-                    _add(s, s_comp, entry + 2, t2)
-                    _add(s, s_comp, entry + 3, t3)
-                    entry += 4
-                    j += 4
-                while j < d:
-                    _add(s, s_comp, entry, _dot(Yw[i], Y[j], k))
-                    entry += 1
-                    j += 1
+                    for j in range(i, i + 1 if diagonal else d):
+                        _add(S[i], S_comp[i], j, _dot(Yw[i], Y[j], k))
         n_out[b] = n[0] + n_comp[0]
         for i in range(d):
             c_out[b, i] = c[i] + c_comp[i]
-        for e in range(p):
-            s_out[b, e] = s[e] + s_comp[e]
+        entry = 0
+        for i in range(d):
+            if diagonal:
+                s_out[b, i] = S[i, i] + S_comp[i, i]
+                continue
+            for j in range(i, d):
+                s_out[b, entry] = S[i, j] + S_comp[i, j]
+                entry += 1
 
 
 @_jit()
