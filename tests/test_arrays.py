@@ -342,5 +342,15 @@ def test_readme_example_runs():
     namespace: dict = {}
     exec(readme_block(), namespace)
     X, s = namespace["X"], namespace["s"]
-    assert_same(s, GaussianSummary.from_samples(X.numpy()))
+    assert_same(s, GaussianSummary.from_samples(X.cpu().numpy()))
     assert namespace["t"].n == s.n + 1000
+
+
+def test_benchmark_runs_and_checks_itself(capsys):
+    """benchmarks/bench_arrays.py runs every case (checked against its reference) at tiny sizes."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_arrays
+
+    assert bench_arrays.main(["--device", "cpu", "--divisor", "200000", "--repeats", "1"]) == 0
+    table = capsys.readouterr().out
+    assert table.count("| gaussum from_samples |") == 4 and "float32 accumulation" in table
