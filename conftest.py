@@ -17,25 +17,56 @@ stays a failure, and `.ci/run` also fails if anything was skipped at all.
 from __future__ import annotations
 
 import doctest
+import importlib.metadata
 import importlib.util
 import re
+from pathlib import Path
 
 import pytest
 
-# Module an optional feature imports -> the extra of pyproject.toml that installs it.
-# tests/test_packaging.py checks that every extra named here exists.
-OPTIONAL = {
-    "scipy": "stats",
-    "matplotlib": "plot",
-    "dask": "dask",
-    "distributed": "dask",
-    "pandas": "dask",
-    "pyarrow": "cli",
-    "zstandard": "cli",
-    # the reference implementations that the models' tests compare with
-    "sklearn": "test",
-    "statsmodels": "test",
-}
+# Distributions whose module has another name.
+_MODULE_OF = {"scikit-learn": "sklearn", "pillow": "PIL", "pyyaml": "yaml"}
+# Extras of tools rather than features: their packages never make a test optional.
+_TOOL_EXTRAS = {"bench", "docs", "release"}
+# Modules that come with an extra without being named in it.
+_COMES_WITH = {"pandas": "dask", "pyarrow": "dask"}
+
+
+def _extras() -> dict[str, list[str]]:
+    """pyproject.toml's optional dependencies; on Python 3.10 (no tomllib), the installed metadata."""
+    try:
+        import tomllib
+
+        text = (Path(__file__).with_name("pyproject.toml")).read_text(encoding="utf-8")
+        return tomllib.loads(text)["project"]["optional-dependencies"]
+    except (ImportError, OSError, KeyError):
+        pass
+    extras: dict[str, list[str]] = {}
+    for requirement in importlib.metadata.requires("gaussum") or []:
+        match = re.search(r"""extra\s*==\s*["']([^"']+)["']""", requirement)
+        if match:
+            extras.setdefault(match.group(1), []).append(requirement.split(";")[0])
+    return extras
+
+
+def _optional_modules() -> dict[str, str]:
+    """Module -> the first extra (in pyproject.toml's order) whose requirements name it."""
+    table: dict[str, str] = {}
+    for extra, requirements in _extras().items():
+        if extra in _TOOL_EXTRAS:
+            continue
+        for requirement in requirements:
+            name = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement).group(1).lower()
+            if name != "gaussum":
+                table.setdefault(_MODULE_OF.get(name, re.sub(r"[-.]", "_", name)), extra)
+    for module, extra in _COMES_WITH.items():
+        table.setdefault(module, extra)
+    return table
+
+
+# Module an optional feature imports -> the extra that installs it, read from pyproject.toml, so a
+# new extra needs no change here (tests/test_packaging.py checks a few entries).
+OPTIONAL = _optional_modules()
 
 
 def _missing(name: str) -> bool:
@@ -50,7 +81,7 @@ MISSING = frozenset(name for name in OPTIONAL if _missing(name))
 
 _NO_MODULE = re.compile(r"No module named '([A-Za-z_][\w.]*)'")
 # gaussum's own message for a missing extra, e.g. "gaussum.dask needs dask: pip install 'gaussum[dask]'".
-_NEEDS_EXTRA = re.compile(r"pip install 'gaussum\[(\w+)\]'")
+_NEEDS_EXTRA = re.compile(r"pip install 'gaussum\[([\w-]+)\]'")
 
 
 def _reason(name: str) -> str:

@@ -465,6 +465,42 @@ class GroupedSummary(Frozen):
         """
         return GroupedSummary._trusted(self._keys, self._moments.scaled(factor), self.names)
 
+    # -- labelled results (pandas and xarray: gaussum[frames]) ---------------------------------
+
+    def to_pandas(self, ddof: float = 1) -> Any:
+        """A tidy pandas DataFrame, one row per key (index ``key``).
+
+        Columns ``n`` and ``effective_n``, then ``mean_<name>`` for each variable, then
+        ``var_<name>`` (variances with `ddof`); ``mean`` and ``var`` for scalar data. Needs
+        pandas (``pip install 'gaussum[frames]'``).
+
+        Examples
+        --------
+        >>> from gaussum import GroupedSummary
+        >>> g = GroupedSummary.from_samples(["a", "a", "b", "b"], [[1.0, 2.0], [3.0, 2.0], [5.0, 0.0], [4.0, 1.0]], names=["x", "y"])
+        >>> g.to_pandas().columns.tolist()
+        ['n', 'effective_n', 'mean_x', 'mean_y', 'var_x', 'var_y']
+        """
+        from . import _labelled
+
+        return _labelled.grouped_to_pandas(self, ddof)
+
+    def covariance_frame(self, ddof: float = 1) -> Any:
+        """Per-key covariances as one pandas DataFrame, laid out as ``df.groupby(key).cov()``.
+
+        Rows are a ``(key, variable)`` MultiIndex, columns the variables.
+        """
+        from . import _labelled
+
+        return _labelled.grouped_covariance_frame(self, ddof)
+
+    def to_xarray(self, ddof: float = 1) -> Any:
+        """An xarray Dataset over ``key`` (and ``variable``, ``variable2``): ``n``, ``w2``,
+        ``mean``, ``variance`` and, for full summaries, ``covariance``."""
+        from . import _labelled
+
+        return _labelled.grouped_to_xarray(self, ddof)
+
     # -- combining ----------------------------------------------------------------------------
 
     def _shape_text(self) -> str:

@@ -525,6 +525,64 @@ class GaussianSummary(Frozen):
         """
         return GaussianSummary._from_record(self._record.scaled(factor), self.names)
 
+    # -- labelled results (pandas and xarray: gaussum[frames]) ---------------------------------
+
+    def to_pandas(self, ddof: float = 1) -> dict[str, Any]:
+        """The statistics labelled by variable name (positions 0, 1, ... when unnamed).
+
+        Returns
+        -------
+        dict
+            ``n`` and ``effective_n`` (floats); ``mean``, ``variance`` and ``std`` (pandas
+            Series indexed by variable); for a full summary, ``covariance`` (`covariance_frame`)
+            and ``correlation`` (`correlation_frame`). A dict rather than one DataFrame, because
+            the pieces have different shapes.
+
+        Raises
+        ------
+        ValueError
+            For scalar data.
+        ImportError
+            Without pandas (``pip install 'gaussum[frames]'``).
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from gaussum import GaussianSummary
+        >>> df = pd.DataFrame({"a": [1.0, 2.0, 4.0], "b": [0.5, 0.0, 1.0]})
+        >>> GaussianSummary.from_samples(df).to_pandas()["mean"].to_dict()
+        {'a': 2.3333333333333335, 'b': 0.5}
+        """
+        from . import _labelled
+
+        return _labelled.to_pandas(self, ddof)
+
+    def covariance_frame(self, ddof: float = 1) -> Any:
+        """``covariance(ddof)`` as a pandas DataFrame with the variables' names on both axes.
+
+        Equal to ``df.cov(ddof=ddof)`` for the DataFrame the summary was made from (without NaN).
+        """
+        from . import _labelled
+
+        return _labelled.covariance_frame(self, ddof)
+
+    def correlation_frame(self) -> Any:
+        """``correlation()`` as a pandas DataFrame with the variables' names on both axes (as ``df.corr()``)."""
+        from . import _labelled
+
+        return _labelled.correlation_frame(self)
+
+    def to_xarray(self, ddof: float = 1) -> Any:
+        """The statistics as an xarray Dataset with ``variable`` and ``variable2`` dimensions.
+
+        ``mean`` and ``variance`` over ``variable``, ``covariance`` over ``(variable,
+        variable2)`` for a full summary; ``n``, ``w2``, ``effective_n`` and ``ddof`` as
+        attributes. Needs xarray (``pip install 'gaussum[frames]'``).
+        """
+        from . import _labelled
+
+        return _labelled.to_xarray(self, ddof)
+
     # -- combining ----------------------------------------------------------------------------
 
     def _check_compatible(self, other: GaussianSummary, verb: str) -> None:
