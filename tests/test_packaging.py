@@ -59,21 +59,35 @@ def test_classifiers_follow_requires_python():
 
 
 def test_optional_modules_name_the_extras_that_install_them():
-    """The root conftest's module -> extra table names real extras, and the one listing the module."""
+    """The root conftest reads module -> extra from pyproject.toml (the table its skips name)."""
     read("conftest.py")
     spec = importlib.util.spec_from_file_location("gaussum_root_conftest", ROOT / "conftest.py")
     conftest = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(conftest)
     extras = pyproject()["project"]["optional-dependencies"]
-    for module, extra in conftest.OPTIONAL.items():
-        assert extra in extras, f"conftest.OPTIONAL names {extra!r} for {module}, not an extra of pyproject.toml"
-        direct = re.compile(rf"{re.escape(module)}(?![-\w.])")
-        listing = sorted(
-            name for name, reqs in extras.items()
-            if name not in ("test", "bench", "docs") and any(direct.match(req) for req in reqs)
-        )
-        if listing:
-            assert extra in listing, f"{module} is in the extras {listing}: conftest.OPTIONAL should name one"
+    expected = {"scipy": "stats", "matplotlib": "plot", "dask": "dask", "distributed": "dask",
+                "pyarrow": "cli"}
+    assert {module: conftest.OPTIONAL.get(module) for module in expected} == expected
+    assert set(conftest.OPTIONAL.values()) <= set(extras)
+
+
+def test_every_extra_named_in_the_repository_exists():
+    """Every extra that an install command in the sources, tests, examples or docs names exists."""
+    extras = set(pyproject()["project"]["optional-dependencies"])
+    named = {}
+    for folder in ("src", "tests", "examples", "benchmarks", "docs"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.suffix not in (".py", ".md", ".rst") or "_build" in path.parts:
+                continue
+            text = path.read_text(encoding="utf-8")
+            for match in re.finditer(r"(?:gaussum|\.)\[([A-Za-z0-9_,-]+)\]", text):
+                for extra in match.group(1).split(","):
+                    named.setdefault(extra, str(path.relative_to(ROOT)))
+    for match in re.finditer(r"(?:gaussum|\.)\[([A-Za-z0-9_,-]+)\]", read("README.md")):
+        for extra in match.group(1).split(","):
+            named.setdefault(extra, "README.md")
+    unknown = {extra: where for extra, where in named.items() if extra not in extras}
+    assert not unknown, f"extras named but not in pyproject.toml: {unknown}"
 
 
 def test_ci_runs_exactly_the_readme_test_command():
