@@ -41,9 +41,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import BenchmarkCheckError  # noqa: E402
-
-from gaussum import GaussianSummary, _arrays  # noqa: E402
+from _harness import BenchmarkCheckError
+from gaussum import GaussianSummary, _arrays
 
 #: (rows, columns, dtype, offset) of each case, at full size.
 CASES = [
@@ -90,7 +89,7 @@ def make_rows(torch: Any, N: int, d: int, dtype: str, offset: float, device: str
     step = max(1, 2**24 // d)
     for start in range(0, N, step):
         Z = torch.randn((min(step, N - start), d), generator=generator, dtype=torch.float64, device=device)
-        X[start:start + step] = (offset + Z @ mixing).to(X.dtype)
+        X[start : start + step] = (offset + Z @ mixing).to(X.dtype)
     return X
 
 
@@ -145,7 +144,6 @@ def run_case(torch: Any, N: int, d: int, dtype: str, offset: float, device: str,
                 "error": accuracy.get(label),
             }
         )
-    del X, host
     return rows
 
 
@@ -156,10 +154,14 @@ def list_tail(calls: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--quick", action="store_true", help=f"sizes divided by {QUICK_DIVISOR}: a check that runs anywhere")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"sizes divided by {QUICK_DIVISOR}: a check that runs anywhere"
+    )
     parser.add_argument("--divisor", type=int, default=None, help="divide every size by this (--quick: 500)")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per measurement (default 7, quick 3)")
-    parser.add_argument("--chunk-rows", type=int, default=None, help="rows per partial sum (gaussum._arrays._CHUNK_ROWS)")
+    parser.add_argument(
+        "--chunk-rows", type=int, default=None, help="rows per partial sum (gaussum._arrays._CHUNK_ROWS)"
+    )
     parser.add_argument("--block-bytes", type=int, default=None, help="bytes per block on an accelerator")
     args = parser.parse_args(argv)
     try:

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from strategies import datasets, device_batches
+
+from strategies import device_batches
 
 torch = pytest.importorskip("torch", reason="needs torch (CPU): pip install -e '.[test-arrays]'")
 xps = pytest.importorskip("array_api_strict", reason="needs array-api-strict: pip install -e '.[test-arrays]'")
@@ -86,7 +87,9 @@ def test_scalar_diagonal_and_integer_data(backend, small_blocks):
     x = 1e6 + rng.standard_normal(900)
     assert_same(GaussianSummary.from_samples(on(backend, x)), GaussianSummary.from_samples(x))
     X = rng.standard_normal((900, 4)) + 1e3
-    assert_same(GaussianSummary.from_samples(on(backend, X), diagonal=True), GaussianSummary.from_samples(X, diagonal=True))
+    assert_same(
+        GaussianSummary.from_samples(on(backend, X), diagonal=True), GaussianSummary.from_samples(X, diagonal=True)
+    )
     K = rng.integers(-1000, 1000, (900, 3))
     assert_same(GaussianSummary.from_samples(on(backend, K)), GaussianSummary.from_samples(K))
 
@@ -121,7 +124,9 @@ def test_bad_weights_are_named(small_blocks):
 
 def test_bad_shapes_and_dtypes():
     """Shapes and dtypes the numpy path refuses are refused with its wording."""
-    with pytest.raises(ValueError, match=re.escape("X must have shape (N,) or (N, d) with rows as observations, got shape (2, 2, 2)")):
+    with pytest.raises(
+        ValueError, match=re.escape("X must have shape (N,) or (N, d) with rows as observations, got shape (2, 2, 2)")
+    ):
         GaussianSummary.from_samples(torch.zeros((2, 2, 2)))
     with pytest.raises(ValueError, match=re.escape("X must have at least one column, got shape (3, 0)")):
         GaussianSummary.from_samples(torch.zeros((3, 0)))
@@ -204,7 +209,9 @@ def test_float32_without_float64_on_the_device(offset, small_blocks):
     about 2e-8), at offsets where float32 np.cov (no shift) has lost every digit.
     """
     rng = np.random.default_rng(8)
-    X = (offset + rng.standard_normal((5000, 3)) @ np.array([[1.0, 0.5, 0.0], [0, 1, 0.3], [0, 0, 2]])).astype(np.float32)
+    X = (offset + rng.standard_normal((5000, 3)) @ np.array([[1.0, 0.5, 0.0], [0, 1, 0.3], [0, 0, 2]])).astype(
+        np.float32
+    )
     data = on("strict-no-float64", X)
     assert not _arrays._has_float64(xps, NO_FLOAT64)
     got = GaussianSummary.from_samples(data)

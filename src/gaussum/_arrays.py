@@ -196,14 +196,14 @@ def _compensated_total(xp: Any, hi: Any, lo: Any) -> tuple[Any, Any]:
     while hi.shape[0] > 1:
         half = hi.shape[0] // 2
         odd = hi.shape[0] % 2
-        a, b = hi[:half, ...], hi[half:2 * half, ...]
+        a, b = hi[:half, ...], hi[half : 2 * half, ...]
         s = a + b
         bb = s - a
         error = (a - (s - bb)) + (b - bb)
-        new_lo = lo[:half, ...] + lo[half:2 * half, ...] + error
+        new_lo = lo[:half, ...] + lo[half : 2 * half, ...] + error
         if odd:
-            s = xp.concat([s, hi[2 * half:, ...]], axis=0)
-            new_lo = xp.concat([new_lo, lo[2 * half:, ...]], axis=0)
+            s = xp.concat([s, hi[2 * half :, ...]], axis=0)
+            new_lo = xp.concat([new_lo, lo[2 * half :, ...]], axis=0)
         hi, lo = s, new_lo
     return hi[0, ...], lo[0, ...]
 
@@ -278,7 +278,7 @@ class _Rows:
         return v[start:stop] if self.index is None else self.plan.xp.take(v, self.index[start:stop], axis=0)
 
 
-def _first_shift(rows: _Rows, omit: bool, strict: bool) -> tuple[np.ndarray, np.ndarray] | None | bool:
+def _first_shift(rows: _Rows, omit: bool, strict: bool) -> tuple[np.ndarray, np.ndarray] | bool | None:
     """The two-part shift from the first block with weight, on the host; None if there is none.
 
     False when `strict` and a weightless block holds NaN (the caller then searches the rows).
@@ -319,7 +319,9 @@ def _device_shift(
     return coarse, fine
 
 
-def _pass(rows: _Rows, shift: tuple[np.ndarray, np.ndarray], diagonal: bool, omit: bool) -> tuple[float, float, np.ndarray, np.ndarray, int]:
+def _pass(
+    rows: _Rows, shift: tuple[np.ndarray, np.ndarray], diagonal: bool, omit: bool
+) -> tuple[float, float, np.ndarray, np.ndarray, int]:
     """One pass over the rows about `shift`: n, w2, c and scatter on the host, and rows dropped."""
     plan, xp = rows.plan, rows.plan.xp
     d = rows.X.shape[1]
@@ -357,11 +359,11 @@ def _pass(rows: _Rows, shift: tuple[np.ndarray, np.ndarray], diagonal: bool, omi
     # One transfer of O(d^2) values per pass; float32 pairs are added in float64 here.
     size = d if diagonal else d * d
     if wide:
-        c_host, S_host, rest = packed[:d], packed[d:d + size], packed[d + size:]
+        c_host, S_host, rest = packed[:d], packed[d : d + size], packed[d + size :]
     else:
-        c_host = packed[:d] + packed[d:2 * d]
-        S_host = packed[2 * d:2 * d + size] + packed[2 * d + size:2 * d + 2 * size]
-        rest = packed[2 * d + 2 * size:]
+        c_host = packed[:d] + packed[d : 2 * d]
+        S_host = packed[2 * d : 2 * d + size] + packed[2 * d + size : 2 * d + 2 * size]
+        rest = packed[2 * d + 2 * size :]
     n_dropped = int(_host_float(xp.sum(xp.stack(dropped)))) if dropped else 0
     if n_acc:
         n, w2 = float(rest[0] + rest[1]), float(rest[2] + rest[3])
@@ -399,16 +401,19 @@ def _finite(*arrays: np.ndarray) -> bool:
 # -- one summary --------------------------------------------------------------------------------
 
 
-def _moments(rows: _Rows, diagonal: bool, nan_policy: str, name: str, offset: int = 0) -> tuple[tuple[float, np.ndarray, np.ndarray, float], int]:
+def _moments(
+    rows: _Rows, diagonal: bool, nan_policy: str, name: str, offset: int = 0
+) -> tuple[tuple[float, np.ndarray, np.ndarray, float], int]:
     """``((n, mean, M2, w2), rows dropped)`` of the rows, as `_kernel.summarize_rows` computes them."""
-    d = rows.X.shape[1]
     omit = False
     with np.errstate(all="ignore"):
         for _ in range(2):
             result = _try_moments(rows, diagonal, omit, nan_policy != "propagate")
             if result is not None:
                 moments, dropped = result
-                if nan_policy == "propagate" or _finite(np.array([moments[0], moments[3]]), moments[1], _squares(moments[2])):
+                if nan_policy == "propagate" or _finite(
+                    np.array([moments[0], moments[3]]), moments[1], _squares(moments[2])
+                ):
                     return moments, dropped
                 if omit:
                     raise _overflow(rows, name, offset)
@@ -425,7 +430,9 @@ def _squares(M2: np.ndarray) -> np.ndarray:
     return M2 if M2.ndim == 1 else np.diagonal(M2)
 
 
-def _try_moments(rows: _Rows, diagonal: bool, omit: bool, strict: bool) -> tuple[tuple[float, np.ndarray, np.ndarray, float], int] | None:
+def _try_moments(
+    rows: _Rows, diagonal: bool, omit: bool, strict: bool
+) -> tuple[tuple[float, np.ndarray, np.ndarray, float], int] | None:
     """The corrected two-pass with re-centring; None when a weightless block hides NaN (`strict`)."""
     d = rows.X.shape[1]
     empty = (0.0, np.zeros(d), np.zeros(d if diagonal else (d, d)), 0.0)
@@ -583,7 +590,9 @@ def _summarize_groups(
     order = keyset.sort_order(codes, uniques.size)
     sizes = np.bincount(codes, minlength=uniques.size)
     bounds = np.concatenate(([0], np.cumsum(sizes)))
-    device_order = plan.xp.asarray(np.asarray(order, dtype=np.int32 if plan.integers == plan.xp.int32 else np.int64), device=plan.device)
+    device_order = plan.xp.asarray(
+        np.asarray(order, dtype=np.int32 if plan.integers == plan.xp.int32 else np.int64), device=plan.device
+    )
     diag = diagonal or scalar
     g = uniques.size
     counts, w2 = np.zeros(g), np.zeros(g)
@@ -591,7 +600,7 @@ def _summarize_groups(
     M2 = np.zeros((g, d) if diag else (g, d, d))
     propagated = []
     for k in range(g):
-        index = device_order[int(bounds[k]):int(bounds[k + 1])]
+        index = device_order[int(bounds[k]) : int(bounds[k + 1])]
         rows = _Rows(plan, data, index, w, q)
         (counts[k], means[k], M2[k], w2[k]), _ = _moments(rows, diag, "propagate", name)
         propagated.append(rows)
