@@ -313,7 +313,7 @@ def test_summarize_by_grouped_values_survive_the_trip(client):
     """The grouped summary built by workers is read-only and equal to the one built here."""
     frame = pd.DataFrame({"k": np.arange(1_000) % 7, "v": np.linspace(0.0, 1.0, 1_000)})
     remote = summarize_by(dd.from_pandas(frame, npartitions=1), "k", compute=True)
-    assert remote == GroupedSummary.from_samples(frame["k"].to_numpy(), frame[["v"]].to_numpy())
+    assert remote == GroupedSummary.from_samples(frame["k"].to_numpy(), frame[["v"]])  # names from the frame
     assert not remote.means.flags.writeable and not remote.M2.flags.writeable
 
 

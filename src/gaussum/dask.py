@@ -224,6 +224,7 @@ def summarize(
     fan_in = _check_split_every(split_every)
     check_nan_policy(nan_policy)
     rows = _as_rows(x, columns)
+    names = tuple(str(c) for c in _numeric_columns(x, columns)) if _frame_kind(x) == "frame" else None
     # One task per row chunk, fused by dask with whatever makes the chunk (a read, a random
     # draw), each receiving the list of that row's column blocks (concatenate=False: no copy
     # when there is only one).
@@ -239,7 +240,13 @@ def summarize(
         concatenate=False, split_every=fan_in, name="gaussum-summarize-merge",
     )
     result = total.to_delayed(optimize_graph=True).item()
+    if names is not None:  # the frame's column names label the variables
+        result = dask.delayed(_named, pure=True)(result, names)
     return result.compute() if compute else result
+
+
+def _named(summary: GaussianSummary, names: tuple[str, ...]) -> GaussianSummary:
+    return GaussianSummary(summary.n, summary.mean, summary.M2, summary.w2, names=names)
 
 
 def _summarize_groups(frame: Any, by: Any, columns: list[Any], diagonal: bool, nan_policy: str) -> GroupedSummary:
@@ -247,7 +254,8 @@ def _summarize_groups(frame: Any, by: Any, columns: list[Any], diagonal: bool, n
     keys = frame[by].to_numpy()
     # na_value turns pandas' nullable NA into NaN, which nan_policy then handles.
     values = frame[columns].to_numpy(dtype=np.float64, na_value=np.nan)
-    return GroupedSummary.from_samples(keys, values, diagonal=diagonal, nan_policy=nan_policy)
+    names = [str(c) for c in columns]
+    return GroupedSummary.from_samples(keys, values, names=names, diagonal=diagonal, nan_policy=nan_policy)
 
 
 def _merge_grouped(*parts: GroupedSummary) -> GroupedSummary:
