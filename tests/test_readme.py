@@ -118,6 +118,17 @@ def test_short_tour(tmp_path, monkeypatch):
     diagonal = shown(code, ns, "s.to_diagonal()", "per-variable sums of squares")
     np.testing.assert_allclose(diagonal.M2, ((X - X.mean(axis=0)) ** 2).sum(axis=0), rtol=1e-12)
 
+    # "DataFrames in, labelled results out": aligned by name, labelled, exact marginals
+    import pandas as pd
+
+    df = ns["df"]
+    frame = shown(code, ns, "(left + right).covariance_frame()", "equals pd.concat([df, df]).cov()")
+    assert list(frame.index) == list(frame.columns) == ["temp", "pressure", "time"]
+    both = pd.concat([df, df])
+    # pandas' own cov loses digits at offset 1.7e9: compare on the centred frame (shift-invariant).
+    np.testing.assert_allclose(frame.to_numpy(), (both - both.mean()).cov().to_numpy(), rtol=1e-9)
+    assert shown(code, ns, 'left[["time", "temp"]].names', "('time', 'temp')") == ("time", "temp")
+
     # "one more row" and "a weighted batch"
     assert "t = s.update(X[0])" in code and "t = s.update(X[:100], weights=np.full(100, 2.0))" in code
     # Merging and updating store each part's mean rounded to u |mean|; the README's Accuracy
