@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
+import json
+import subprocess
+import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,21 +20,30 @@ def write_csv(path: Path, X: np.ndarray) -> Path:
     return path
 
 
-def _forked_update(state: Path, data: Path) -> int:
-    """Start `gaussum update state data` in a forked child process (the modules are already
-    imported, so eight start in milliseconds); its pid."""
-    with warnings.catch_warnings():
-        # Python 3.12+ warns when forking a process with threads (pytest plugins may have some);
-        # the child runs only the command and exits, taking no lock another thread could hold.
-        warnings.simplefilter("ignore", DeprecationWarning)
+# A fresh interpreter that imports the command once, then, round after round, forks eight
+# children that each run `gaussum update STATE FILE` at the same moment, and prints their exit
+# statuses. Forking from this clean process, not from pytest's, keeps the children safe from
+# whatever threads or OpenMP runtimes earlier tests started in the test process.
+_FORKER = r"""
+import json, os, sys
+from gaussum.cli import main
+
+state, rounds = sys.argv[1], json.loads(sys.argv[2])
+statuses = []
+for files in rounds:
+    pids = []
+    for path in files:
         pid = os.fork()
-    if pid == 0:  # the child: run the command, then leave without running the parent's cleanup
-        status = 70
-        try:
-            status = cli.main(["update", str(state), str(data), "-q"])
-        finally:
-            os._exit(status)
-    return pid
+        if pid == 0:
+            code = 70
+            try:
+                code = main(["update", state, path, "-q"])
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    statuses.append([os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids])
+print(json.dumps(statuses))
+"""
 
 
 def test_eight_concurrent_updates_all_count_every_round(tmp_path):
@@ -44,17 +54,25 @@ def test_eight_concurrent_updates_all_count_every_round(tmp_path):
     start = write_csv(tmp_path / "start.csv", rng.normal(size=(5, 2)))
     assert cli.main(["summarize", str(start), "-o", str(tmp_path / "s.json"), "-q"]) == 0
     everything = [np.loadtxt(start, delimiter=",", skiprows=1)]
+    rounds = []
     for round_ in range(4):
         files = []
         for i in range(8):
             X = rng.normal(size=(10 + i, 2)) + round_
-            files.append(write_csv(tmp_path / f"r{round_}_{i}.csv", X))
+            files.append(str(write_csv(tmp_path / f"r{round_}_{i}.csv", X)))
             everything.append(X)
-        pids = [_forked_update(tmp_path / "s.json", f) for f in files]
-        statuses = [os.waitpid(pid, 0)[1] for pid in pids]
-        assert [os.waitstatus_to_exitcode(s) for s in statuses] == [0] * 8
-        state = read_state(str(tmp_path / "s.json"))
-        assert {s.path for s in state.sources} >= {str(f) for f in files}, f"round {round_} lost an update"
+        rounds.append(files)
+    done = subprocess.run(
+        [sys.executable, "-c", _FORKER, str(tmp_path / "s.json"), json.dumps(rounds)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [[0] * 8] * 4, done.stderr
+    state = read_state(str(tmp_path / "s.json"))
+    assert {s.path for s in state.sources} == {str(start), *(f for files in rounds for f in files)}
     rows = np.vstack(everything)
     assert state.n == len(rows) and len(state.sources) == 33
     np.testing.assert_allclose(state.summary.covariance(), np.cov(rows, rowvar=False), rtol=1e-12)
