@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import pickle
 import tracemalloc
@@ -232,6 +233,7 @@ def test_from_dict_checks_declared_sizes_before_allocating():
     """A huge declared key dtype allocates nothing of its size; too many variables or keys refused."""
     data = GroupedSummary.from_samples(["a", "b"], [[1.0, 2.0], [3.0, 4.0]]).to_dict()
     data["key_dtype"] = "<U300000000"
+    gc.collect()  # measure from_dict, not the collection of earlier tests' garbage
     tracemalloc.start()
     g = GroupedSummary.from_dict(data)
     _, peak = tracemalloc.get_traced_memory()
@@ -265,6 +267,7 @@ def test_mis_sized_fields_are_refused_before_arrays_are_built():
     """A long M2 list of the wrong shape is refused from its structure alone (a bounded cost)."""
     data = GaussianSummary.empty(2).to_dict()
     data["M2"] = [[0.0] * 2] * 2_000_000
+    gc.collect()
     tracemalloc.start()
     with pytest.raises(ValueError, match=r"M2 must have shape"):
         GaussianSummary.from_dict(data)

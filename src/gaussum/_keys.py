@@ -130,6 +130,8 @@ def present_keys(keys: Any, n_rows: int, dropna: bool | None, what: str) -> tupl
                 f"can hold (as NaN or NaT); these keys ({full.dtype}) have {count} missing: fill them first"
             )
         return as_keys(full, allow_missing=True), None
+    if isinstance(values, np.ndarray) and values.dtype.kind == "O":
+        check_python_keys(values, "keys")  # mixed kinds would surface only after the warning
     key_array = as_keys(values)  # refuse bad keys before saying anything about missing ones
     if dropna is None:
         warnings.warn(

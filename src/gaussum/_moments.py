@@ -164,7 +164,7 @@ def scatter_rtol(counts: np.ndarray, means: np.ndarray, squares: np.ndarray) -> 
     u = np.finfo(np.float64).eps / 2
     means2 = means.reshape(means.shape[0], -1)
     squares2 = squares.reshape(squares.shape[0], -1)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):
         std = np.sqrt(squares2 / np.maximum(counts, np.finfo(np.float64).tiny)[:, None])
         ratio = np.where(std > 0, np.abs(means2) / std, 0.0)
     floor = _MEAN_FLOOR_ULPS * u * (ratio.max(axis=1) if ratio.size else np.zeros(means.shape[0]))
