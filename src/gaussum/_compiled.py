@@ -25,9 +25,7 @@ variable ``GAUSSUM_KERNEL`` (``numpy`` or ``compiled``) read at import.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,7 +49,6 @@ _mode = os.environ.get("GAUSSUM_KERNEL", "auto")
 if _mode not in _MODES:
     _mode = "auto"
 
-_lock = threading.Lock()
 _kernels: Any = None  # the namespace of compiled functions, False when numba is unusable
 _available: bool | None = None
 _row_updates = 0
@@ -61,6 +58,8 @@ def available() -> bool:
     """True when numba can be imported (found, not imported: this stays cheap)."""
     global _available
     if _available is None:
+        import importlib.util  # here, not at the top: `import gaussum` stays as fast as before
+
         _available = importlib.util.find_spec("numba") is not None
     return _available
 
@@ -126,10 +125,23 @@ def kernels() -> Any:
     """The compiled functions (a namespace), compiling or loading them on first call; None without numba."""
     global _kernels
     if _kernels is None:
-        with _lock:
+        import threading
+
+        with _threading_lock(threading):
             if _kernels is None:
                 _kernels = _build() if available() else False
     return _kernels or None
+
+
+_lock: Any = None
+
+
+def _threading_lock(threading: Any) -> Any:
+    """The lock that serialises the first load, made on first need."""
+    global _lock
+    if _lock is None:
+        _lock = threading.Lock()
+    return _lock
 
 
 def _build() -> Any:

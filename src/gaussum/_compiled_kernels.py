@@ -14,7 +14,7 @@ from typing import Any
 import numba
 import numpy as np
 
-__all__ = ["block_sums", "first_shift", "row_step"]
+__all__ = ["block_sums", "sums_of_blocks", "first_shift", "row_step", "row_step_packed", "PARALLEL_VALUES"]
 
 
 def _jit(**options: Any) -> Any:
@@ -173,6 +173,28 @@ def block_sums(
             for j in range(i, d):
                 s_out[b, entry] = S[i, j] + S_comp[i, j]
                 entry += 1
+
+
+# Values from which the blocks run on every thread. Below it one thread: with numba's OpenMP layer
+# the idle threads spin after each parallel region, and on the loaded 2-core development machine
+# two threads took 2-4x the CPU time of one on 1e6 x 1 to 1e6 x 8 (3 vs 9 ms, 4-7 vs 8-13 ms,
+# 11-14 vs 16 ms), and longer in wall time too. The result is the same bits either way.
+PARALLEL_VALUES = 2**24
+
+
+def sums_of_blocks(
+    X: Any, w: Any, coarse: Any, fine: Any, rows: int, diagonal: bool, n_out: Any, c_out: Any, s_out: Any
+) -> None:
+    """`block_sums` on one thread below `PARALLEL_VALUES` values, on every thread from there."""
+    if X.size >= PARALLEL_VALUES:
+        block_sums(X, w, coarse, fine, rows, diagonal, n_out, c_out, s_out)
+        return
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        block_sums(X, w, coarse, fine, rows, diagonal, n_out, c_out, s_out)
+    finally:
+        numba.set_num_threads(threads)
 
 
 @_jit()

@@ -393,7 +393,7 @@ def _summarize_compiled(
         n_b, c_b, s_b = np.empty(blocks), np.empty((blocks, d)), np.empty((blocks, products))
         diag_entries = slice(None) if diagonal else _upper(d)[2]
         for attempt in range(3):
-            kernels.block_sums(X, w_rows, coarse, fine, rows, diagonal, n_b, c_b, s_b)
+            kernels.sums_of_blocks(X, w_rows, coarse, fine, rows, diagonal, n_b, c_b, s_b)
             if not (_all_finite(n_b, c_b) and _all_finite(s_b[:, diag_entries])):
                 return None
             n, c, packed = float(_pairwise_sum(n_b[:, None])[0]), _pairwise_sum(c_b), _pairwise_sum(s_b)
