@@ -7,6 +7,7 @@ lives here, so the record and the kernels deal only in integer codes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import warnings
@@ -226,7 +227,7 @@ def concatenate_keys(arrays: list[np.ndarray]) -> np.ndarray:
     numpy would turn integers and strings into strings, or int64 and uint64 into float64; keys
     that are different labels must not become equal ones.
     """
-    kinds = {a.dtype.kind for a in arrays}
+    kinds: set[str] = {str(a.dtype.kind) for a in arrays}
     try:
         result = np.result_type(*arrays) if len(kinds) > 1 or kinds == {"O"} else None
         compatible = same_label_kinds(kinds) and (result is None or result.kind in "iuO")
@@ -282,7 +283,7 @@ def parse_key_dtype(text: Any) -> np.dtype:
 
 def parse_keys(values: Any, dtype: np.dtype) -> np.ndarray:
     kind = dtype.kind
-    checks = {
+    checks: dict[str, Callable[[Any], bool]] = {
         "b": lambda v: isinstance(v, bool),
         "i": _is_int,
         "u": _is_int,

@@ -93,7 +93,7 @@ def to_xarray(s: GaussianSummary, ddof: float) -> Any:
     if s.mean.ndim == 0:
         raise ValueError("labelled results need vector data; this summary is of scalar data")
     names = labels(s.names, s.d)
-    data = {"mean": ("variable", np.array(s.mean)), "variance": ("variable", np.array(s.variance(ddof)))}
+    data: dict[str, Any] = {"mean": ("variable", np.array(s.mean)), "variance": ("variable", np.array(s.variance(ddof)))}
     if not s.diagonal:
         data["covariance"] = (("variable", "variable2"), np.array(s.covariance(ddof)))
     return xr.Dataset(

@@ -323,22 +323,24 @@ class Moments(Frozen):
             spread = means.reshape(g, -1).any(axis=1) | M2.reshape(g, -1).any(axis=1) | (w2 != 0)
             bad = empty & spread
             if bad.any():
-                i = int(np.flatnonzero(bad)[0])
+                k = int(np.flatnonzero(bad)[0])
                 where = "a summary of no observations (n == 0)" if names._group is None else (
-                    f"key {names._group(i)} has count 0 (no observations), so it"
+                    f"key {names._group(k)} has count 0 (no observations), so it"
                 )
                 raise ValueError(f"{where} must have zero mean, M2 and w2")
         weightless = ~empty & (w2 == 0)
         if weightless.any():
-            i = int(np.flatnonzero(weightless)[0])
-            raise ValueError(f"w2 must be positive where {names.count} is{names.of(i)}; got w2 = 0 with {names.count} = {float(counts[i])!r}")
+            k = int(np.flatnonzero(weightless)[0])
+            raise ValueError(
+                f"w2 must be positive where {names.count} is{names.of(k)}; got w2 = 0 with {names.count} = {float(counts[k])!r}"
+            )
         return cls.trusted(counts, means, np.ascontiguousarray(M2), w2)
 
     # -- shape ----------------------------------------------------------------------------------
 
     @property
     def g(self) -> int:
-        return self.counts.shape[0]
+        return int(self.counts.shape[0])
 
     @property
     def scalar(self) -> bool:
@@ -376,11 +378,15 @@ class Moments(Frozen):
     def effective_n(self) -> np.ndarray:
         """Kish's effective sample size per group, ``n**2 / w2`` (0 for an empty group)."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(self.counts > 0, self.counts * (self.counts / np.where(self.w2 > 0, self.w2, 1.0)), 0.0)
+            effective: np.ndarray = np.where(
+                self.counts > 0, self.counts * (self.counts / np.where(self.w2 > 0, self.w2, 1.0)), 0.0
+            )
+        return effective
 
     def raw_divisor(self, ddof: float) -> np.ndarray:
         """``n - ddof * w2 / n`` per group, as it is (see `degrees_of_freedom`)."""
-        return degrees_of_freedom(self.counts, self.w2, ddof)
+        divisor: np.ndarray = degrees_of_freedom(self.counts, self.w2, ddof)
+        return divisor
 
     def divisor(self, ddof: float, stacklevel: int) -> np.ndarray:
         """``n - ddof * w2 / n`` per group (``n - ddof`` for frequency weights): ``np.cov``'s divisor.
@@ -404,7 +410,8 @@ class Moments(Frozen):
 
     def _per_group(self, values: np.ndarray, dof: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return values / dof.reshape(-1, *([1] * (values.ndim - 1)))
+            scaled: np.ndarray = values / dof.reshape(-1, *([1] * (values.ndim - 1)))
+        return scaled
 
     def covariance(self, ddof: float, stacklevel: int = 2) -> np.ndarray:
         """``M2 / (n - ddof * w2 / n)`` per group, in M2's shape."""
@@ -432,7 +439,8 @@ class Moments(Frozen):
         diagonal = np.where(scale > 0, 1.0, np.nan)
         index = np.arange(self.d)
         corr[:, index, index] = diagonal
-        return corr
+        result: np.ndarray = corr
+        return result
 
     def to_diagonal(self) -> Moments:
         """The same record without off-diagonal terms (M2 of shape ``(g, d)``)."""

@@ -22,6 +22,7 @@ from .summary import GaussianSummary
 try:
     import dask
     import dask.array as da
+    from dask.delayed import delayed
 except ImportError:  # pragma: no cover - exercised only without the extra
     raise ImportError("gaussum.dask needs dask: pip install 'gaussum[dask]'") from None
 
@@ -108,7 +109,7 @@ def _numeric_columns(frame: Any, columns: Any, exclude: Any = None) -> list[Any]
         columns = [c for c in frame.columns if c != exclude and _is_real_dtype(dtypes[c])]
         if not columns:
             raise ValueError(f"the DataFrame has no numeric columns to summarise; its dtypes are {dict(frame.dtypes)}")
-        return columns
+        return list(columns)
     columns = [columns] if isinstance(columns, (str, int)) else list(columns)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -116,7 +117,7 @@ def _numeric_columns(frame: Any, columns: Any, exclude: Any = None) -> list[Any]
     wrong = {c: str(dtypes[c]) for c in columns if not _is_real_dtype(dtypes[c])}
     if wrong:
         raise ValueError(f"columns must be numeric or boolean; {wrong} are not")
-    return columns
+    return list(columns)
 
 
 def _as_rows(x: Any, columns: Any) -> Any:
@@ -241,7 +242,7 @@ def summarize(
     )
     result = total.to_delayed(optimize_graph=True).item()
     if names is not None:  # the frame's column names label the variables
-        result = dask.delayed(_named, pure=True)(result, names)
+        result = delayed(_named, pure=True)(result, names)
     return result.compute() if compute else result
 
 
@@ -338,10 +339,10 @@ def summarize_by(
     if isinstance(by, (list, tuple)) or by not in df.columns:
         raise ValueError(f"by must name one column of the DataFrame; got {by!r}, it has {list(df.columns)}")
     columns = _numeric_columns(df, columns, exclude=by)
-    per_partition = dask.delayed(_summarize_groups, pure=True)
+    per_partition = delayed(_summarize_groups, pure=True)
     needed = [by, *(c for c in columns if c != by)]  # `by` may itself be summarised
     level = [per_partition(part, by, columns, bool(diagonal), nan_policy) for part in df[needed].to_delayed()]
-    merge = dask.delayed(_merge_grouped, pure=True)
+    merge = delayed(_merge_grouped, pure=True)
     while len(level) > 1:
         level = [merge(*level[i:i + fan_in]) for i in range(0, len(level), fan_in)]
     return level[0].compute() if compute else level[0]

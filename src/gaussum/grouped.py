@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -123,7 +122,7 @@ class GroupedSummary(Frozen):
     def __init__(self, keys: Any, counts: Any, means: Any, M2: Any, w2: Any = None, *, names: Any = None) -> None:
         key_array = keyset.as_keys(keys, allow_missing=True)
         if key_array.dtype.kind == "O" and key_array.size and all(isinstance(k, str) for k in key_array):
-            keyset.check_python_keys(key_array)
+            keyset.check_python_keys(key_array, "keys")
             key_array = key_array.astype(str)
         key_array = readonly(np.array(key_array, copy=True))
         _check_sorted(key_array)
@@ -523,7 +522,7 @@ class GroupedSummary(Frozen):
 
     def __radd__(self, other: object) -> GroupedSummary:
         # Lets the builtin sum() start from its default 0.
-        if isinstance(other, numbers.Number) and other == 0 and not isinstance(other, bool):
+        if isinstance(other, (int, float, np.number)) and other == 0 and not isinstance(other, bool):
             return self
         return NotImplemented
 

@@ -175,15 +175,18 @@ class _Factor:
     def quad(self, x: np.ndarray) -> np.ndarray:
         """``x^T S^{-1} x``, for each column when x is (d, k)."""
         z = self.whiten(x)
-        return np.einsum("i...,i...->...", z, z)
+        squares: np.ndarray = np.einsum("i...,i...->...", z, z)
+        return squares
 
     def sandwich(self, V: np.ndarray) -> np.ndarray:
         """``C^{-1} V C^{-T}``: the same eigenvalues as ``V S^{-1}``, and symmetric."""
-        return self.whiten(self.whiten(V).T)
+        product: np.ndarray = self.whiten(self.whiten(V).T)
+        return product
 
     def root(self) -> np.ndarray:
         """``C`` itself."""
-        return self.chol * self.scale[:, None]
+        factor: np.ndarray = self.chol * self.scale[:, None]
+        return factor
 
     def logdet(self) -> float:
         """``log det S``."""

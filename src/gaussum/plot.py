@@ -176,12 +176,12 @@ def ellipses(
         eigenvalues, eigenvectors = np.linalg.eigh(cov)  # ascending
         axes = np.sqrt(np.clip(eigenvalues, 0.0, None))
         angle = np.degrees(np.arctan2(eigenvectors[1, 1], eigenvectors[0, 1]))
-        for rank, k in enumerate(radii):
+        for rank, radius in enumerate(radii):
             ax.add_patch(
                 Ellipse(
                     tuple(mean),
-                    width=2.0 * k * axes[1],
-                    height=2.0 * k * axes[0],
+                    width=2.0 * radius * axes[1],
+                    height=2.0 * radius * axes[0],
                     angle=angle,
                     fill=False,
                     edgecolor=color,

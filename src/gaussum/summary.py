@@ -478,7 +478,8 @@ class GaussianSummary(Frozen):
         ValueError
             For a diagonal summary, which keeps no covariances.
         """
-        return self._record.correlation()[0]
+        correlation: np.ndarray = self._record.correlation()[0]
+        return correlation
 
     def to_diagonal(self) -> GaussianSummary:
         """The same summary without its off-diagonal terms (M2 of shape ``(d,)``).
@@ -695,7 +696,7 @@ class GaussianSummary(Frozen):
 
     def __radd__(self, other: object) -> GaussianSummary:
         # Lets the builtin sum() start from its default 0.
-        if isinstance(other, numbers.Number) and other == 0 and not isinstance(other, bool):
+        if isinstance(other, (int, float, np.number)) and other == 0 and not isinstance(other, bool):
             return self
         return NotImplemented
 
@@ -1001,7 +1002,7 @@ class GaussianSummary(Frozen):
             raise ValueError(f"mean must have shape () or (d,), got {mean_shape}")
         if mean_shape and mean_shape[0] > max_d:
             raise ValueError(f"summary dict has {mean_shape[0]:,} variables, more than max_d={max_d:,}")
-        expected = [()] if not mean_shape else [mean_shape, mean_shape * 2]
+        expected: list[tuple[int, ...]] = [()] if not mean_shape else [mean_shape, mean_shape * 2]
         mean = float_tree(data["mean"], "summary dict field 'mean'", [mean_shape])
         try:
             M2 = float_tree(data["M2"], "summary dict field 'M2'", expected)
