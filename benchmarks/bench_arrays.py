@@ -151,6 +151,25 @@ def list_tail(calls: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in calls.items() if k != "gaussum from_samples"}
 
 
+def sweep(torch: Any, device: str, divisor: int, repeats: int) -> int:
+    """gaussum's time and accuracy on each float64 case for chunk rows x block bytes."""
+    print("| case | chunk rows | block MiB | median ms | covariance error |")
+    print("|---|---:|---:|---:|---:|")
+    defaults = _arrays._CHUNK_ROWS, _arrays._DEVICE_BLOCK_BYTES, _arrays._CPU_BLOCK_BYTES
+    for N, d, dtype, offset in CASES[:3]:
+        N = max(N // divisor, 2 * d)
+        X = make_rows(torch, N, d, dtype, offset, device)
+        reference = GaussianSummary.from_samples(X.cpu().numpy()).covariance()
+        for chunk in (256, 1024, 4096, 16384):
+            for block in (2**26, 2**28, 2**30):
+                _arrays._CHUNK_ROWS, _arrays._DEVICE_BLOCK_BYTES, _arrays._CPU_BLOCK_BYTES = chunk, block, block
+                error = relative_error(GaussianSummary.from_samples(X).covariance(), reference)
+                seconds = median_time(synchronised(torch, device, lambda X=X: GaussianSummary.from_samples(X)), repeats)
+                print(f"| {N:,} x {d} | {chunk} | {block >> 20} | {1e3 * seconds:.2f} | {error:.1e} |")
+    _arrays._CHUNK_ROWS, _arrays._DEVICE_BLOCK_BYTES, _arrays._CPU_BLOCK_BYTES = defaults
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -163,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         "--chunk-rows", type=int, default=None, help="rows per partial sum (gaussum._arrays._CHUNK_ROWS)"
     )
     parser.add_argument("--block-bytes", type=int, default=None, help="bytes per block on an accelerator")
+    parser.add_argument(
+        "--sweep", action="store_true", help="time gaussum alone over chunk rows x block bytes (to tune the defaults)"
+    )
     args = parser.parse_args(argv)
     try:
         import torch
@@ -178,10 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else platform.processor() or "cpu"
     print(f"device: {device} ({name}); torch {torch.__version__}; numpy {np.__version__}; repeats {repeats}")
     print()
+    divisor = args.divisor or (QUICK_DIVISOR if args.quick else 1)
+    if args.sweep:
+        return sweep(torch, device, divisor, repeats)
     print("| case | call | median ms | gaussum / this | covariance error |")
     print("|---|---|---:|---:|---:|")
     for N, d, dtype, offset in CASES:
-        divisor = args.divisor or (QUICK_DIVISOR if args.quick else 1)
         N = max(N // divisor, 2 * d)
         for row in run_case(torch, N, d, dtype, offset, device, repeats):
             error = "" if row["error"] is None else f"{row['error']:.1e}"

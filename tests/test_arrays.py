@@ -80,6 +80,14 @@ def test_rows_match_the_numpy_path(backend, offset, shape, small_blocks):
     assert isinstance(got.mean, np.ndarray) and got.mean.dtype == np.float64 and not got.M2.flags.writeable
 
 
+def test_names_are_kept():
+    """names= labels a device array's summary as it labels a numpy one."""
+    X = np.random.default_rng(2).standard_normal((50, 2))
+    got = GaussianSummary.from_samples(torch.asarray(X), names=["a", "b"])
+    assert got.names == ("a", "b")
+    assert_same(got, GaussianSummary.from_samples(X))
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_scalar_diagonal_and_integer_data(backend, small_blocks):
     """1-D data, diagonal summaries and integer dtypes take the numpy path's shapes and values."""

@@ -31,6 +31,7 @@ block shapes do not depend on the data).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -122,7 +123,9 @@ class _Plan:
         defaults = self.xp.__array_namespace_info__().default_dtypes(device=self.device)
         # Row counts and indices in the device's own integers (int32 where it has no int64).
         self.integers = defaults["indexing"]
-        self.chunk = max(_CHUNK_ROWS, 8 * d) if self.wide else _NARROW_CHUNK_ROWS
+        chunk = max(_CHUNK_ROWS, 8 * d) if self.wide else _NARROW_CHUNK_ROWS
+        # No chunk longer than the data: padding a few rows to a long chunk would be wasted work.
+        self.chunk = max(1, min(chunk, X.shape[0]))
         on_cpu = "cpu" in str(self.device).lower()
         rows = block_rows or max(1, (_CPU_BLOCK_BYTES if on_cpu else _DEVICE_BLOCK_BYTES) // (8 * d))
         # Whole chunks per block, so that only the last block needs padding.
@@ -137,15 +140,21 @@ class _Plan:
 
 
 def _has_float64(xp: Any, device: Any) -> bool:
-    """Whether `device` holds float64 (some accelerators do not)."""
+    """Whether `device` holds float64 (some accelerators do not).
+
+    Asked of the namespace, then tried: torch lists float64 for Apple's MPS, which refuses it, and
+    JAX without ``jax_enable_x64`` hands back float32 (with a warning) when float64 is asked for.
+    """
     try:
         kinds = xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
         if "float64" not in kinds:
             return False
-        xp.zeros(1, dtype=xp.float64, device=device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            probe = xp.zeros(1, dtype=xp.float64, device=device)
     except (TypeError, ValueError, RuntimeError, AttributeError):
         return False
-    return True
+    return bool(probe.dtype == xp.float64)
 
 
 # -- weights ------------------------------------------------------------------------------------
