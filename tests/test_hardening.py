@@ -351,7 +351,7 @@ def built_values(X, data):
             except Float64OverflowError:
                 continue  # refusing is allowed; returning an unloadable value is not
         assert not caught, [str(w.message) for w in caught]
-        yield value
+        yield makers.index(make), value
 
 
 def _row_by_row(X):
@@ -365,5 +365,8 @@ def _row_by_row(X):
 @given(X=extreme_rows(), data=st.data())
 def test_every_value_built_from_finite_input_loads_back(X, data):
     """from_dict(to_dict(s)) == s and pickle round trips, for every public path and any finite input."""
-    for s in built_values(X, data):
-        round_trips(s)
+    for path, s in built_values(X, data):
+        try:
+            round_trips(s)
+        except ValueError as exc:
+            raise AssertionError(f"path {path} built a value that does not load back: {exc}") from None

@@ -10,8 +10,8 @@ the kernels are compiled in memory, once per process).
   row: every 256-row chunk is centred on the two-part shift into a small transposed buffer (in
   cache), whose column sums and upper-triangle scatter are then taken as dot products that the
   compiler vectorises; chunk results go into the block's totals with Neumaier's compensated sum.
-  Blocks run in parallel (``prange``), each into its own slot, and are merged afterwards in a
-  fixed pairwise order, so the result does not depend on the number of threads (bit for bit).
+  Blocks are merged afterwards in a fixed pairwise order, on one thread (not parallel: numba's
+  OpenMP layer makes a later fork() abort).
 - `first_shift`: the two-part shift of `gaussum._kernel._first_shift`, in two passes over a few
   thousand rows.
 - `row_step`: Welford's one-row step of `gaussum._combine.add_row`, the same floating-point

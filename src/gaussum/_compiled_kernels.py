@@ -115,7 +115,11 @@ def _add(sums: Any, comp: Any, index: int, value: float) -> None:
     sums[index] = t
 
 
-@_jit(parallel=True)
+# Not parallel: numba's OpenMP layer (GNU libgomp) aborts any process forked after it has run
+# ("fork() called from a process already using GNU OpenMP"), which breaks multiprocessing and
+# process pools in every program that imports gaussum; and on the 2-core machine one thread was
+# faster anyway (see PARALLEL_VALUES). prange over blocks is kept: it runs as a plain loop.
+@_jit(parallel=False)
 def block_sums(
     X: Any, w: Any, coarse: Any, fine: Any, rows: int, diagonal: bool, n_out: Any, c_out: Any, s_out: Any
 ) -> None:
@@ -185,16 +189,8 @@ PARALLEL_VALUES = 2**24
 def sums_of_blocks(
     X: Any, w: Any, coarse: Any, fine: Any, rows: int, diagonal: bool, n_out: Any, c_out: Any, s_out: Any
 ) -> None:
-    """`block_sums` on one thread below `PARALLEL_VALUES` values, on every thread from there."""
-    if X.size >= PARALLEL_VALUES:
-        block_sums(X, w, coarse, fine, rows, diagonal, n_out, c_out, s_out)
-        return
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        block_sums(X, w, coarse, fine, rows, diagonal, n_out, c_out, s_out)
-    finally:
-        numba.set_num_threads(threads)
+    """`block_sums`, on one thread (see the note above it)."""
+    block_sums(X, w, coarse, fine, rows, diagonal, n_out, c_out, s_out)
 
 
 @_jit()

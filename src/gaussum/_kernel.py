@@ -293,7 +293,7 @@ def summarize_rows(
     """
     N, d = X.shape
     rows = block_rows or rows_per_block(d)
-    if _compiled.use_rows(X.size, d):
+    if _compiled.use_rows(N * d, d):
         result = _summarize_compiled(X, weights, diagonal, nan_policy, rows, name)
         if result is not None:
             return result
