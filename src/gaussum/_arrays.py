@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _kernel
 from ._combine import mirror_upper, two_sum
 from ._moments import consistent_scatter
 from ._validate import as_weights, check_nan_policy, nonfinite_row_error, overflow_error
@@ -61,10 +62,11 @@ _CHUNK_ROWS = 256
 # float32 sums: short chunks (float32 rounds 2^29 times coarser than float64), then TwoSum.
 _NARROW_CHUNK_ROWS = 16
 
-# As in the kernel: the shift's fine part is dropped when X - coarse is not coarsely quantised,
-# and a pass is repeated about the mean when the shift was more than 1/8 std away from it.
-_QUANTUM_OF_SPREAD = 2.0**-36
-_MAX_SHIFT_IN_STD = 1.0 / 8.0
+# The numpy kernel's thresholds, from their one home: the shift's fine part is dropped when
+# X - coarse is not coarsely quantised, and a pass is repeated about the mean when the shift was
+# more than 1/8 std away from it.
+_QUANTUM_OF_SPREAD = _kernel._QUANTUM_OF_SPREAD
+_MAX_SHIFT_IN_STD = _kernel._MAX_SHIFT_IN_STD
 
 
 def is_device_array(X: Any) -> bool:
