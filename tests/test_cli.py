@@ -380,6 +380,59 @@ def test_merge_refuses_states_with_different_columns(tmp_path, capsys):
     assert not (tmp_path / "m.json").exists()
 
 
+@pytest.mark.parametrize("by", [None, "key"])
+def test_merge_aligns_states_whose_columns_come_in_another_order(tmp_path, capsys, rng, by):
+    """The same columns in another order are the same variables: the merge aligns them by name
+    (the library's names) and keeps the first state's order, as np.cov of the rows in that order."""
+    X = rng.normal(size=(30, 3)) * [1.0, 10.0, 0.1] + 5
+    keys = np.array(list("ab"))[rng.integers(0, 2, size=30)]
+    write_csv(tmp_path / "one.csv", X[:12], ["x", "y", "z"], None if by is None else keys[:12])
+    write_csv(tmp_path / "two.csv", X[12:, [2, 0, 1]], ["z", "x", "y"], None if by is None else keys[12:])
+    grouping = () if by is None else ("--by", by)
+    assert run(capsys, "summarize", tmp_path / "one.csv", *grouping, "-o", tmp_path / "one.json")[0] == 0
+    assert run(capsys, "summarize", tmp_path / "two.csv", *grouping, "-o", tmp_path / "two.json")[0] == 0
+    assert state_json(tmp_path / "two.json")["columns"] == ["z", "x", "y"]
+    status, _, err = run(capsys, "merge", tmp_path / "two.json", tmp_path / "one.json", "-o", tmp_path / "m.json")
+    assert status == 0, err
+    merged = state_json(tmp_path / "m.json")
+    assert merged["columns"] == merged["summary"]["names"] == ["z", "x", "y"]
+    in_order = X[:, [2, 0, 1]]
+    if by is None:
+        np.testing.assert_allclose(cov_of(merged["summary"]), np.cov(in_order, rowvar=False), rtol=1e-12)
+    else:
+        state = read_state(str(tmp_path / "m.json"))
+        for key, s in state.summary:
+            np.testing.assert_allclose(s.covariance(), np.cov(in_order[keys == key], rowvar=False), rtol=1e-12)
+
+
+def test_the_state_keeps_its_column_names_in_the_summary(tmp_path, capsys):
+    """The state's summary carries the columns' names (one list, the library's), and a state
+    whose 'columns' disagree with its summary's names is refused with one line naming both."""
+    run(capsys, "summarize", IRIS, "--columns", "petal_width,sepal_length", "-o", tmp_path / "s.json")
+    data = state_json(tmp_path / "s.json")
+    assert data["columns"] == data["summary"]["names"] == ["petal_width", "sepal_length"]
+    assert GaussianSummary.from_dict(data["summary"]).names == ("petal_width", "sepal_length")
+    data["summary"]["names"] = ["sepal_length", "petal_width"]
+    (tmp_path / "s.json").write_text(json.dumps(data))
+    status, _, err = run(capsys, "show", tmp_path / "s.json")
+    assert status == 1 and err.count("\n") == 1
+    assert "'columns' lists petal_width, sepal_length but the summary's names are sepal_length, petal_width" in err
+
+
+def test_a_state_whose_summary_has_no_names_takes_them_from_columns(tmp_path, capsys):
+    """State files written before summaries carried names keep them only in 'columns': they are
+    read with those names, and an update writes them into the summary."""
+    run(capsys, "summarize", IRIS, "--columns", "sepal_length,sepal_width", "-o", tmp_path / "s.json")
+    data = state_json(tmp_path / "s.json")
+    del data["summary"]["names"]
+    (tmp_path / "s.json").write_text(json.dumps(data))
+    state = read_state(str(tmp_path / "s.json"))
+    assert state.summary.names == state.columns == ("sepal_length", "sepal_width")
+    write_csv(tmp_path / "more.csv", np.array([[5.0, 3.0]]), ["sepal_length", "sepal_width"])
+    assert run(capsys, "update", tmp_path / "s.json", tmp_path / "more.csv")[0] == 0
+    assert state_json(tmp_path / "s.json")["summary"]["names"] == ["sepal_length", "sepal_width"]
+
+
 # -- show and compare ---------------------------------------------------------------------------
 
 

@@ -88,8 +88,8 @@ def summarize(args: argparse.Namespace, reporter: Reporter) -> int:
     assert reading.columns  # at least one input was read: argparse requires one, only repeats are skipped
     total = reading.total
     if total is None:
-        total = empty_summary(len(reading.columns), by, args.diagonal)
-    state = State(reading.columns, by or None, total, reading.sources)
+        total = empty_summary(reading.columns, by, args.diagonal)
+    state = State(by or None, total, reading.sources)
     with locked(args.output, args.wait):
         _refuse_existing(args)
         write_output(args.output, state.to_json())
@@ -112,7 +112,7 @@ def update(args: argparse.Namespace, reporter: Reporter) -> int:
         if not reading.inputs_added:
             reporter.say(f"{args.state} unchanged: every input is already counted")
             return 0
-        new = State(state.columns, state.by_columns, reading.total, reading.sources)
+        new = State(state.by_columns, reading.total, reading.sources)
         write_output(args.state, new.to_json())
     inputs = f"{reading.inputs_added} input" + ("" if reading.inputs_added == 1 else "s")
     reporter.say(f"updated {args.state}: +{reading.rows_added:,} rows from {inputs}; now {rendering.describe(new)}")
@@ -150,7 +150,9 @@ def merge(args: argparse.Namespace, reporter: Reporter) -> int:
             total = fold(total, state.summary, path)
             sources.extend(state.sources)
             counted.update({h: path for h in hashes})
-        merged = State(first.columns, first.by_columns, total, sources)
+        # The merges aligned the columns by name, in the order of whichever state came first
+        # in `order`; the output keeps the first named state's order.
+        merged = State(first.by_columns, total.select(list(first.columns)), sources)
         write_output(args.output, merged.to_json())
     reporter.say(f"wrote {_where(args.output)}: {rendering.describe(merged)}")
     return 0

@@ -133,12 +133,12 @@ def _summarize_block(block: Block, request: Request, columns: Sequence[str], lab
     try:
         if block.keys is None:
             return GaussianSummary._from_samples_counted(
-                values, diagonal=request.diagonal, nan_policy=request.nan_policy
+                values, names=columns, diagonal=request.diagonal, nan_policy=request.nan_policy
             )
         from ..grouped import GroupedSummary
 
         return GroupedSummary._from_samples_counted(
-            block.keys, values, diagonal=request.diagonal, nan_policy=request.nan_policy
+            block.keys, values, names=columns, diagonal=request.diagonal, nan_policy=request.nan_policy
         )
     except NonFiniteError as exc:
         i = 0 if exc.row is None else exc.row
@@ -179,12 +179,13 @@ def _is_finite(summary: Any) -> bool:
     return bool(np.isfinite(summary.n) and np.isfinite(mean).all() and np.isfinite(summary.M2).all())
 
 
-def empty_summary(d: int, by: Sequence[str], diagonal: bool) -> Any:
+def empty_summary(columns: Sequence[str], by: Sequence[str], diagonal: bool) -> Any:
+    """The summary of no rows of `columns` (named), grouped when `by` names key columns."""
     if not by:
-        return GaussianSummary.empty(d, diagonal=diagonal)
+        return GaussianSummary.empty(len(columns), diagonal=diagonal, names=columns)
     from ..grouped import GroupedSummary
 
-    return GroupedSummary.empty(d, diagonal=diagonal, key_dtype=str)
+    return GroupedSummary.empty(len(columns), diagonal=diagonal, key_dtype=str, names=columns)
 
 
 def _blocks_with_hint(blocks: Iterator[Block], hint: str) -> Iterator[Block]:

@@ -5,7 +5,7 @@ A state file is JSON (version 2)::
     {
       "format": "gaussum.state",
       "version": 2,
-      "columns": ["sepal_length", ...],
+      "columns": ["sepal_length", ...],       # the summary's names, repeated for readers of the file
       "by": ["species"],                      # the key column(s), or null for one summary
       "summary": {...},                       # GaussianSummary.to_dict() or GroupedSummary.to_dict()
       "sources": [                            # the ledger, in the order the inputs were added
@@ -133,16 +133,28 @@ def _grouped_type() -> Any:
 
 @attrs.frozen
 class State:
-    """A summary (one `GaussianSummary`, or a `GroupedSummary` per value of the key columns),
-    with the names of its columns and the ledger of its sources.
+    """A summary (one `GaussianSummary`, or a `GroupedSummary` per value of the key columns)
+    and the ledger of its sources.
 
-    ``by`` is the key column, or the key columns joined by commas, as ``--by`` takes them.
+    The summary carries the names of its columns (``summary.names``): `columns` reads them from
+    it, so the state has no list of its own to disagree with the numbers. ``by`` is the key
+    column, or the key columns joined by commas, as ``--by`` takes them.
     """
 
-    columns: tuple[str, ...] = attrs.field(converter=_strings)
     by_columns: tuple[str, ...] | None = attrs.field(converter=_optional_strings)
-    summary: Any
+    summary: Any = attrs.field()
     sources: tuple[Source, ...] = attrs.field(converter=_sources)
+
+    @summary.validator
+    def _check_named(self, attribute: Any, value: Any) -> None:
+        if value.names is None:
+            raise ValueError("a state's summary must carry its column names")
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The summarised columns, in the summary's order."""
+        names: tuple[str, ...] = self.summary.names
+        return names
 
     @property
     def by(self) -> str | None:
@@ -239,6 +251,17 @@ def state_from_dict(data: Any, where: str) -> State:
         # Whatever a hand edit makes from_dict raise (an n too large for float64, a wrong type,
         # an impossible M2) is one line naming the file, never a traceback.
         raise StateError(f"{where}: invalid summary: {exc}") from None
+    moments = summary.mean if isinstance(summary, GaussianSummary) else summary.means
+    scalar = moments.ndim == (0 if by is None else 1)
+    if scalar or summary.d != len(columns):
+        d = "scalar data" if scalar else f"{summary.d} variable(s)"
+        raise StateError(f"{where}: the summary has {d} but 'columns' names {len(columns)}")
+    if summary.names is None:
+        summary = _named(summary, columns)
+    elif list(summary.names) != columns:
+        raise StateError(
+            f"{where}: 'columns' lists {_listed(columns)} but the summary's names are {_listed(summary.names)}"
+        )
     if not isinstance(data["sources"], list):
         raise StateError(f"{where}: 'sources' must be a list")
     sources = [Source.from_dict(s, where, version) for s in data["sources"]]
@@ -251,12 +274,7 @@ def state_from_dict(data: Any, where: str) -> State:
     paths = [s.path for s in sources if s.path is not None]
     if len(set(paths)) != len(paths):
         raise StateError(f"{where}: the ledger lists a path twice")
-    state = State(columns, by, summary, sources)
-    moments = summary.mean if isinstance(summary, GaussianSummary) else summary.means
-    scalar = moments.ndim == (0 if by is None else 1)
-    if scalar or summary.d != len(columns):
-        d = "scalar data" if scalar else f"{summary.d} variable(s)"
-        raise StateError(f"{where}: the summary has {d} but 'columns' names {len(columns)}")
+    state = State(by, summary, sources)
     kept = sum(s.rows_read - s.rows_dropped for s in sources)
     if state.n != kept:
         raise StateError(
@@ -264,6 +282,15 @@ def state_from_dict(data: Any, where: str) -> State:
             "the file was edited or corrupted"
         )
     return state
+
+
+def _named(summary: Any, columns: list[str]) -> Any:
+    """`summary` with the state's column names: files written before summaries carried names
+    keep them only in 'columns'. Such a summary has no other field to
+    lose, so rebuilding it from its public fields is exact."""
+    if isinstance(summary, GaussianSummary):
+        return GaussianSummary(summary.n, summary.mean, summary.M2, summary.w2, names=columns)
+    return _grouped_type()(summary.keys(), summary.counts, summary.means, summary.M2, summary.w2, names=columns)
 
 
 def read_state(path: str, stdin: TextIO | None = None) -> State:
@@ -295,9 +322,9 @@ def _reject_constant(name: str) -> None:
 def check_same_layout(
     a: State, where_a: str, b_columns: Sequence[str], b_by: Sequence[str] | None, b_diagonal: bool, where_b: str
 ) -> None:
-    """StateError unless two states (or a state and a request) have the same columns, grouping
-    and kind of summary."""
-    if list(a.columns) != list(b_columns):
+    """StateError unless two states (or a state and a request) have the same columns (in any
+    order: merges align them by name), grouping and kind of summary."""
+    if sorted(a.columns) != sorted(b_columns):
         raise StateError(f"{where_b} has columns {_listed(b_columns)} but {where_a} has {_listed(a.columns)}")
     b_by = None if b_by is None else tuple(b_by)
     if a.by_columns != b_by:
