@@ -176,13 +176,13 @@ def _centred_sums(
 def _blocks(
     X: np.ndarray, weights: Weights, rows: int
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None, np.ndarray | None]]:
-    """``(first row index, float64 block, its weights, its w2 weights)`` for blocks of `rows` rows."""
+    """``(first row index, float64 block in C order, its weights, its w2 weights)`` for blocks of `rows` rows."""
     w, q = weights
     for start in range(0, X.shape[0], rows):
         stop = start + rows
-        block = X[start:stop]
-        if block.dtype != np.float64:
-            block = block.astype(np.float64)
+        # One block at a time into float64 rows in C order: a column-major (Fortran-ordered) or
+        # strided input is converted here, never copied whole; C-ordered float64 is not copied.
+        block = np.ascontiguousarray(X[start:stop], dtype=np.float64)
         yield start, block, None if w is None else w[start:stop], None if q is None else q[start:stop]
 
 
