@@ -30,18 +30,18 @@ import numpy as np
 
 __all__ = [
     "BenchmarkCheckError",
-    "Settings",
-    "Row",
     "Case",
     "Reference",
-    "compare",
-    "time_interleaved",
-    "calls_per_sample",
-    "peak_traced_bytes",
-    "peak_rss_bytes_in_subprocess",
-    "assert_moments_close",
+    "Row",
+    "Settings",
     "assert_close",
+    "assert_moments_close",
+    "calls_per_sample",
+    "compare",
     "optional_import",
+    "peak_rss_bytes_in_subprocess",
+    "peak_traced_bytes",
+    "time_interleaved",
 ]
 
 EPS = np.finfo(np.float64).eps
@@ -189,7 +189,7 @@ def time_interleaved(calls: Sequence[Callable[[], Any]], settings: Settings) -> 
     enabled = gc.isenabled()
     try:
         for _ in range(settings.repeats):
-            for fn, number, times in zip(calls, numbers, samples):
+            for fn, number, times in zip(calls, numbers, samples, strict=True):
                 gc.collect()
                 gc.disable()
                 try:
@@ -213,7 +213,7 @@ def compare(
         if ref.check is not None:
             ref.check(result, ref.call())
     medians = time_interleaved([ours, *(ref.call for ref in present)], settings)
-    ours_s, theirs = medians[0], dict(zip((ref.label for ref in present), medians[1:]))
+    ours_s, theirs = medians[0], dict(zip((ref.label for ref in present), medians[1:], strict=True))
     rows = []
     for ref in references:
         rows.append(

@@ -64,7 +64,11 @@ nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(numpy|np|npt|scipy|matplotlib|dask|distributed|pandas|pd|pyarrow|attrs|attr)(\..*)?"),
     (r"py:.*", r"(typing|collections\.abc|types|os|pathlib|io)\..*"),
-    (r"py:class", r"(ArrayLike|NDArray|DTypeLike|Self|Any|Callable|Iterable|Iterator|Mapping|Sequence|Hashable|TextIO|Path|PathLike)"),
+    (
+        r"py:class",
+        r"(ArrayLike|NDArray|DTypeLike|Self|Any|Callable|Iterable|Iterator|Mapping|Sequence|Hashable|TextIO|Path"
+        r"|PathLike)",
+    ),
     (r"py:class", r"(optional|array_like|array-like|scalar|default|callable|iterable|mapping|sequence|path-like)"),
 ]
 

@@ -32,12 +32,12 @@ import matplotlib
 
 matplotlib.use("Agg")  # a script that writes files: no display needed
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from gaussum import GaussianSummary  # noqa: E402
-from gaussum.inference import bhattacharyya_distance, box_m, hotelling_t2, welch_t  # noqa: E402
-from gaussum.plot import correlation, ellipses  # noqa: E402
+from gaussum import GaussianSummary
+from gaussum.inference import bhattacharyya_distance, box_m, hotelling_t2, welch_t
+from gaussum.plot import correlation, ellipses
 
 NAMES = ["length", "width", "depth"]
 ALPHA = 0.05
@@ -62,7 +62,7 @@ def compare(name_a: str, a: GaussianSummary, name_b: str, b: GaussianSummary) ->
     """Print the tests of "same Gaussian"; True when none of them rejects at level ALPHA."""
     print(f"--- {name_a} (n={a.n:g}) vs {name_b} (n={b.n:g})")
     welch = welch_t(a, b)
-    for name, t, p in zip(NAMES, welch.statistic, welch.pvalue):
+    for name, t, p in zip(NAMES, welch.statistic, welch.pvalue, strict=True):
         print(f"  Welch t  {name:>6}: t = {t:+.2f}, p = {p:.3g}")
     pooled = hotelling_t2(a, b)
     unequal = hotelling_t2(a, b, equal_covariances=False)

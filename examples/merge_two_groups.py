@@ -42,7 +42,10 @@ def main() -> int:
 
     everything = np.vstack([rows_a, rows_b])
     print(f"group A: n = {a.n:g}; group B: n = {b.n:g}; pooled: n = {pooled.n:g}")
-    print(f"{'variable':<12} {'pooled mean':>12} {'pooled var':>12} {'np.var(all)':>12} {'weighted avg':>13} {'missing':>10}")
+    print(
+        f"{'variable':<12} {'pooled mean':>12} {'pooled var':>12} {'np.var(all)':>12} "
+        f"{'weighted avg':>13} {'missing':>10}"
+    )
     (n_a, _, var_a), (n_b, _, var_b) = reports
     within = ((n_a - 1) * var_a + (n_b - 1) * var_b) / (n_a + n_b - 2)
     between = (b.mean - a.mean) ** 2 * n_a * n_b / (n_a + n_b)  # between-group sum of squares

@@ -30,11 +30,11 @@ def main(path: str, group_column: str | None = None) -> int:
     width = max(len(c) for c in columns)
     for key, s in groups.items():
         print(f"{header[key_index]} = {key}: n = {s.n:g}")
-        for name, mean, std in zip(columns, s.mean, s.std()):
+        for name, mean, std in zip(columns, s.mean, s.std(), strict=True):
             print(f"  {name:<{width}}  mean {mean:8.4f}  std {std:7.4f}")
     pooled = GaussianSummary.merge_all(groups.values())
     print(f"pooled: n = {pooled.n:g}")
-    for name, mean, std in zip(columns, pooled.mean, pooled.std()):
+    for name, mean, std in zip(columns, pooled.mean, pooled.std(), strict=True):
         print(f"  {name:<{width}}  mean {mean:8.4f}  std {std:7.4f}")
     assert np.allclose(pooled.covariance(), np.cov(X, rowvar=False), rtol=1e-12)
     print("pooled covariance equals np.cov on all rows: True")

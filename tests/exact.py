@@ -16,12 +16,12 @@ def exact_moments(X: np.ndarray, weights: np.ndarray | None = None):
     w = [Fraction(1)] * len(rows) if weights is None else [Fraction(float(v)) for v in weights]
     n = sum(w, Fraction(0))
     d = len(rows[0])
-    mean = [sum((wi * r[j] for wi, r in zip(w, rows)), Fraction(0)) / n for j in range(d)]
+    mean = [sum((wi * r[j] for wi, r in zip(w, rows, strict=True)), Fraction(0)) / n for j in range(d)]
     dev = [[r[j] - mean[j] for j in range(d)] for r in rows]
     M2 = [[Fraction(0)] * d for _ in range(d)]
     for j in range(d):
         for k in range(j, d):
-            value = sum((wi * e[j] * e[k] for wi, e in zip(w, dev)), Fraction(0))
+            value = sum((wi * e[j] * e[k] for wi, e in zip(w, dev, strict=True)), Fraction(0))
             M2[j][k] = M2[k][j] = value
     return n, mean, M2
 
@@ -39,6 +39,9 @@ def ulps(computed: float, exact: Fraction) -> float:
 
 def relative_frobenius(computed: np.ndarray, exact) -> float:
     """||computed - exact||_F / ||exact||_F, with the difference taken exactly."""
-    diff = sum((Fraction(float(c)) - e) ** 2 for c, e in zip(np.ravel(computed), np.ravel(np.array(exact, dtype=object))))
+    diff = sum(
+        (Fraction(float(c)) - e) ** 2
+        for c, e in zip(np.ravel(computed), np.ravel(np.array(exact, dtype=object)), strict=True)
+    )
     norm = sum(e**2 for e in np.ravel(np.array(exact, dtype=object)))
     return float(diff / norm) ** 0.5 if norm else float(diff) ** 0.5

@@ -129,7 +129,9 @@ def test_summarize_columns_selects_and_orders(tmp_path, capsys):
 
 def test_summarize_diagonal_keeps_variances_only(tmp_path, capsys):
     """--diagonal stores one sum of squares per column, equal to np.var(ddof=1) * (n - 1)."""
-    status, _, _ = run(capsys, "summarize", IRIS, "--columns", ",".join(IRIS_COLUMNS), "--diagonal", "-o", tmp_path / "s.json")
+    status, _, _ = run(
+        capsys, "summarize", IRIS, "--columns", ",".join(IRIS_COLUMNS), "--diagonal", "-o", tmp_path / "s.json"
+    )
     assert status == 0
     state = read_state(str(tmp_path / "s.json"))
     values, _ = iris_rows()
@@ -158,7 +160,9 @@ def test_summarize_parquet_with_groups(tmp_path, capsys, rng):
     keys = rng.integers(0, 3, size=500)
     table = pa.table({"a": X[:, 0], "b": X[:, 1], "k": keys})
     pq.write_table(table, tmp_path / "a.parquet", row_group_size=128)
-    status, _, err = run(capsys, "summarize", tmp_path / "a.parquet", "--by", "k", "--chunk-rows", 50, "-o", tmp_path / "s.json")
+    status, _, err = run(
+        capsys, "summarize", tmp_path / "a.parquet", "--by", "k", "--chunk-rows", 50, "-o", tmp_path / "s.json"
+    )
     assert status == 0, err
     state = read_state(str(tmp_path / "s.json"))
     for key, s in state.summary:
@@ -210,13 +214,30 @@ def test_parquet_keys_are_formatted_canonically(tmp_path, capsys):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.table({"x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
-                      "f": pa.array([2.0, -0.0, 0.5, None, 2.0, 0.0]),
-                      "s": pa.array([" t ", "t", "u", None, "u ", ""])})
+    table = pa.table(
+        {
+            "x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "f": pa.array([2.0, -0.0, 0.5, None, 2.0, 0.0]),
+            "s": pa.array([" t ", "t", "u", None, "u ", ""]),
+        }
+    )
     pq.write_table(table, tmp_path / "a.parquet")
-    for by, expected in (("f", {"": [4.0], "0": [2.0, 6.0], "0.5": [3.0], "2": [1.0, 5.0]}),
-                         ("s", {"": [4.0, 6.0], "t": [1.0, 2.0], "u": [3.0, 5.0]})):
-        status, _, err = run(capsys, "summarize", tmp_path / "a.parquet", "--by", by, "--columns", "x", "-o", tmp_path / "s.json", "--force")
+    for by, expected in (
+        ("f", {"": [4.0], "0": [2.0, 6.0], "0.5": [3.0], "2": [1.0, 5.0]}),
+        ("s", {"": [4.0, 6.0], "t": [1.0, 2.0], "u": [3.0, 5.0]}),
+    ):
+        status, _, err = run(
+            capsys,
+            "summarize",
+            tmp_path / "a.parquet",
+            "--by",
+            by,
+            "--columns",
+            "x",
+            "-o",
+            tmp_path / "s.json",
+            "--force",
+        )
         assert status == 0, err
         state = read_state(str(tmp_path / "s.json"))
         assert {str(key): s.n for key, s in state.summary} == {key: len(v) for key, v in expected.items()}
@@ -283,7 +304,10 @@ def test_blank_lines_are_skipped(tmp_path, capsys):
 
 def test_update_equals_summarize_of_all_files_exactly(tmp_path, capsys, rng):
     """summarize a, then update with b and c, gives the same bits as summarize a b c."""
-    files = [write_csv(tmp_path / f"{name}.csv", rng.normal(size=(n, 2)) * 3 + 7) for name, n in (("a", 50), ("b", 31), ("c", 1))]
+    files = [
+        write_csv(tmp_path / f"{name}.csv", rng.normal(size=(n, 2)) * 3 + 7)
+        for name, n in (("a", 50), ("b", 31), ("c", 1))
+    ]
     assert run(capsys, "summarize", *files, "-o", tmp_path / "all.json")[0] == 0
     assert run(capsys, "summarize", files[0], "-o", tmp_path / "inc.json")[0] == 0
     status, _, err = run(capsys, "update", tmp_path / "inc.json", files[1], files[2])
@@ -353,7 +377,9 @@ def test_merge_skips_a_state_already_contained_in_another(tmp_path, capsys, rng)
     b = write_csv(tmp_path / "b.csv", rng.normal(size=(12, 2)))
     run(capsys, "summarize", a, "-o", tmp_path / "yesterday.json")
     run(capsys, "summarize", a, b, "-o", tmp_path / "today.json")
-    status, _, err = run(capsys, "merge", tmp_path / "yesterday.json", tmp_path / "today.json", "-o", tmp_path / "m.json")
+    status, _, err = run(
+        capsys, "merge", tmp_path / "yesterday.json", tmp_path / "today.json", "-o", tmp_path / "m.json"
+    )
     assert status == 0
     assert f"skipping {tmp_path / 'yesterday.json'}: all its sources are already counted" in err
     assert state_json(tmp_path / "m.json")["summary"] == state_json(tmp_path / "today.json")["summary"]
@@ -482,8 +508,11 @@ def test_show_a_single_row_gives_null_std(tmp_path, capsys):
 def test_compare_matches_scipy_welch_on_raw_rows(tmp_path, capsys):
     """compare --groups gives scipy's Welch t test on the raw rows of the two species."""
     from scipy import stats  # the stats extra, installed in CI: a broken install must fail, not skip
+
     run(capsys, "summarize", IRIS, "--by", "species", "-o", tmp_path / "iris.json")
-    status, out, err = run(capsys, "compare", tmp_path / "iris.json", "--groups", "versicolor", "virginica", "--format", "json")
+    status, out, err = run(
+        capsys, "compare", tmp_path / "iris.json", "--groups", "versicolor", "virginica", "--format", "json"
+    )
     assert status == 0, err
     result = json.loads(out)
     values, species = iris_rows()
@@ -499,7 +528,8 @@ def test_compare_matches_scipy_welch_on_raw_rows(tmp_path, capsys):
 def test_compare_two_state_files(tmp_path, capsys, rng):
     """compare A.json B.json tests two ungrouped states against scipy on their rows."""
     from scipy import stats
-    A, B = rng.normal(size=(30, 2)), rng.normal(size=(25, 2)) + [0.5, 0.0]
+
+    A, B = rng.normal(size=(30, 2)), rng.normal(size=(25, 2)) + np.array([0.5, 0.0])
     run(capsys, "summarize", write_csv(tmp_path / "a.csv", A), "-o", tmp_path / "a.json")
     run(capsys, "summarize", write_csv(tmp_path / "b.csv", B), "-o", tmp_path / "b.json")
     status, out, _ = run(capsys, "compare", tmp_path / "a.json", tmp_path / "b.json", "--format", "json")
@@ -534,9 +564,14 @@ def _bad_inputs(tmp_path: Path, rng: np.random.Generator) -> dict[str, tuple[lis
     edited = dict(good, columns=["a", "b", "c"])
     (tmp_path / "edited_columns.json").write_text(json.dumps(edited))
     (tmp_path / "list.json").write_text("[1, 2]")
-    for name, summary_edit in (("huge_n", {"n": 10**400}), ("float_version", {"version": 1.0}),
-                               ("impossible_m2", {"M2": [[1.0, 5.0], [5.0, 1.0]]}), ("text_n", {"n": "5"}),
-                               ("short_mean", {"mean": [1.0]}), ("nested_mean", {"mean": [[1.0], [2.0]]})):
+    for name, summary_edit in (
+        ("huge_n", {"n": 10**400}),
+        ("float_version", {"version": 1.0}),
+        ("impossible_m2", {"M2": [[1.0, 5.0], [5.0, 1.0]]}),
+        ("text_n", {"n": "5"}),
+        ("short_mean", {"mean": [1.0]}),
+        ("nested_mean", {"mean": [[1.0], [2.0]]}),
+    ):
         edited = dict(good, summary=dict(good["summary"], **summary_edit))
         (tmp_path / f"edited_{name}.json").write_text(json.dumps(edited))
     (tmp_path / "state_version.json").write_text(json.dumps(dict(good, version=1.0)))
@@ -555,8 +590,10 @@ def _bad_inputs(tmp_path: Path, rng: np.random.Generator) -> dict[str, tuple[lis
         "non-numeric": (["update", s, tmp_path / "text.csv"], "line 3: column 'b' is not numeric: 'hello'"),
         "ragged": (["update", s, tmp_path / "ragged.csv"], "line 4: 1 fields, but the header has 2"),
         "wider than the header": (["update", s, tmp_path / "wide.csv"], "line 2: 3 fields, but the header has 2"),
-        "text with no --columns": (["summarize", tmp_path / "text_column.csv", "-o", tmp_path / "new.json"],
-                                   "line 3: column 'b' is not numeric: 'x'; choose numeric columns with --columns"),
+        "text with no --columns": (
+            ["summarize", tmp_path / "text_column.csv", "-o", tmp_path / "new.json"],
+            "line 3: column 'b' is not numeric: 'x'; choose numeric columns with --columns",
+        ),
         "nan under raise": (["update", s, tmp_path / "nan.csv"], "pass --nan-policy omit"),
         "columns differ": (["update", s, tmp_path / "other.csv"], "no column 'b'"),
         "empty csv": (["update", s, tmp_path / "empty.csv"], "empty file"),
@@ -567,30 +604,73 @@ def _bad_inputs(tmp_path: Path, rng: np.random.Generator) -> dict[str, tuple[lis
         "edited M2": (["show", tmp_path / "edited_m2.json"], "M2 must be symmetric"),
         "edited columns": (["show", tmp_path / "edited_columns.json"], "'columns' names 3"),
         "not a state": (["show", tmp_path / "list.json"], "not a gaussum state file"),
-        "npy by": (["summarize", tmp_path / "two.npy", "--by", "x0", "-o", tmp_path / "new.json"], "--by needs a named column"),
+        "npy by": (
+            ["summarize", tmp_path / "two.npy", "--by", "x0", "-o", tmp_path / "new.json"],
+            "--by needs a named column",
+        ),
         "huge n": (["show", tmp_path / "edited_huge_n.json"], "invalid summary: n must be finite"),
-        "summary version 1.0": (["show", tmp_path / "edited_float_version.json"], "invalid summary: unsupported summary format version 1.0"),
+        "summary version 1.0": (
+            ["show", tmp_path / "edited_float_version.json"],
+            "invalid summary: unsupported summary format version 1.0",
+        ),
         "state version 1.0": (["show", tmp_path / "state_version.json"], "state format version 1.0"),
         "impossible M2": (["show", tmp_path / "edited_impossible_m2.json"], "M2 is not a scatter matrix"),
         "text n": (["show", tmp_path / "edited_text_n.json"], "invalid summary"),
         "short mean": (["show", tmp_path / "edited_short_mean.json"], "invalid summary"),
         "nested mean": (["show", tmp_path / "edited_nested_mean.json"], "invalid summary"),
-        "overflowing row": (["update", s, tmp_path / "huge.csv"], f"{tmp_path / 'huge.csv'}, data row 4: X overflows float64"),
-        "overflowing block": (["update", s, tmp_path / "sum_overflows.csv"], f"{tmp_path / 'sum_overflows.csv'}, data rows 1-200: "),
-        "overflow across blocks": (["update", s, tmp_path / "sum_overflows.csv", "--chunk-rows", 2],
-                                   f"{tmp_path / 'sum_overflows.csv'}, data rows "),
-        "overflow across files": (["summarize", tmp_path / "big1.csv", tmp_path / "big2.csv", "-o", tmp_path / "new.json"],
-                                  f"{tmp_path / 'big2.csv'}: adding it to the summary overflows float64"),
-        "overflow across states": (["merge", tmp_path / "big1.json", tmp_path / "big2.json", "-o", tmp_path / "new.json"],
-                                   f"{tmp_path / 'big2.json'}: adding it to the summary overflows float64"),
+        "overflowing row": (
+            ["update", s, tmp_path / "huge.csv"],
+            f"{tmp_path / 'huge.csv'}, data row 4: X overflows float64",
+        ),
+        "overflowing block": (
+            ["update", s, tmp_path / "sum_overflows.csv"],
+            f"{tmp_path / 'sum_overflows.csv'}, data rows 1-200: ",
+        ),
+        "overflow across blocks": (
+            ["update", s, tmp_path / "sum_overflows.csv", "--chunk-rows", 2],
+            f"{tmp_path / 'sum_overflows.csv'}, data rows ",
+        ),
+        "overflow across files": (
+            ["summarize", tmp_path / "big1.csv", tmp_path / "big2.csv", "-o", tmp_path / "new.json"],
+            f"{tmp_path / 'big2.csv'}: adding it to the summary overflows float64",
+        ),
+        "overflow across states": (
+            ["merge", tmp_path / "big1.json", tmp_path / "big2.json", "-o", tmp_path / "new.json"],
+            f"{tmp_path / 'big2.json'}: adding it to the summary overflows float64",
+        ),
     }
 
 
 BAD_CASES = [
-    "missing file", "missing state", "non-numeric", "ragged", "nan under raise", "columns differ", "empty csv",
-    "unknown type", "dimensions", "truncated state", "edited n", "edited M2", "edited columns", "not a state", "npy by",
-    "wider than the header", "text with no --columns", "huge n", "summary version 1.0", "state version 1.0", "impossible M2", "text n", "short mean", "nested mean",
-    "overflowing row", "overflowing block", "overflow across blocks", "overflow across files", "overflow across states",
+    "missing file",
+    "missing state",
+    "non-numeric",
+    "ragged",
+    "nan under raise",
+    "columns differ",
+    "empty csv",
+    "unknown type",
+    "dimensions",
+    "truncated state",
+    "edited n",
+    "edited M2",
+    "edited columns",
+    "not a state",
+    "npy by",
+    "wider than the header",
+    "text with no --columns",
+    "huge n",
+    "summary version 1.0",
+    "state version 1.0",
+    "impossible M2",
+    "text n",
+    "short mean",
+    "nested mean",
+    "overflowing row",
+    "overflowing block",
+    "overflow across blocks",
+    "overflow across files",
+    "overflow across states",
 ]
 
 
@@ -709,7 +789,11 @@ def test_progress_bar_only_on_a_terminal_and_not_when_quiet(monkeypatch):
     """The bar is drawn on a terminal, and not when the stream is a file or --quiet is given."""
     monkeypatch.setattr(reading, "_PROGRESS_DELAY_S", 0.0)
     shown = {}
-    for label, stream, quiet in (("tty", _Terminal(), False), ("file", io.StringIO(), False), ("quiet", _Terminal(), True)):
+    for label, stream, quiet in (
+        ("tty", _Terminal(), False),
+        ("file", io.StringIO(), False),
+        ("quiet", _Terminal(), True),
+    ):
         reporter = reading.Reporter(quiet, stream)
         reporter.start("big.csv")
         reporter.progress(0.5)
@@ -725,8 +809,12 @@ def test_progress_bar_only_on_a_terminal_and_not_when_quiet(monkeypatch):
 def test_module_entry_point_runs_the_readme_commands(tmp_path):
     """`python -m gaussum.cli summarize data/iris.csv --by species` then `show`, as the README does."""
     command = [sys.executable, "-m", "gaussum.cli"]
-    done = subprocess.run([*command, "summarize", str(IRIS), "--by", "species", "-o", str(tmp_path / "iris.json")],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [*command, "summarize", str(IRIS), "--by", "species", "-o", str(tmp_path / "iris.json")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "wrote" in done.stderr and "150 rows in 3 groups by species" in done.stderr
     shown = subprocess.run([*command, "show", str(tmp_path / "iris.json")], capture_output=True, text=True, check=True)
     assert "species = virginica: n = 50" in shown.stdout
@@ -748,6 +836,7 @@ def test_state_round_trip_is_exact(tmp_path, capsys, rng):
 # Written by `gaussum summarize old.csv --columns x,y` and `--by g` before the state layout moved to
 # version 2 (old.csv is OLD_CSV below); kept verbatim so that old states stay readable.
 OLD_CSV = "x,y,g\n1,2,a\n3,5,b\n4,4,a\n2,7,b\n"
+# State files exactly as gaussum 0.1 wrote them: one top-level field per line.
 OLD_PLAIN_STATE = """{
  "format": "gaussum.state",
  "version": 1,
@@ -758,7 +847,7 @@ OLD_PLAIN_STATE = """{
   {"path": "old.csv", "size": 30, "sha256": "8f47ebcd092b839f441ce531adb1f7a2666dafb9646f8c63f15cb7df0cbc16d6", "rows_read": 4, "rows_dropped": 0}
  ]
 }
-"""
+"""  # noqa: E501
 OLD_GROUPED_STATE = """{
  "format": "gaussum.state",
  "version": 1,
@@ -769,7 +858,7 @@ OLD_GROUPED_STATE = """{
   {"path": "old.csv", "size": 30, "sha256": "8f47ebcd092b839f441ce531adb1f7a2666dafb9646f8c63f15cb7df0cbc16d6", "rows_read": 4, "rows_dropped": 0}
  ]
 }
-"""
+"""  # noqa: E501
 
 
 @pytest.mark.parametrize("old", [OLD_PLAIN_STATE, OLD_GROUPED_STATE], ids=["plain", "grouped"])

@@ -54,7 +54,7 @@ def test_batch_forgetting_matches_explicit_weights(rng):
     s = GaussianSummary.empty(2)
     for batch in batches:
         s = s.scaled(lam).update(batch)
-    w = np.concatenate([np.full(len(b), lam**age) for b, age in zip(batches, ages(len(batches)))])
+    w = np.concatenate([np.full(len(b), lam**age) for b, age in zip(batches, ages(len(batches)), strict=True)])
     n, mean, M2 = weighted_reference(np.concatenate(batches), w)
     assert s.n == pytest.approx(n, rel=1e-14)
     np.testing.assert_allclose(s.mean, mean, rtol=1e-13)
@@ -71,8 +71,8 @@ def test_scalar_forgetting_matches_exact_fractions():
     w = [lam**a for a in ages(len(values)).tolist()]
     xs = [Fraction(v) for v in values]
     n = sum(w)
-    mean = sum(wi * xi for wi, xi in zip(w, xs)) / n
-    M2 = sum(wi * (xi - mean) ** 2 for wi, xi in zip(w, xs))
+    mean = sum(wi * xi for wi, xi in zip(w, xs, strict=True)) / n
+    M2 = sum(wi * (xi - mean) ** 2 for wi, xi in zip(w, xs, strict=True))
     assert abs(Fraction(s.n) - n) <= 16 * U * n
     assert abs(Fraction(float(s.mean)) - mean) <= 64 * U * abs(mean)
     assert abs(Fraction(float(s.M2)) - M2) <= 64 * U * M2
@@ -90,7 +90,7 @@ def test_grouped_forgetting_matches_explicit_weights_per_key(rng):
         g = g.scaled(lam).update(keys, X)
     all_keys = np.concatenate([k for k, _ in batches])
     all_X = np.concatenate([x for _, x in batches])
-    w = np.concatenate([np.full(len(k), lam**age) for (k, _), age in zip(batches, ages(len(batches)))])
+    w = np.concatenate([np.full(len(k), lam**age) for (k, _), age in zip(batches, ages(len(batches)), strict=True)])
     assert g.keys().tolist() == sorted(set(all_keys.tolist()))
     for key, s in g:
         mask = all_keys == key

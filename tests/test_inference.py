@@ -3,6 +3,7 @@ published numbers."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 
@@ -37,7 +38,7 @@ def summary(X: np.ndarray) -> GaussianSummary:
 def shards(X: np.ndarray, cuts: list[int]) -> GaussianSummary:
     """The summary of X built by merging the summaries of contiguous pieces."""
     edges = [0, *cuts, len(X)]
-    return GaussianSummary.merge_all(summary(X[lo:hi]) for lo, hi in zip(edges, edges[1:]))
+    return GaussianSummary.merge_all(summary(X[lo:hi]) for lo, hi in itertools.pairwise(edges))
 
 
 def correlated(rng: np.random.Generator, n: int, d: int, offset: float = 0.0) -> np.ndarray:
@@ -69,7 +70,8 @@ def reference_krishnamoorthy_yu(A: np.ndarray, B: np.ndarray) -> tuple[float, fl
     diff = A.mean(axis=0) - B.mean(axis=0)
     t2 = diff @ Sinv @ diff
     denominator = sum(
-        (np.trace(Vi @ Sinv @ Vi @ Sinv) + np.trace(Vi @ Sinv) ** 2) / (len(X) - 1) for Vi, X in zip(V, (A, B))
+        (np.trace(Vi @ Sinv @ Vi @ Sinv) + np.trace(Vi @ Sinv) ** 2) / (len(X) - 1)
+        for Vi, X in zip(V, (A, B), strict=True)
     )
     nu = (p + p**2) / denominator
     df2 = nu - p + 1
@@ -83,8 +85,10 @@ def reference_box_m(groups: list[np.ndarray]) -> tuple[float, float, float, floa
     ns = np.array([len(X) for X in groups])
     N = ns.sum()
     covs = [np.atleast_2d(np.cov(X, rowvar=False)) for X in groups]
-    pooled = sum((n - 1) * S for n, S in zip(ns, covs)) / (N - g)
-    m = (N - g) * np.log(np.linalg.det(pooled)) - sum((n - 1) * np.log(np.linalg.det(S)) for n, S in zip(ns, covs))
+    pooled = sum((n - 1) * S for n, S in zip(ns, covs, strict=True)) / (N - g)
+    m = (N - g) * np.log(np.linalg.det(pooled)) - sum(
+        (n - 1) * np.log(np.linalg.det(S)) for n, S in zip(ns, covs, strict=True)
+    )
     c = (np.sum(1 / (ns - 1)) - 1 / (N - g)) * (2 * p**2 + 3 * p - 1) / (6 * (p + 1) * (g - 1))
     df = p * (p + 1) * (g - 1) / 2
     return m, (1 - c) * m, df, stats.chi2.sf((1 - c) * m, df)
@@ -95,9 +99,7 @@ def reference_kl(m0, S0, m1, S1) -> float:
     d = len(m0)
     S1inv = np.linalg.inv(S1)
     diff = m1 - m0
-    return 0.5 * (
-        np.trace(S1inv @ S0) + diff @ S1inv @ diff - d + np.log(np.linalg.det(S1) / np.linalg.det(S0))
-    )
+    return 0.5 * (np.trace(S1inv @ S0) + diff @ S1inv @ diff - d + np.log(np.linalg.det(S1) / np.linalg.det(S0)))
 
 
 def reference_bhattacharyya(m0, S0, m1, S1) -> float:
@@ -164,7 +166,7 @@ def test_welch_needs_two_rows_and_same_variables():
     """One observation, mismatched variables, or a non-summary are refused with a clear error."""
     a = summary(np.ones((1, 2)))
     b = summary(np.arange(8.0).reshape(4, 2))
-    with pytest.raises(ValueError, match="at least 2 observations.*a has n=1"):
+    with pytest.raises(ValueError, match=r"at least 2 observations.*a has n=1"):
         welch_t(a, b)
     with pytest.raises(ValueError, match="same variables"):
         welch_t(b, summary(np.arange(9.0).reshape(3, 3)))
@@ -258,7 +260,7 @@ def test_hotelling_refuses_diagonal_summaries():
     """A diagonal summary has no covariances for T², and the message says so."""
     rng = np.random.default_rng(13)
     a, b = summary(rng.normal(size=(10, 2))), summary(rng.normal(size=(10, 2)))
-    with pytest.raises(ValueError, match="b is a diagonal summary.*welch_t"):
+    with pytest.raises(ValueError, match=r"b is a diagonal summary.*welch_t"):
         hotelling_t2(a, b.to_diagonal())
 
 
@@ -269,11 +271,11 @@ def test_more_variables_than_degrees_of_freedom():
     """Too few rows for the number of variables raises, naming both counts."""
     rng = np.random.default_rng(14)
     a, b = summary(rng.normal(size=(3, 5))), summary(rng.normal(size=(3, 5)))
-    with pytest.raises(ValueError, match="pooled covariance.*5 variables but only 4 degrees of freedom"):
+    with pytest.raises(ValueError, match=r"pooled covariance.*5 variables but only 4 degrees of freedom"):
         hotelling_t2(a, b)
     with pytest.raises(ValueError, match="5 variables but only 2 degrees of freedom"):
         mahalanobis(np.zeros(5), a)
-    with pytest.raises(ValueError, match="summaries\\[0\\].*5 variables but only 2 degrees of freedom"):
+    with pytest.raises(ValueError, match=r"summaries\[0\].*5 variables but only 2 degrees of freedom"):
         box_m(a, b)
 
 
@@ -320,7 +322,7 @@ def test_box_m_iris_published():
     assert result.df == 20
     assert round(result.chi2, 2) == 140.94
     assert f"{result.pvalue:.3g}" == "3.35e-20"
-    m, chi2, df, pvalue = reference_box_m(groups)
+    m, chi2, _df, pvalue = reference_box_m(groups)
     assert result.m == pytest.approx(m, rel=1e-10)
     assert result.chi2 == pytest.approx(chi2, rel=1e-10)
     assert result.pvalue == pytest.approx(pvalue, rel=1e-8)
@@ -426,7 +428,7 @@ def test_mahalanobis_scalar_and_shapes():
     s = summary(x)
     assert mahalanobis(3.5, s) == pytest.approx(abs(3.5 - x.mean()) / x.std(ddof=1), rel=1e-12)
     np.testing.assert_allclose(mahalanobis([0.0, 10.0], s), np.abs([0.0, 10.0] - x.mean()) / x.std(ddof=1), rtol=1e-12)
-    with pytest.raises(ValueError, match="x must have shape \\(3,\\) or \\(k, 3\\).*got \\(2,\\)"):
+    with pytest.raises(ValueError, match=r"x must have shape \(3,\) or \(k, 3\).*got \(2,\)"):
         mahalanobis([1.0, 2.0], summary(np.eye(4)[:, :3] + np.arange(4.0)[:, None] ** 2))
 
 
@@ -496,7 +498,7 @@ def test_hotelling_from_any_split(seed, d, n_a, n_b, cut):
     A, B = correlated(rng, n_a, d), correlated(rng, n_b, d) + 0.2
     a, b = shards(A, [cut]), shards(B, [n_b - cut])
     for equal, reference in ((True, reference_hotelling), (False, reference_krishnamoorthy_yu)):
-        t2, f, df2, pvalue = reference(A, B)
+        t2, _f, df2, pvalue = reference(A, B)
         got = hotelling_t2(a, b, equal_covariances=equal)
         assert got.t2 == pytest.approx(t2, rel=1e-8)
         assert got.df[1] == pytest.approx(df2, rel=1e-8)
@@ -618,6 +620,7 @@ IRIS_VIRGINICA = """
     6.7 3.1 5.6 2.4   6.9 3.1 5.1 2.3   5.8 2.7 5.1 1.9   6.8 3.2 5.9 2.3   6.7 3.3 5.7 2.5
     6.7 3.0 5.2 2.3   6.3 2.5 5.0 1.9   6.5 3.0 5.2 2.0   6.2 3.4 5.4 2.3   5.9 3.0 5.1 1.8
 """
+
 
 @pytest.fixture
 def without_scipy(monkeypatch):

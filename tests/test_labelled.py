@@ -27,8 +27,12 @@ def frame():
 
 def test_names_come_from_every_labelled_input(frame):
     """pandas, polars, pyarrow and xarray inputs name the variables; arrays give None; names= wins."""
-    inputs = [frame, pl.from_pandas(frame), pa.Table.from_pandas(frame, preserve_index=False),
-              xr.DataArray(frame.to_numpy(), dims=("row", "variable"), coords={"variable": ["a", "b", "c"]})]
+    inputs = [
+        frame,
+        pl.from_pandas(frame),
+        pa.Table.from_pandas(frame, preserve_index=False),
+        xr.DataArray(frame.to_numpy(), dims=("row", "variable"), coords={"variable": ["a", "b", "c"]}),
+    ]
     expected = GaussianSummary.from_samples(frame.to_numpy())
     for X in inputs:
         s = GaussianSummary.from_samples(X)
@@ -42,7 +46,12 @@ def test_names_come_from_every_labelled_input(frame):
 
 @pytest.mark.parametrize(
     "names, message",
-    [(["a", "a"], "distinct"), (["a"], "one name per variable"), ("ab", "sequence of strings"), ([1, 2], "must be strings")],
+    [
+        (["a", "a"], "distinct"),
+        (["a"], "one name per variable"),
+        ("ab", "sequence of strings"),
+        ([1, 2], "must be strings"),
+    ],
 )
 def test_bad_names_are_refused(names, message):
     """Repeated, mis-counted or non-string names raise ValueError saying which."""
@@ -56,7 +65,9 @@ def test_names_are_part_of_the_value(frame):
     """==, hash, to_dict/from_dict, pickle and repr all carry the names."""
     s = GaussianSummary.from_samples(frame)
     bare = GaussianSummary.from_samples(frame.to_numpy())
-    assert s != bare and s == GaussianSummary.from_samples(frame) and hash(s) == hash(GaussianSummary.from_samples(frame))
+    assert (
+        s != bare and s == GaussianSummary.from_samples(frame) and hash(s) == hash(GaussianSummary.from_samples(frame))
+    )
     assert GaussianSummary.from_dict(json.loads(json.dumps(s.to_dict()))) == s
     assert pickle.loads(pickle.dumps(s)) == s
     assert "names=('a', 'b', 'c')" in repr(s)
@@ -173,7 +184,9 @@ def test_grouped_labelled_results_equal_groupby(frame):
     polars_var = (
         pl.from_pandas(frame).with_columns(k=pl.Series(keys)).group_by("k").agg(pl.col("a", "b", "c").var()).sort("k")
     )
-    np.testing.assert_allclose(tidy[["var_a", "var_b", "var_c"]].to_numpy(), polars_var.select("a", "b", "c").to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(
+        tidy[["var_a", "var_b", "var_c"]].to_numpy(), polars_var.select("a", "b", "c").to_numpy(), rtol=1e-9
+    )
 
 
 def test_xarray_results(frame):
@@ -191,7 +204,9 @@ def test_xarray_results(frame):
 
 def test_nullable_columns_follow_nan_policy():
     """Int64/Float64 columns with pd.NA and polars nulls count as NaN: raise, or omit their rows."""
-    df = pd.DataFrame({"x": pd.array([1, 2, None, 4], dtype="Int64"), "y": pd.array([1.5, None, 3.0, 5.0], dtype="Float64")})
+    df = pd.DataFrame(
+        {"x": pd.array([1, 2, None, 4], dtype="Int64"), "y": pd.array([1.5, None, 3.0, 5.0], dtype="Float64")}
+    )
     complete = df.dropna().astype(float)
     with pytest.raises(ValueError, match="row 1"):
         GaussianSummary.from_samples(df)

@@ -11,13 +11,13 @@ import matplotlib
 
 matplotlib.use("Agg")  # set here, for the tests; the library never chooses a backend
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.patches import Ellipse  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.patches import Ellipse
 
-from gaussum import GaussianSummary  # noqa: E402
-from gaussum.plot import correlation, ellipses  # noqa: E402
+from gaussum import GaussianSummary
+from gaussum.plot import correlation, ellipses
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "are_they_one_gaussian.py"
 README_IMAGE = Path(__file__).resolve().parent.parent / "docs" / "images" / "are_they_one_gaussian.png"
@@ -64,7 +64,7 @@ def test_ellipse_axes_are_the_eigenvalues(dims):
     small, large = np.sqrt(np.linalg.eigvalsh(cov))
     patches = [p for p in ax.patches if isinstance(p, Ellipse)]
     assert len(patches) == 3
-    for k, patch in zip((1, 2, 3), patches):
+    for k, patch in zip((1, 2, 3), patches, strict=True):
         assert patch.width / 2 == pytest.approx(k * large, rel=1e-10)
         assert patch.height / 2 == pytest.approx(k * small, rel=1e-10)
         np.testing.assert_allclose(patch.center, X[:, [i, j]].mean(axis=0), rtol=1e-12)
@@ -78,7 +78,7 @@ def test_ellipse_outline_is_at_k_mahalanobis():
     ax = ellipses(GaussianSummary.from_samples(X), dims=(1, 2), sigmas=(1.0, 2.5))
     sub = X[:, [1, 2]]
     VI = np.linalg.inv(np.cov(sub, rowvar=False))
-    for k, patch in zip((1.0, 2.5), ax.patches):
+    for k, patch in zip((1.0, 2.5), ax.patches, strict=True):
         offsets = boundary(patch) - sub.mean(axis=0)
         distances = np.sqrt(np.einsum("ij,jk,ik->i", offsets, VI, offsets))
         np.testing.assert_allclose(distances, k, rtol=1e-9)
@@ -112,7 +112,7 @@ def test_grouped_summaries_get_colours_and_legend():
 
 def test_ellipses_draws_on_given_axes_and_validates():
     """An axes passed in is drawn on and returned; bad dims, scalar data and names are refused."""
-    fig, ax = plt.subplots()
+    _fig, ax = plt.subplots()
     s = GaussianSummary.from_samples(correlated_rows(6))
     assert ellipses([s, s], ax=ax, labels=["x", "y"]) is ax
     with pytest.raises(ValueError, match="dims must be two different indices in \\[0, 3\\), got \\(1, 1\\)"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import pickle
 
@@ -9,8 +10,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gaussum import GaussianSummary
 from _paths import kernel_path  # noqa: F401 - every test runs on the numpy and the compiled path
+from gaussum import GaussianSummary
 from strategies import datasets, splits, tolerance
 
 # Example counts and deadline: the hypothesis profiles of tests/conftest.py ("dev" locally, "ci" in CI).
@@ -20,7 +21,7 @@ def shards_of(X: np.ndarray, cuts: list[int]) -> list[GaussianSummary]:
     d = None if X.ndim == 1 else X.shape[1]
     return [
         GaussianSummary.from_samples(X[a:b]) if b > a else GaussianSummary.empty(d)
-        for a, b in zip(cuts[:-1], cuts[1:])
+        for a, b in itertools.pairwise(cuts)
     ]
 
 

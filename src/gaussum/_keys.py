@@ -7,29 +7,28 @@ lives here, so the record and the kernels deal only in integer codes.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
-
-import warnings
 
 import numpy as np
 
 from .errors import MissingKeysWarning
 
 __all__ = [
-    "present_keys",
     "SERIALISABLE_KINDS",
     "as_keys",
     "check_python_keys",
-    "factorize",
-    "sort_order",
     "concatenate_keys",
-    "same_label_kinds",
-    "same_keys",
     "equal_keys",
+    "factorize",
     "label",
     "parse_key_dtype",
     "parse_keys",
+    "present_keys",
+    "same_keys",
+    "same_label_kinds",
+    "sort_order",
 ]
 
 # Key dtypes that to_dict can write exactly: bool, integers, floats, strings, datetimes, timedeltas.
@@ -69,7 +68,9 @@ def check_python_keys(values: Any, name: str) -> None:
             raise ValueError(f"{name} must not end in a NUL character, which numpy strings cannot hold; got {value!r}")
     if len(kinds) > 1:
         examples = ", ".join(f"{kind} {value!r}" for kind, value in kinds.items())
-        raise ValueError(f"{name} must be labels of one kind that can be ordered (numbers, strings or booleans), got {examples}")
+        raise ValueError(
+            f"{name} must be labels of one kind that can be ordered (numbers, strings or booleans), got {examples}"
+        )
 
 
 def _is_missing(value: Any) -> bool:
@@ -114,7 +115,7 @@ def present_keys(keys: Any, n_rows: int, dropna: bool | None, what: str) -> tupl
         present = None
         everything = keys
         if missing.any():
-            present = keys[~missing] if array is not None else [v for v, m in zip(keys, missing) if not m]
+            present = keys[~missing] if array is not None else [v for v, m in zip(keys, missing, strict=True) if not m]
         values = present
     count = int(missing.sum()) if missing.size else 0
     if count == 0:
@@ -277,7 +278,9 @@ def parse_key_dtype(text: Any) -> np.dtype:
     except TypeError:
         dtype = None
     if dtype is None or dtype.kind not in SERIALISABLE_KINDS:
-        raise ValueError(f"grouped summary dict field 'key_dtype' must name a bool, number, string or datetime dtype, got {text!r}")
+        raise ValueError(
+            f"grouped summary dict field 'key_dtype' must name a bool, number, string or datetime dtype, got {text!r}"
+        )
     return dtype
 
 

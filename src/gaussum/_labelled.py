@@ -15,13 +15,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from .summary import GaussianSummary
 
 __all__ = [
-    "to_pandas",
-    "covariance_frame",
     "correlation_frame",
-    "to_xarray",
-    "grouped_to_pandas",
+    "covariance_frame",
     "grouped_covariance_frame",
+    "grouped_to_pandas",
     "grouped_to_xarray",
+    "to_pandas",
+    "to_xarray",
 ]
 
 
@@ -69,7 +69,9 @@ def to_pandas(s: GaussianSummary, ddof: float) -> dict[str, Any]:
 
 def _square_frame(values: np.ndarray, names: list[Any]) -> Any:
     pd = _pandas()
-    return pd.DataFrame(np.array(values), index=pd.Index(names, name="variable"), columns=pd.Index(names, name="variable2"))
+    return pd.DataFrame(
+        np.array(values), index=pd.Index(names, name="variable"), columns=pd.Index(names, name="variable2")
+    )
 
 
 def covariance_frame(s: GaussianSummary, ddof: float) -> Any:
@@ -93,7 +95,10 @@ def to_xarray(s: GaussianSummary, ddof: float) -> Any:
     if s.mean.ndim == 0:
         raise ValueError("labelled results need vector data; this summary is of scalar data")
     names = labels(s.names, s.d)
-    data: dict[str, Any] = {"mean": ("variable", np.array(s.mean)), "variance": ("variable", np.array(s.variance(ddof)))}
+    data: dict[str, Any] = {
+        "mean": ("variable", np.array(s.mean)),
+        "variance": ("variable", np.array(s.variance(ddof))),
+    }
     if not s.diagonal:
         data["covariance"] = (("variable", "variable2"), np.array(s.covariance(ddof)))
     return xr.Dataset(

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Names", "as_names", "rows_and_names", "alignment", "positions", "merged_names"]
+__all__ = ["Names", "alignment", "as_names", "merged_names", "positions", "rows_and_names"]
 
 Names = "tuple[str, ...] | None"
 

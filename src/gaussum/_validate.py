@@ -15,20 +15,20 @@ import numpy as np
 from .errors import Float64OverflowError, NonFiniteError
 
 __all__ = [
+    "MAX_NESTING",
     "NAN_POLICIES",
+    "as_count",
     "as_data",
+    "as_field",
     "as_numeric",
     "as_weights",
-    "check_nan_policy",
-    "as_count",
-    "as_field",
-    "first_nonfinite_row",
-    "is_number_tree",
-    "number_tree_shape",
-    "float_tree",
-    "MAX_NESTING",
     "check_format_header",
+    "check_nan_policy",
+    "first_nonfinite_row",
+    "float_tree",
+    "is_number_tree",
     "nonfinite_row_error",
+    "number_tree_shape",
     "overflow_error",
 ]
 
@@ -161,7 +161,7 @@ def number_tree_shape(
         shape.append(length)
         if expected is not None and not any(tuple(shape) == e[: len(shape)] for e in expected):
             allowed = " or ".join(str(e) for e in expected)
-            raise ValueError(f"{name} must have shape {allowed}, got one of shape {tuple(shape) + ('...',)}")
+            raise ValueError(f"{name} must have shape {allowed}, got one of shape {(*tuple(shape), '...')}")
         level = [x for item in level for x in item]
     for leaf in level:
         if not _is_number(leaf):

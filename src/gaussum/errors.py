@@ -6,7 +6,7 @@ command line, Dask) read ``row`` and ``column`` instead of parsing the message.
 
 from __future__ import annotations
 
-__all__ = ["NonFiniteError", "Float64OverflowError", "MissingKeysWarning"]
+__all__ = ["Float64OverflowError", "MissingKeysWarning", "NonFiniteError"]
 
 
 class NonFiniteError(ValueError):

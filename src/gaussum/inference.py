@@ -39,16 +39,16 @@ from .summary import GaussianSummary
 
 __all__ = [
     "MAX_CONDITION",
-    "WelchResult",
-    "HotellingResult",
     "BoxMResult",
-    "welch_t",
-    "hotelling_t2",
-    "box_m",
-    "kl_divergence",
+    "HotellingResult",
+    "WelchResult",
     "bhattacharyya_distance",
+    "box_m",
+    "hotelling_t2",
+    "kl_divergence",
     "mahalanobis",
     "to_scipy",
+    "welch_t",
 ]
 
 #: Largest condition number (ratio of extreme eigenvalues) of a correlation matrix that the
@@ -491,7 +491,7 @@ def box_m(*summaries: GaussianSummary) -> BoxMResult:
     N = ns.sum()
     logdets = [
         _factor(_cov_matrix(s, 1, f"summaries[{i}]"), n - 1.0, f"the covariance of summaries[{i}]").logdet()
-        for i, (s, n) in enumerate(zip(summaries, ns))
+        for i, (s, n) in enumerate(zip(summaries, ns, strict=True))
     ]
     M2_total = sum(_scatter(s) for s in summaries)
     pooled = _factor(M2_total / (N - g), N - g, "the pooled covariance").logdet()

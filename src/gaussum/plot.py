@@ -14,7 +14,7 @@ import numpy as np
 
 from .summary import GaussianSummary
 
-__all__ = ["ellipses", "correlation"]
+__all__ = ["correlation", "ellipses"]
 
 
 def _matplotlib() -> Any:
@@ -50,7 +50,7 @@ def _labelled(summaries: Any, labels: Sequence[str] | None) -> list[tuple[str | 
         labels = list(labels)
         if len(labels) != len(items):
             raise ValueError(f"labels has {len(labels)} entries for {len(items)} summaries")
-        items = [(str(label), s) for label, (_, s) in zip(labels, items)]
+        items = [(str(label), s) for label, (_, s) in zip(labels, items, strict=True)]
     for i, (_, s) in enumerate(items):
         if not isinstance(s, GaussianSummary):
             raise TypeError(f"summaries must hold GaussianSummary values; item {i} is {type(s).__name__}")
@@ -172,7 +172,8 @@ def ellipses(
     # Everything is checked above: a bad call must leave the caller's axes untouched.
     if ax is None:
         ax = _new_axes()
-    for (label, mean, cov), color in zip(planes, colors):
+    # colors may have more entries than there are summaries: the extra ones go unused.
+    for (label, mean, cov), color in zip(planes, colors, strict=False):
         eigenvalues, eigenvectors = np.linalg.eigh(cov)  # ascending
         axes = np.sqrt(np.clip(eigenvalues, 0.0, None))
         angle = np.degrees(np.arctan2(eigenvectors[1, 1], eigenvectors[0, 1]))
