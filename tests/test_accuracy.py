@@ -63,7 +63,7 @@ def test_data_spanning_many_blocks_is_exact_to_rounding():
     rng = np.random.default_rng(5)
     X = 1e6 + rng.standard_normal((5000, 2)) * 1e-2
     n, mean, M2 = exact_moments(X)
-    n_, mean_, M2_, _, _ = _kernel.summarize_rows(X, (None, None), False, "raise", block_rows=333)
+    n_, mean_, M2_, _, _, _ = _kernel.summarize_rows(X, (None, None), False, "raise", block_rows=333)
     assert relative_frobenius(M2_, M2) <= 1.8e-15
     assert max(ulps(mean_[j], mean[j]) for j in range(2)) <= 1.0
 
@@ -73,7 +73,7 @@ def test_drifting_data_is_recentred():
     X = (1e6 + np.linspace(0, 1, 4000) + 1e-3 * np.random.default_rng(2).standard_normal(4000))[:, None]
     X = np.hstack([X, X[::-1]])
     n, mean, M2 = exact_moments(X)
-    n_, mean_, M2_, _, _ = _kernel.summarize_rows(X, (None, None), False, "raise", block_rows=500)
+    n_, mean_, M2_, _, _, _ = _kernel.summarize_rows(X, (None, None), False, "raise", block_rows=500)
     assert relative_frobenius(M2_, M2) <= 1.8e-15
 
 
@@ -82,7 +82,7 @@ def _merge_floor(parts: list[np.ndarray]):
     total = None
     for part in parts:
         n, mean, M2 = exact_moments(part)
-        shard = (float(n), rounded(mean), rounded(M2), float(n))
+        shard = (float(n), rounded(mean), rounded(M2), float(n), np.zeros(len(mean)))
         total = shard if total is None else _combine.merge_pair(*total, *shard)
     return total
 

@@ -50,7 +50,7 @@ def test_compiled_rows_match_exact_sums_at_any_width(d, diagonal):
     assert compiled_ran(X, diagonal=diagonal)
     _, mean, M2 = exact_moments(X)
     with _compiled.forced("compiled"):
-        n, m, S, w2, dropped = _kernel.summarize_rows(X, (None, None), diagonal, "raise", block_rows=150)
+        n, m, S, w2, _, dropped = _kernel.summarize_rows(X, (None, None), diagonal, "raise", block_rows=150)
     assert (n, w2, dropped) == (400.0, 400.0, 0)
     exact = np.array([[float(v) for v in row] for row in M2])
     if diagonal:
@@ -70,7 +70,7 @@ def test_compiled_weights_give_the_numpy_answer(kind):
     a = rng.uniform(0.05, 3.0, 3000) if kind != "fweights" else None
     weights = _kernel.row_weights(f, a)
     assert compiled_ran(X, weights)
-    (n0, m0, S0, q0, _), (n1, m1, S1, q1, _) = both(X, weights, block_rows=700)
+    (n0, m0, S0, q0, _, _), (n1, m1, S1, q1, _, _) = both(X, weights, block_rows=700)
     assert n1 == pytest.approx(n0, rel=4 * U) and q1 == pytest.approx(q0, rel=4 * U)
     assert np.allclose(m1, m0, rtol=4 * U, atol=0)
     assert relative_frobenius(S1, S0) <= 4e-15
@@ -82,7 +82,7 @@ def test_sorted_data_is_recentred():
     X = np.sort(1e6 + rng.standard_normal((20_000, 2)), axis=0)
     _, _, M2 = exact_moments(X)
     with _compiled.forced("compiled"):
-        _, _, S, _, _ = _kernel.summarize_rows(X, (None, None), False, "raise")
+        _, _, S, _, _, _ = _kernel.summarize_rows(X, (None, None), False, "raise")
     assert relative_frobenius(S, M2) <= 1.8e-15
 
 
@@ -100,9 +100,10 @@ def test_non_finite_rows_follow_the_numpy_path_exactly(nan_policy, bad, where):
         with _compiled.forced(mode):
             paths.append(outcome(lambda: _kernel.summarize_rows(X, (None, None), False, nan_policy, 1000)))
     if paths[0][0] == "ok":
-        (n0, m0, S0, w0, k0), (n1, m1, S1, w1, k1) = paths[0][1], paths[1][1]
+        (n0, m0, S0, w0, e0, k0), (n1, m1, S1, w1, e1, k1) = paths[0][1], paths[1][1]
         assert (n0, w0, k0) == (n1, w1, k1)
         assert np.array_equal(m0, m1, equal_nan=True) and np.array_equal(S0, S1, equal_nan=True)
+        assert np.array_equal(e0, e1)
     else:
         assert paths[0] == paths[1]
         assert paths[0][0] is NonFiniteError
@@ -147,7 +148,7 @@ def test_blocks_are_merged_in_an_order_the_threads_do_not_change():
     try:
         for count in sorted({1, 2, threads}):
             numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
-            out = (np.empty(17), np.empty((17, 5)), np.empty((17, 15)))
+            out = (np.empty(17), np.empty((17, 2, 5)), np.empty((17, 15)))
             kernels.block_sums(X, np.empty(0), X[0], np.zeros(5), 3000, False, *out)
             results.append(out)
     finally:
@@ -177,8 +178,8 @@ def test_row_step_refuses_what_add_row_refuses():
     """A non-finite or overflowing row goes to the row kernel (same errors) on the compiled path."""
     s = GaussianSummary.from_samples(np.random.default_rng(2).standard_normal((10, 3)))
     with _compiled.forced("compiled"):
-        assert _compiled.row_update(s.n, s.mean, s.M2, np.array([1.0, np.nan, 2.0])) is None
-        assert _combine.add_row(s.n, s.mean, s.M2, s.w2, np.array([1e300, 0.0, 0.0]), 1.0, 1.0) is None
+        assert _compiled.row_update(s.n, s.mean, s.M2, s.mean_error, np.array([1.0, np.nan, 2.0])) is None
+        assert _combine.add_row(s.n, s.mean, s.M2, s.w2, s.mean_error, np.array([1e300, 0.0, 0.0]), 1.0, 1.0) is None
         with pytest.raises(NonFiniteError):
             s.update([1.0, np.inf, 2.0])
         with pytest.raises(Float64OverflowError):

@@ -659,9 +659,10 @@ def test_merge_segments_is_merge_many_per_run(rng, kind):
     if kind == "diagonal":
         M2s = np.diagonal(M2s, axis1=1, axis2=2).copy()
     starts = np.array([0, 1, 5, 6, 20, 33])
-    n, mean, M2, _ = _combine.merge_segments(ns, means, M2s, ns, starts)
+    errs = np.zeros_like(means)
+    n, mean, M2, _, _ = _combine.merge_segments(ns, means, M2s, ns, errs, starts)
     for r, (a, b) in enumerate(zip(starts, [*starts[1:], p])):
-        n_r, mean_r, M2_r, _ = _combine.merge_many(ns[a:b], means[a:b], M2s[a:b], ns[a:b])
+        n_r, mean_r, M2_r, _, _ = _combine.merge_many(ns[a:b], means[a:b], M2s[a:b], ns[a:b], errs[a:b])
         assert n[r] == pytest.approx(n_r, rel=4 * U)
         scale = np.sqrt(np.diagonal(M2_r) if kind == "full" else M2_r)
         np.testing.assert_array_less(np.abs(mean[r] - mean_r), 4 * U * np.abs(mean_r) + 1e-15)
@@ -669,7 +670,7 @@ def test_merge_segments_is_merge_many_per_run(rng, kind):
         np.testing.assert_array_less(np.abs(M2[r] - M2_r), 1e-9 * bound + 1e-300)
     if kind == "full":
         assert np.array_equal(M2, M2.transpose(0, 2, 1))
-        _, _, single, _ = _combine.merge_many(ns, means, M2s, ns)
+        _, _, single, _, _ = _combine.merge_many(ns, means, M2s, ns, errs)
         assert np.array_equal(single, single.T)
 
 
@@ -678,7 +679,7 @@ def test_merge_many_ignores_zero_counts_whatever_they_hold():
     ns = np.array([2.0, 0.0, 3.0])
     means = np.array([[1.0], [np.nan], [2.0]])
     M2s = np.array([[[0.5]], [[0.0]], [[1.0]]])
-    n, mean, M2, _ = _combine.merge_many(ns, means, M2s, ns)
+    n, mean, M2, _, _ = _combine.merge_many(ns, means, M2s, ns, np.zeros_like(means))
     assert n == 5.0 and mean[0] == pytest.approx(1.6) and M2[0, 0] == pytest.approx(1.5 + 1.2)
 
 

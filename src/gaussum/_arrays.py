@@ -8,7 +8,9 @@ rows about one two-part shift, column sums ``c`` and scatter ``S = Y^T W Y`` of 
 then ``mean = shift + c / n`` and ``M2 = S - c c^T / n``, re-centred when the shift is far from
 the mean. Only O(d^2) numbers leave the device: the shift's block sums (O(d)), the sums of each
 pass (O(d^2)), scalars for the checks, and one row for an error message. Everything is then
-finished on the host in float64 numpy, so the value type is unchanged.
+finished on the host in float64 numpy, so the value type is unchanged; the mean comes with its
+rounding error (the compensated mean of `gaussum._moments`), taken from the two-part shift and the
+column sums as the kernel takes it.
 
 Precision:
 
@@ -414,7 +416,7 @@ def _finite(*arrays: np.ndarray) -> bool:
 
 def _moments(
     rows: _Rows, diagonal: bool, nan_policy: str, name: str, offset: int = 0
-) -> tuple[tuple[float, np.ndarray, np.ndarray, float], int]:
+) -> tuple[tuple[float, np.ndarray, np.ndarray, float, np.ndarray], int]:
     """``((n, mean, M2, w2), rows dropped)`` of the rows, as `_kernel.summarize_rows` computes them."""
     omit = False
     with np.errstate(all="ignore"):
@@ -443,10 +445,10 @@ def _squares(M2: np.ndarray) -> np.ndarray:
 
 def _try_moments(
     rows: _Rows, diagonal: bool, omit: bool, strict: bool
-) -> tuple[tuple[float, np.ndarray, np.ndarray, float], int] | None:
+) -> tuple[tuple[float, np.ndarray, np.ndarray, float, np.ndarray], int] | None:
     """The corrected two-pass with re-centring; None when a weightless block hides NaN (`strict`)."""
     d = rows.X.shape[1]
-    empty = (0.0, np.zeros(d), np.zeros(d if diagonal else (d, d)), 0.0)
+    empty = (0.0, np.zeros(d), np.zeros(d if diagonal else (d, d)), 0.0, np.zeros(d))
     shift = _first_shift(rows, omit, strict)
     if shift is False:
         return None
@@ -463,7 +465,9 @@ def _try_moments(
         if not far.any() or not _finite(offset):
             break
         shift = _device_shift(rows.plan, *two_sum(shift[0], shift[1] + offset))
-    mean = shift[0] + (shift[1] + offset)
+    # The mean and its rounding error, as the kernel takes them (a double-float; the column sums
+    # come back as one float64 each, so data near zero keeps the corrected two-pass accuracy).
+    mean, mean_err = _kernel.mean_from_shift(shift[0], shift[1], c, np.zeros(d), n)
     if diagonal:
         M2 = scatter - c * c / n
         np.maximum(M2, 0.0, out=M2)
@@ -474,7 +478,7 @@ def _try_moments(
         M2[index] = np.maximum(M2[index], 0.0)
         # As in the kernel: a variance clipped at 0 leaves its covariances as rounding residue.
         consistent_scatter(M2)
-    return (n, mean, M2, w2), dropped
+    return (n, mean, M2, w2, mean_err), dropped
 
 
 def _count_bad(rows: _Rows) -> int:
@@ -535,7 +539,7 @@ def summarize(
     nan_policy: str,
     name: str = "X",
     block_rows: int | None = None,
-) -> tuple[tuple[float, np.ndarray, np.ndarray, float], bool, int]:
+) -> tuple[tuple[float, np.ndarray, np.ndarray, float, np.ndarray], bool, int]:
     """``((n, mean, M2, w2), scalar, rows dropped)`` of a device array X of shape (N, d) or (N,).
 
     The 1-D moments of `gaussum._combine` (M2 diagonal when `diagonal` or scalar), as
@@ -548,7 +552,7 @@ def summarize(
 
 def _summarize(
     X: Any, weights: Any, aweights: Any, diagonal: bool, nan_policy: str, name: str, block_rows: int | None
-) -> tuple[tuple[float, np.ndarray, np.ndarray, float], bool, int]:
+) -> tuple[tuple[float, np.ndarray, np.ndarray, float, np.ndarray], bool, int]:
     data, scalar = _as_device_data(X, name)
     N, d = data.shape
     plan = _Plan(data, d, block_rows)
@@ -568,8 +572,8 @@ def summarize_groups(
     nan_policy: str,
     name: str = "X",
     block_rows: int | None = None,
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], int]:
-    """``(keys, (counts, means, M2, w2), rows dropped)`` per key of the rows of a device array X.
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], int]:
+    """``(keys, (counts, means, M2, w2, mean_errs), rows dropped)`` per key of the rows of a device array X.
 
     The keys are brought to the host to be factorised (`gaussum._keys`), and the row order that
     groups them is sent back to the device: O(N) integers each way. Each key's rows are then
@@ -584,7 +588,7 @@ def summarize_groups(
 
 def _summarize_groups(
     keys: Any, X: Any, weights: Any, aweights: Any, diagonal: bool, nan_policy: str, name: str, block_rows: int | None
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], int]:
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], int]:
     from . import _keys as keyset
 
     data, scalar = _as_device_data(X, name)
@@ -608,12 +612,13 @@ def _summarize_groups(
     g = uniques.size
     counts, w2 = np.zeros(g), np.zeros(g)
     means = np.zeros((g, d))
+    mean_errs = np.zeros((g, d))
     M2 = np.zeros((g, d) if diag else (g, d, d))
     propagated = []
     for k in range(g):
         index = device_order[int(bounds[k]) : int(bounds[k + 1])]
         rows = _Rows(plan, data, index, w, q)
-        (counts[k], means[k], M2[k], w2[k]), _ = _moments(rows, diag, "propagate", name)
+        (counts[k], means[k], M2[k], w2[k], mean_errs[k]), _ = _moments(rows, diag, "propagate", name)
         propagated.append(rows)
     total_dropped = 0
     if nan_policy != "propagate":
@@ -629,11 +634,11 @@ def _summarize_groups(
                 raise nonfinite_row_error(name, bad[0], bad[1])
             else:
                 for k, rows in enumerate(propagated):
-                    (counts[k], means[k], M2[k], w2[k]), dropped = _moments(rows, diag, "omit", name)
+                    (counts[k], means[k], M2[k], w2[k], mean_errs[k]), dropped = _moments(rows, diag, "omit", name)
                     total_dropped += dropped
     if scalar:
-        means, M2 = means[:, 0], M2[:, 0]
-    return uniques, (counts, means, M2, w2), total_dropped
+        means, M2, mean_errs = means[:, 0], M2[:, 0], mean_errs[:, 0]
+    return uniques, (counts, means, M2, w2, mean_errs), total_dropped
 
 
 def _keys_to_host(keys: Any) -> Any:
@@ -654,7 +659,7 @@ def _keys_to_host(keys: Any) -> Any:
 
 def summarize_update(
     x: Any, shape: tuple[int, ...], weights: Any, aweights: Any, diagonal: bool, nan_policy: str
-) -> tuple[float, np.ndarray, np.ndarray, float]:
+) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray]:
     """The 1-D moments of a device batch `x` for ``update`` of a summary whose mean has `shape`.
 
     `x` is one observation (`shape`) or a batch of rows (``(k, *shape)``).

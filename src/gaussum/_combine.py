@@ -23,6 +23,14 @@ Every path in gaussum is one of these: merging (`merge_pair`), ``merge_all`` and
 k-way form with every row a shard, taken about one shift and streamed in blocks). This module is
 the only place that handles an empty side.
 
+Every mean is carried as a double-float ``mean + mean_err``: ``mean`` is the correctly rounded
+value users see, ``mean_err`` (same shape, float64) the rounding error left in it, with
+``|mean_err| <= ulp(mean) / 2``. Each rule computes ``delta`` from both parts (Knuth's two-sum)
+and the new mean by error-free transformations (two-sum, and Dekker's two-product, numpy having
+no fused multiply-add), so the stored means never feed their rounding (``u |mean|``, large next
+to a small spread) into ``delta`` and M2. M2 stays one float64: its rounding is relative to
+itself, harmless once ``delta`` is accurate.
+
 Conventions: ``mean`` is 1-D of length d; ``M2`` is ``(d, d)`` (full) or ``(d,)`` (diagonal).
 Scalar data is handled by the caller as d == 1 with a diagonal M2. Functions never modify their
 arguments and may return them unchanged (the n == 0 identity), so callers must treat all arrays
@@ -32,6 +40,7 @@ as read-only.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -39,18 +48,29 @@ from . import _compiled
 from ._moments import consistent_scatter, needs_clipping
 
 __all__ = [
-    "merge_pair",
-    "merge_many",
-    "merge_segments",
-    "subtract",
+    "Moments",
+    "Stacked",
     "add_row",
     "add_value",
-    "two_sum",
+    "fast_two_sum",
+    "merge_many",
+    "merge_pair",
+    "merge_segments",
     "mirror_upper",
+    "quotient",
+    "subtract",
+    "two_product",
+    "two_sum",
 ]
 
-Moments = tuple[float, np.ndarray, np.ndarray, float]
-Stacked = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+#: ``(n, mean, M2, w2, mean_err)`` of one summary: mean and mean_err of shape (d,).
+Moments = tuple[float, np.ndarray, np.ndarray, float, np.ndarray]
+#: ``(counts, means, M2, w2, mean_errs)`` of g summaries: means and mean_errs of shape (g, d).
+Stacked = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+# Dekker's splitter 2**27 + 1: a float64 times it, minus itself, gives the high 26 bits.
+_SPLITTER = 134217729.0
+
 
 def mirror_upper(M: np.ndarray) -> np.ndarray:
     """Copy the upper triangle onto the lower one, in place, so M is exactly symmetric."""
@@ -66,7 +86,35 @@ def _first_positive(delta: np.ndarray) -> bool:
 
 
 def _empty(d: int, diagonal: bool) -> Moments:
-    return 0.0, np.zeros(d), np.zeros(d if diagonal else (d, d)), 0.0
+    return 0.0, np.zeros(d), np.zeros(d if diagonal else (d, d)), 0.0, np.zeros(d)
+
+
+def _delta(mean_a: np.ndarray, err_a: np.ndarray, mean_b: np.ndarray, err_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean_b + err_b) - (mean_a + err_a)`` as ``delta, res``: delta rounded, res what it left.
+
+    The stored means differ by their rounding (``u |mean|``) from the exact ones; taking both
+    parts gives delta to ``u |delta|``, which is all M2 needs. ``delta(b, a)`` is exactly
+    ``-delta(a, b)``, so merges stay commutative to the bit.
+    """
+    hi, lo = two_sum(mean_b, -mean_a)
+    rest = lo + (err_b - err_a)
+    delta = hi + rest
+    return delta, rest - (delta - hi)
+
+
+def _step(
+    base: np.ndarray, base_err: np.ndarray, delta: np.ndarray, res: np.ndarray, q: Any, q_err: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """``base + base_err + (delta + res) (q + q_err)`` as a stored mean and its error.
+
+    The product's rounding (``u |delta| q``, large next to a small merged mean) is kept by
+    Dekker's two-product, and the sum's by two-sum: the new mean is right to about u**2 of the
+    magnitudes involved, so it rounds to within an ulp of the exact merge of the parts.
+    """
+    p, p_err = two_product(delta, q)
+    hi, lo = two_sum(base, p)
+    lo += base_err + (p_err + (res * q + delta * q_err))
+    return _renormalised(hi, lo)
 
 
 def merge_pair(
@@ -74,27 +122,31 @@ def merge_pair(
     mean_a: np.ndarray,
     M2_a: np.ndarray,
     w2_a: float,
+    err_a: np.ndarray,
     n_b: float,
     mean_b: np.ndarray,
     M2_b: np.ndarray,
     w2_b: float,
+    err_b: np.ndarray,
 ) -> Moments:
-    """Combine two summaries of disjoint data by the pairwise rule.
+    """Combine two summaries of disjoint data by the pairwise rule, means as double-floats.
 
     An empty side (n == 0) is an exact identity: the other side is returned unchanged.
     """
     if n_b == 0:
-        return n_a, mean_a, M2_a, w2_a
+        return n_a, mean_a, M2_a, w2_a, err_a
     if n_a == 0:
-        return n_b, mean_b, M2_b, w2_b
+        return n_b, mean_b, M2_b, w2_b, err_b
     n = n_a + n_b
-    delta = mean_b - mean_a
+    delta, res = _delta(mean_a, err_a, mean_b, err_b)
     # Step from the heavier side: the correction is then the smaller one, and so is its rounding.
     # Ties go to the side whose mean is smaller at the first difference, so a + b == b + a exactly.
     if n_a > n_b or (n_a == n_b and _first_positive(delta)):
-        mean = mean_a + delta * (n_b / n)
+        q, q_err = _scalar_quotient(n_b, n)
+        mean, err = _step(mean_a, err_a, delta, res, q, q_err)
     else:
-        mean = mean_b - delta * (n_a / n)
+        q, q_err = _scalar_quotient(n_a, n)
+        mean, err = _step(mean_b, err_b, -delta, -res, q, q_err)
     # max * (min / n), not na * nb / n: that overflows past 1e154, and this keeps a + b == b + a.
     weight = max(n_a, n_b) * (min(n_a, n_b) / n)
     if M2_a.ndim == 2:
@@ -104,10 +156,10 @@ def merge_pair(
         M2 = M2_a + M2_b + np.multiply.outer(delta, delta) * weight
     else:
         M2 = M2_a + M2_b + delta * delta * weight
-    return n, mean, M2, w2_a + w2_b
+    return n, mean, M2, w2_a + w2_b, err
 
 
-def merge_many(ns: np.ndarray, means: np.ndarray, M2s: np.ndarray, w2s: np.ndarray) -> Moments:
+def merge_many(ns: np.ndarray, means: np.ndarray, M2s: np.ndarray, w2s: np.ndarray, errs: np.ndarray) -> Moments:
     """Combine k summaries at once by the k-way rule: `merge_segments` with one run.
 
     Parameters
@@ -117,36 +169,62 @@ def merge_many(ns: np.ndarray, means: np.ndarray, M2s: np.ndarray, w2s: np.ndarr
     means : ndarray, shape (k, d)
     M2s : ndarray, shape (k, d, d) or (k, d)
     w2s : ndarray, shape (k,)
+    errs : ndarray, shape (k, d)
+        The rounding errors of the means.
     """
     keep = ns > 0
     if not keep.all():
         # A summary of no weight adds nothing, whatever its (possibly NaN) fields hold.
-        ns, means, M2s, w2s = ns[keep], means[keep], M2s[keep], w2s[keep]
+        ns, means, M2s, w2s, errs = ns[keep], means[keep], M2s[keep], w2s[keep], errs[keep]
     if ns.size == 0:
         return _empty(means.shape[1], M2s.ndim == 2)
     if ns.size == 1:
-        return float(ns[0]), means[0].copy(), M2s[0].copy(), float(w2s[0])
-    n, mean, M2, w2 = merge_segments(ns, means, M2s, w2s, np.zeros(1, dtype=np.intp))
-    return float(n[0]), mean[0], M2[0], float(w2[0])
+        return float(ns[0]), means[0].copy(), M2s[0].copy(), float(w2s[0]), errs[0].copy()
+    n, mean, M2, w2, err = merge_segments(ns, means, M2s, w2s, errs, np.zeros(1, dtype=np.intp))
+    return float(n[0]), mean[0], M2[0], float(w2[0]), err[0]
+
+
+def segment_sums(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sums over the runs of rows of `values` (p, d) as ``hi, lo``: hi + lo right to about u**2.
+
+    Rump, Ogita and Oishi's extraction (AccSum, 2008): with ``sigma`` a power of two at least
+    ``(run length + 2) max |value|``, ``(sigma + v) - sigma`` keeps the leading bits of each value
+    on one grid, so the sums of those parts are exact in any order; the small remainders are
+    summed in float64, their rounding ``u**2`` of the largest value. A run whose ``sigma``
+    overflows is summed plainly.
+    """
+    run = np.repeat(np.arange(starts.size), sizes)
+    largest = np.maximum.reduceat(np.abs(values), starts)
+    exponent = np.frexp(largest)[1] + np.ceil(np.log2(sizes + 2.0)).astype(np.int64)[:, None]
+    sigma = np.ldexp(1.0, exponent)[run]
+    head = (values + sigma) - sigma
+    hi = np.add.reduceat(head, starts)
+    lo = np.add.reduceat(values - head, starts)
+    if not (np.isfinite(hi).all() and np.isfinite(lo).all()):
+        plain = np.add.reduceat(values, starts)
+        bad = ~(np.isfinite(hi) & np.isfinite(lo))
+        hi, lo = np.where(bad, plain, hi), np.where(bad, 0.0, lo)
+    return hi, lo
 
 
 def merge_segments(
-    ns: np.ndarray, means: np.ndarray, M2s: np.ndarray, w2s: np.ndarray, starts: np.ndarray
+    ns: np.ndarray, means: np.ndarray, M2s: np.ndarray, w2s: np.ndarray, errs: np.ndarray, starts: np.ndarray
 ) -> Stacked:
     """Combine consecutive runs of summaries by the k-way rule, one result per run.
 
     Relative to the mean of the heaviest summary of each run (the first, on ties), with offsets
-    ``o_k = m_k - reference``::
+    ``o_k = m_k - reference`` (taken from both parts of each double-float mean)::
 
         mean = reference + sum(n_k o_k) / n
         M2   = sum(M2_k) + sum(n_k e_k e_k^T) - c c^T / n
 
     where ``e_k`` are the deviations from the pooled mean and ``c = sum(n_k e_k)``: zero in exact
     arithmetic, so subtracting ``c c^T / n`` removes the rounding left in the pooled mean (the
-    correction of the corrected two-pass algorithm, applied to summaries instead of rows). Offsets
-    are small next to large means, so the pooled mean keeps the digits that ``sum(n_k m_k)`` would
-    lose. A run of one summary comes back with the same values; a run of no weight comes back
-    empty (zero mean and M2). M2 is exactly symmetric when every ``M2_k`` is.
+    correction of the corrected two-pass algorithm, applied to summaries instead of rows).
+    ``sum(n_k o_k)`` is taken without rounding error (two-products, and `segment_sums`), so the
+    pooled mean and its error are right to about u**2. A run of one summary comes back with the
+    same values; a run of no weight comes back empty (zero mean and M2). M2 is exactly symmetric
+    when every ``M2_k`` is.
 
     Parameters
     ----------
@@ -155,24 +233,31 @@ def merge_segments(
     means : ndarray, shape (p, d)
     M2s : ndarray, shape (p, d, d) or (p, d)
     w2s : ndarray, shape (p,)
+    errs : ndarray, shape (p, d)
+        The rounding errors of the means.
     starts : ndarray of int, shape (r,)
         Index of the first summary of each run: ``starts[0] == 0``, strictly increasing.
 
     Returns
     -------
-    n (r,), mean (r, d), M2 (r, d, d) or (r, d), w2 (r,)
+    n (r,), mean (r, d), M2 (r, d, d) or (r, d), w2 (r,), mean_err (r, d)
     """
     p = ns.size
     sizes = np.diff(np.append(starts, p))
     run = np.repeat(np.arange(starts.size), sizes)
     n = np.add.reduceat(ns, starts)
     position = np.where(ns == np.maximum.reduceat(ns, starts)[run], np.arange(p), p)
-    reference = means[np.minimum.reduceat(position, starts)]
-    offsets = means - reference[run]
+    heaviest = np.minimum.reduceat(position, starts)
+    reference, reference_err = means[heaviest], errs[heaviest]
+    offsets, offsets_res = _delta(reference[run], reference_err[run], means, errs)
     safe_n = np.where(n > 0, n, 1.0)
-    shift = np.add.reduceat(ns[:, None] * offsets, starts) / safe_n[:, None]
+    weights = ns[:, None]
+    products, products_err = two_product(weights, offsets)
+    total, total_err = segment_sums(products, starts, sizes)
+    total_err += finite_or_zero(np.add.reduceat(products_err + weights * offsets_res, starts))
+    shift, shift_err = fast_two_sum(*quotient(total, total_err, safe_n[:, None]))
     deviations = offsets - shift[run]
-    weighted = ns[:, None] * deviations
+    weighted = weights * deviations
     c = np.add.reduceat(weighted, starts)
     if M2s.ndim == 2:
         M2 = np.add.reduceat(M2s, starts) + np.add.reduceat(weighted * deviations, starts)
@@ -190,14 +275,17 @@ def merge_segments(
         M2 -= (c[:, :, None] * c[:, None, :]) / safe_n[:, None, None]
     if M2.ndim == 3 and needs_clipping(M2):
         consistent_scatter(M2)
-    mean = reference + shift
+    hi, lo = two_sum(reference, shift)
+    lo += reference_err + shift_err
+    mean, err = _renormalised(hi, lo)
     w2 = np.add.reduceat(w2s, starts)
     empty = n == 0
     if empty.any():
         mean[empty] = 0.0
         M2[empty] = 0.0
         w2[empty] = 0.0
-    return n, mean, M2, w2
+        err[empty] = 0.0
+    return n, mean, M2, w2, err
 
 
 def subtract(
@@ -205,15 +293,18 @@ def subtract(
     means_u: np.ndarray,
     M2_u: np.ndarray,
     w2_u: np.ndarray,
+    errs_u: np.ndarray,
     counts_t: np.ndarray,
     means_t: np.ndarray,
     M2_t: np.ndarray,
     w2_t: np.ndarray,
+    errs_t: np.ndarray,
 ) -> Stacked:
     """Remove summaries t from summaries u, group by group, where each t summarises part of u's data.
 
     The inverse of the pairwise rule: if ``u = r + t`` then ``subtract(u, t) == r`` up to
-    rounding. Arrays are stacked over g groups (means ``(g, d)``, M2 ``(g, d, d)`` or ``(g, d)``).
+    rounding. Arrays are stacked over g groups (means and their errors ``(g, d)``, M2 ``(g, d, d)``
+    or ``(g, d)``); the remaining mean is taken from both parts of each mean, as in `merge_pair`.
     Cancellation makes the result lose accuracy in proportion to how much of u is removed, so
     variances that come out negative by no more than rounding are clipped at zero (with the
     matching covariances). Rounding is bounded by `_REMOVAL_ULPS` units of the magnitudes that
@@ -240,8 +331,10 @@ def subtract(
     emptied = n <= residue
     removed = (counts_t > 0) & ~emptied
     safe_n = np.where(removed, n, 1.0)
-    delta = means_t - means_u
-    mean = means_u - delta * np.where(removed, counts_t / safe_n, 0.0)[:, None]
+    delta, res = _delta(means_u, errs_u, means_t, errs_t)
+    # mean = mean_u - delta n_t / n, the product and the sum kept exactly as in `merge_pair`.
+    q, q_err = quotient(np.where(removed, counts_t, 0.0), np.zeros(n.shape), safe_n)
+    mean, err = _step(means_u, errs_u, -delta, -res, q[:, None], q_err[:, None])
     weight = np.where(removed, counts_u * (counts_t / safe_n), 0.0)
     diagonal = M2_u.ndim == 2
     if diagonal:
@@ -266,12 +359,14 @@ def subtract(
     untouched = counts_t == 0
     if untouched.any():
         mean[untouched], M2[untouched], w2[untouched] = means_u[untouched], M2_u[untouched], w2_u[untouched]
+        err[untouched] = errs_u[untouched]
     if emptied.any():
         n = np.where(emptied & ~untouched, 0.0, n)
         mean[emptied & ~untouched] = 0.0
         M2[emptied & ~untouched] = 0.0
         w2[emptied & ~untouched] = 0.0
-    return n, mean, M2, w2
+        err[emptied & ~untouched] = 0.0
+    return n, mean, M2, w2, err
 
 
 #: Units of rounding allowed in a remaining variance before `subtract` calls it impossible.
@@ -328,7 +423,14 @@ def _check_removable(
 
 
 def add_row(
-    n: float, mean: np.ndarray, M2: np.ndarray, w2: float, row: np.ndarray, weight: float, w2_row: float
+    n: float,
+    mean: np.ndarray,
+    M2: np.ndarray,
+    w2: float,
+    err: np.ndarray,
+    row: np.ndarray,
+    weight: float,
+    w2_row: float,
 ) -> Moments | None:
     """Welford's step: one observation of weight `weight` (and ``f a^2`` = `w2_row`) added.
 
@@ -338,51 +440,64 @@ def add_row(
     ``u = delta * sqrt(n weight / (n + weight))`` (exactly symmetric, one rounding more than
     ``outer(delta, delta) * c``). Arrays are 1-D (scalar data as d = 1).
 
+    The mean is a double-float: ``delta = (row - mean) - err`` (``row - mean`` is exact for a row
+    near the mean, Sterbenz), and ``mean + (err + delta w / n)`` is kept with its rounding by
+    two-sum, so a long stream keeps its mean within an ulp where a plain Welford step drifts by
+    tens of ulps (each step rounds to ``u |mean|``, and that error enters every later delta).
+
     Returns None when the row holds NaN or inf or its square overflows: the row kernel then
     applies the NaN policy. A zero weight returns the summary unchanged.
     """
     if weight == 0:
-        return n, mean, M2, w2
+        return n, mean, M2, w2, err
     if n == 0:
         # The empty side: the row itself, whatever its magnitude (no square is needed).
         if not np.isfinite(row).all():
             return None
-        return weight, row.copy(), np.zeros_like(M2), w2_row
+        return weight, row.copy(), np.zeros_like(M2), w2_row, np.zeros_like(mean)
     if _compiled.use_row_step(count=False):
-        # The same step compiled (the same bits): numpy's seven calls cost about 3 µs at d = 8.
-        new_mean, new_M2 = np.empty_like(mean), np.empty_like(M2)
-        total = _compiled.kernels().row_step(n, mean, M2, row, weight, new_mean, new_M2)
-        return None if total != total else (total, new_mean, new_M2, w2 + w2_row)
+        # The same step compiled (the same bits): numpy's calls cost about 3 µs at d = 8.
+        new_mean, new_M2, new_err = np.empty_like(mean), np.empty_like(M2), np.empty_like(mean)
+        total = _compiled.kernels().row_step(n, mean, M2, err, row, weight, new_mean, new_M2, new_err)
+        return None if total != total else (total, new_mean, new_M2, w2 + w2_row, new_err)
     total = n + weight
     delta = row - mean
+    delta -= err
     # ndarray.dot is the cheapest call numpy offers here (a third of ``@``'s overhead). When it
     # overflows, numpy warns, and the row kernel then refuses the overflow (or, for |delta|
     # within a factor sqrt(2) of the largest square root, computes the still finite result).
     if not math.isfinite(delta.dot(delta)) or not math.isfinite(total):
         return None
     fraction = weight / total
-    new_mean = mean + delta * fraction
+    step = delta * fraction
+    step += err
+    # Two-sum's hi is the rounded sum and lo its exact error: already the stored form.
+    new_mean, new_err = two_sum(mean, step)
     u = delta * math.sqrt(n * fraction)
     new_M2 = np.multiply.outer(u, u) if M2.ndim == 2 else u * u
     new_M2 += M2
-    return total, new_mean, new_M2, w2 + w2_row
+    return total, new_mean, new_M2, w2 + w2_row, new_err
 
 
-def add_value(n: float, mean: float, M2: float, value: float) -> tuple[float, float, float] | None:
+def add_value(n: float, mean: float, M2: float, err: float, value: float) -> tuple[float, float, float, float] | None:
     """`add_row` for one unweighted Python float on scalar data, in plain float arithmetic.
 
-    Returns None when `value` is not finite or its square overflows.
+    Returns ``(n, mean, M2, mean_err)``, or None when `value` is not finite or its square
+    overflows.
     """
-    delta = value - mean
+    delta = (value - mean) - err
     square = delta * delta
     if not math.isfinite(square):
         return None
     total = n + 1.0
     fraction = 1.0 / total
-    return total, mean + delta * fraction, M2 + square * (n * fraction)
+    step = delta * fraction + err
+    hi = mean + step
+    part = hi - mean
+    return total, hi, M2 + square * (n * fraction), (mean - (hi - part)) + (step - part)
 
 
-def two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def two_sum(a: Any, b: Any) -> tuple[Any, Any]:
     """``hi, lo`` with ``hi = fl(a + b)`` and ``hi + lo == a + b`` exactly (Knuth's TwoSum)."""
     hi = a + b
     b_part = hi - a
@@ -390,3 +505,75 @@ def two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return hi, lo
 
 
+def fast_two_sum(a: Any, b: Any) -> tuple[Any, Any]:
+    """``hi, lo`` with ``hi = fl(a + b)`` and ``hi + lo == a + b`` exactly, where ``|a| >= |b|`` (Dekker)."""
+    hi = a + b
+    return hi, b - (hi - a)
+
+
+def _split(a: Any) -> tuple[Any, Any]:
+    """``hi, lo == a - hi`` with hi of at most 26 significant bits (Veltkamp's split)."""
+    t = _SPLITTER * a
+    hi = t - (t - a)
+    return hi, a - hi
+
+
+def two_product(a: Any, b: Any) -> tuple[Any, Any]:
+    """``p, e`` with ``p = fl(a b)`` and ``p + e == a b`` exactly (Dekker's product, no fma needed).
+
+    Exact unless a product or a split overflows (values past about 1e300) or underflows; the
+    error term is then not finite or not exact, and callers treat it as 0.
+    """
+    p = a * b
+    a_hi, a_lo = _split(a)
+    b_hi, b_lo = _split(b)
+    return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+
+
+_fma = getattr(math, "fma", None)  # Python 3.13+
+
+
+def _scalar_quotient(a: float, n: float) -> tuple[float, float]:
+    """``q, e`` with ``q = fl(a / n)`` and ``q + e`` equal to ``a / n`` to about u**2, for Python floats."""
+    q = a / n
+    if _fma is not None:
+        return q, -_fma(q, n, -a) / n
+    p, e = two_product(q, n)
+    return q, ((a - p) - e) / n
+
+
+def quotient(hi: np.ndarray, lo: np.ndarray, n: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(hi + lo) / n`` as ``q, e`` with ``q = fl(hi / n)`` and ``q + e`` right to about u**2.
+
+    ``hi - fl(q n)`` is exact (Sterbenz), and ``q n - fl(q n)`` is Dekker's product error.
+    """
+    q = hi / n
+    p, e = two_product(q, n)
+    r = (((hi - p) - e) + lo) / n
+    if not np.isfinite(r).all():  # n past 1e300 overflows the split: keep only lo's share
+        with np.errstate(all="ignore"):
+            r = np.where(np.isfinite(r), r, finite_or_zero(lo / n))
+    return q, r
+
+
+def finite_or_zero(error: np.ndarray) -> np.ndarray:
+    """An error term with its non-finite entries (from an overflowed split or product) set to 0."""
+    if np.isfinite(error).all():
+        return error
+    return np.where(np.isfinite(error), error, 0.0)
+
+
+def _renormalised(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``hi + lo`` rounded, and what the rounding left: the stored form ``|err| <= ulp(mean) / 2``.
+
+    ``|lo|`` is at most a few ulps of hi here, so fast two-sum is exact. A non-finite error
+    (an overflowed product or split at magnitudes past 1e300) is dropped: the mean is then as
+    accurate as plain float64 arithmetic makes it.
+    """
+    if not np.isfinite(lo).all():
+        lo = np.where(np.isfinite(lo), lo, 0.0)
+    mean = hi + lo
+    err = lo - (mean - hi)
+    if not np.isfinite(err).all():  # a mean that overflowed, or NaN from the data
+        err = np.where(np.isfinite(err), err, 0.0)
+    return mean, err

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MIN_VALUES", "MAX_D", "ROW_STEP_AFTER", "available", "forced", "use_rows", "use_row_step", "kernels"]
+__all__ = ["MAX_D", "MIN_VALUES", "ROW_STEP_AFTER", "available", "forced", "kernels", "use_row_step", "use_rows"]
 
 #: Inputs of fewer values than this stay on the numpy path: below it the kernels' one-time load
 #: (tens of milliseconds from the disk cache, about MEASURED s to compile) would not be repaid.
@@ -105,20 +105,23 @@ def use_row_step(count: bool = True) -> bool:
     return kernels() is not None
 
 
-def row_update(n: float, mean: np.ndarray, M2: np.ndarray, row: np.ndarray) -> tuple[float, np.ndarray, np.ndarray] | None:
-    """Welford's step for one unweighted row (n > 0), or None when the row is not finite or overflows.
+def row_update(
+    n: float, mean: np.ndarray, M2: np.ndarray, err: np.ndarray, row: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Welford's step for one unweighted row (n > 0): ``(n, mean, M2, mean_err)``, or None when
+    the row is not finite or overflows.
 
-    The new mean and M2 are views of one buffer that is then made read-only, so they come back
-    as `gaussum._moments.readonly` would make them, with two numpy calls fewer: at about 4 µs a
-    row, `update(row)` is made of such calls (see the README's Performance section).
+    The new mean, its error and M2 are views of one buffer that is then made read-only, so they
+    come back as `gaussum._moments.readonly` would make them, with numpy calls fewer: at about
+    4 µs a row, `update(row)` is made of such calls (see the README's Performance section).
     """
     d = mean.shape[0]
-    out = np.empty(d + M2.size)
-    total = _kernels.row_step_packed(n, mean, M2, row, out)
+    out = np.empty(2 * d + M2.size)
+    total = _kernels.row_step_packed(n, mean, M2, err, row, out)
     if total != total:
         return None
     out.setflags(write=False)
-    return total, out[:d], out[d:].reshape(M2.shape)
+    return total, out[:d], out[2 * d:].reshape(M2.shape), out[d:2 * d]
 
 
 def kernels() -> Any:

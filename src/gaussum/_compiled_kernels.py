@@ -9,24 +9,31 @@ per process.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import numba
 import numpy as np
 
-__all__ = ["block_sums", "sums_of_blocks", "first_shift", "row_step", "row_step_packed", "PARALLEL_VALUES"]
+__all__ = ["PARALLEL_VALUES", "block_sums", "first_shift", "row_step", "row_step_packed", "sums_of_blocks"]
 
 
-def _jit(**options: Any) -> Any:
-    """``numba.njit(cache=True, nogil=True, ...)``, or without the cache where none can be written."""
+_Function = TypeVar("_Function", bound=Callable[..., Any])
 
-    def decorate(function: Any) -> Any:
+
+def _jit(**options: Any) -> Callable[[_Function], _Function]:
+    """``numba.njit(cache=True, nogil=True, ...)``, or without the cache where none can be written.
+
+    Typed as returning the function it compiles: a numba dispatcher is called like it.
+    """
+
+    def decorate(function: _Function) -> _Function:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", numba.NumbaWarning)
-                return numba.njit(cache=True, nogil=True, **options)(function)
+                return cast(_Function, numba.njit(cache=True, nogil=True, **options)(function))
         except RuntimeError:  # "cannot cache function ...: no locator available for file ..."
-            return numba.njit(cache=False, nogil=True, **options)(function)
+            return cast(_Function, numba.njit(cache=False, nogil=True, **options)(function))
 
     return decorate
 
@@ -125,7 +132,9 @@ def block_sums(
 ) -> None:
     """Per block of `rows` rows of X: total weight, column sums and scatter of ``X - coarse - fine``.
 
-    ``w`` has length 0 for unweighted rows. ``s_out[b]`` gets the row-major upper triangle (or
+    ``w`` has length 0 for unweighted rows. ``c_out[b, 0]`` gets the column sums and
+    ``c_out[b, 1]`` the rounding they left (Neumaier's compensation, kept for the compensated
+    mean). ``s_out[b]`` gets the row-major upper triangle (or
     the diagonal) of block b's scatter ``Y^T W Y``. Blocks run in parallel, each into its own
     slot: the caller merges them in a fixed order, so the result does not depend on the threads.
     """
@@ -168,7 +177,10 @@ def block_sums(
                         _add(S[i], S_comp[i], j, _dot(Yw[i], Y[j], k))
         n_out[b] = n[0] + n_comp[0]
         for i in range(d):
-            c_out[b, i] = c[i] + c_comp[i]
+            total = c[i] + c_comp[i]  # two-sum: c may be near zero, below its compensation
+            part = total - c[i]
+            c_out[b, 0, i] = total
+            c_out[b, 1, i] = (c[i] - (total - part)) + (c_comp[i] - part)
         entry = 0
         for i in range(d):
             if diagonal:
@@ -230,19 +242,22 @@ def first_shift(X: Any, w: Any, m: int, out: Any) -> float:
 
 
 @_jit()
-def row_step(n: float, mean: Any, M2: Any, row: Any, weight: float, new_mean: Any, new_M2: Any) -> float:
-    """`gaussum._combine.add_row` for ``n > 0``, into `new_mean` and `new_M2`.
+def row_step(
+    n: float, mean: Any, M2: Any, err: Any, row: Any, weight: float, new_mean: Any, new_M2: Any, new_err: Any
+) -> float:
+    """`gaussum._combine.add_row` for ``n > 0``, into `new_mean`, `new_M2` and `new_err`.
 
-    The same floating-point operations in the same order as the numpy step, so the same bits.
-    Returns the new total weight, or NaN (leaving the outputs unspecified) when the row holds NaN
-    or inf or its square overflows.
+    The same floating-point operations in the same order as the numpy step, so the same bits
+    (no fastmath: the two-sum of the compensated mean must not be reassociated away). Returns
+    the new total weight, or NaN (leaving the outputs unspecified) when the row holds NaN or inf
+    or its square overflows.
     """
     d = mean.shape[0]
     total_weight = n + weight
     square = 0.0
     for i in range(d):
-        delta = row[i] - mean[i]
-        new_mean[i] = delta  # delta is kept here until the check has passed
+        delta = (row[i] - mean[i]) - err[i]
+        new_err[i] = delta  # delta is kept here until the check has passed
         square += delta * delta
     if not (np.isfinite(square) and np.isfinite(total_weight)):
         return np.nan
@@ -250,27 +265,31 @@ def row_step(n: float, mean: Any, M2: Any, row: Any, weight: float, new_mean: An
     scale = np.sqrt(n * fraction)
     if M2.ndim == 2:
         for i in range(d):
-            ui = new_mean[i] * scale
+            ui = new_err[i] * scale
             for j in range(d):
-                new_M2[i, j] = ui * (new_mean[j] * scale) + M2[i, j]
+                new_M2[i, j] = ui * (new_err[j] * scale) + M2[i, j]
     else:
         for i in range(d):
-            ui = new_mean[i] * scale
+            ui = new_err[i] * scale
             new_M2[i] = ui * ui + M2[i]
     for i in range(d):
-        new_mean[i] = mean[i] + new_mean[i] * fraction
+        step = new_err[i] * fraction + err[i]
+        hi = mean[i] + step
+        part = hi - mean[i]
+        new_mean[i] = hi
+        new_err[i] = (mean[i] - (hi - part)) + (step - part)
     return total_weight
 
 
 @_jit()
-def row_step_packed(n: float, mean: Any, M2: Any, row: Any, out: Any) -> float:
-    """`row_step` with weight 1 into one buffer: ``out[:d]`` the mean, ``out[d:]`` M2 (raveled)."""
+def row_step_packed(n: float, mean: Any, M2: Any, err: Any, row: Any, out: Any) -> float:
+    """`row_step` with weight 1 into one buffer: ``out[:d]`` the mean, ``out[d:2d]`` its error, ``out[2d:]`` M2 (raveled)."""
     d = mean.shape[0]
     total_weight = n + 1.0
     square = 0.0
     for i in range(d):
-        delta = row[i] - mean[i]
-        out[i] = delta  # delta is kept here until the check has passed
+        delta = (row[i] - mean[i]) - err[i]
+        out[d + i] = delta  # delta is kept here until the check has passed
         square += delta * delta
     if not (np.isfinite(square) and np.isfinite(total_weight)):
         return np.nan
@@ -278,13 +297,17 @@ def row_step_packed(n: float, mean: Any, M2: Any, row: Any, out: Any) -> float:
     scale = np.sqrt(n * fraction)
     if M2.ndim == 2:
         for i in range(d):
-            ui = out[i] * scale
+            ui = out[d + i] * scale
             for j in range(d):
-                out[d + i * d + j] = ui * (out[j] * scale) + M2[i, j]
+                out[2 * d + i * d + j] = ui * (out[d + j] * scale) + M2[i, j]
     else:
         for i in range(d):
-            ui = out[i] * scale
-            out[d + i] = ui * ui + M2[i]
+            ui = out[d + i] * scale
+            out[2 * d + i] = ui * ui + M2[i]
     for i in range(d):
-        out[i] = mean[i] + out[i] * fraction
+        step = out[d + i] * fraction + err[i]
+        hi = mean[i] + step
+        part = hi - mean[i]
+        out[i] = hi
+        out[d + i] = (mean[i] - (hi - part)) + (step - part)
     return total_weight

@@ -23,20 +23,22 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 from . import _compiled
-from ._combine import mirror_upper, two_sum
+from ._combine import mirror_upper, quotient, segment_sums, two_product, two_sum
 from ._moments import consistent_scatter
 from ._validate import first_nonfinite_row, nonfinite_row_error, overflow_error
 from .errors import Float64OverflowError
 
-__all__ = ["row_weights", "summarize_rows", "summarize_groups", "rows_per_block", "group_block_rows"]
+__all__ = ["group_block_rows", "row_weights", "rows_per_block", "summarize_groups", "summarize_rows"]
 
 #: ``(w, q)``: per-row weights in n and in w2, or None for all ones / for ``q = w``.
 Weights = tuple["np.ndarray | None", "np.ndarray | None"]
-Stacked = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+#: ``(counts, means, M2, w2, mean_errs)`` of g groups (see `gaussum._moments`).
+Stacked = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 # Rows per block: about 2 MiB of float64 per block keeps the centred copy in cache and bounds the
 # extra memory of `summarize_rows` to a small constant, whatever the size of the input.
@@ -107,7 +109,8 @@ def group_block_rows(d: int, diagonal: bool) -> int:
 
 def _column_sums(Y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
     """(Weighted) column sums of Y with one BLAS call: fast, with BLAS's long running sums."""
-    return (w @ Y) if w is not None else (np.ones(Y.shape[0]) @ Y)
+    sums: np.ndarray = (w @ Y) if w is not None else (np.ones(Y.shape[0]) @ Y)
+    return sums
 
 
 def _accurate_column_sums(Y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
@@ -122,8 +125,9 @@ def _accurate_column_sums(Y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
         return _column_sums(Y, w)
     cut = m * _SUM_CHUNK
     head_weights = np.ones((m, 1, _SUM_CHUNK)) if w is None else w[:cut].reshape(m, 1, _SUM_CHUNK)
-    head = (head_weights @ Y[:cut].reshape(m, _SUM_CHUNK, d)).sum(axis=0)[0]
-    return head + _column_sums(Y[cut:], None if w is None else w[cut:])
+    head: np.ndarray = (head_weights @ Y[:cut].reshape(m, _SUM_CHUNK, d)).sum(axis=0)[0]
+    total: np.ndarray = head + _column_sums(Y[cut:], None if w is None else w[cut:])
+    return total
 
 
 def _first_shift(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -212,15 +216,15 @@ def _sums_about(
     rows: int,
     name: str,
     shift: tuple[np.ndarray, np.ndarray] | None,
-) -> tuple[float, float, np.ndarray, np.ndarray, int, tuple[np.ndarray, np.ndarray] | None]:
-    """One pass over X: total weight, w2, column sums and scatter about `shift`, rows dropped.
+) -> tuple[float, float, tuple[np.ndarray, np.ndarray], np.ndarray, int, tuple[np.ndarray, np.ndarray] | None]:
+    """One pass over X: total weight, w2, column sums (two parts) and scatter about `shift`, rows dropped.
 
     With ``shift=None`` the shift is taken from the first block that has weight. Non-finite values
     are found without an extra pass: a block with NaN or inf has non-finite sums, and only then is
     it searched, so clean data pays nothing for the check.
     """
     d = X.shape[1]
-    n, w2, c = 0.0, 0.0, np.zeros(d)
+    n, w2, c, c_err = 0.0, 0.0, np.zeros(d), np.zeros(d)
     scatter = np.zeros(d if diagonal else (d, d))
     dropped = 0
     for start, block, w, q in _blocks(X, weights, rows):
@@ -250,9 +254,12 @@ def _sums_about(
                 raise overflow_error(name, block)  # rows were dropped: indices no longer apply
         n += n_b
         w2 += n_b if q is None else float(q.sum())
-        c += c_b
+        # The blocks' column sums are added with their rounding kept (two-sum): it is d floats
+        # a block, and the mean then carries no error from the number of blocks.
+        c, lost = two_sum(c, c_b)
+        c_err += lost
         scatter += s_b
-    return n, w2, c, scatter, dropped, shift
+    return n, w2, (c, c_err), scatter, dropped, shift
 
 
 def summarize_rows(
@@ -262,7 +269,7 @@ def summarize_rows(
     nan_policy: str,
     block_rows: int | None = None,
     name: str = "X",
-) -> tuple[float, np.ndarray, np.ndarray, float, int]:
+) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray, int]:
     """Summary of the rows of X, shape (N, d), by a corrected two-pass; and the rows dropped.
 
     Pass one takes a shift near the mean from the first block. Pass two streams over all rows in
@@ -288,8 +295,10 @@ def summarize_rows(
 
     Returns
     -------
-    n, mean, M2, w2, rows_dropped
-        ``rows_dropped`` counts the rows that ``nan_policy="omit"`` left out.
+    n, mean, M2, w2, mean_err, rows_dropped
+        ``mean_err`` is the rounding error of ``mean`` (the exact mean is ``mean + mean_err``,
+        see `mean_from_shift`); ``rows_dropped`` counts the rows that ``nan_policy="omit"`` left
+        out.
     """
     N, d = X.shape
     rows = block_rows or rows_per_block(d)
@@ -300,35 +309,42 @@ def summarize_rows(
     shift = None
     with np.errstate(all="ignore"):
         for attempt in range(3):
-            n, w2, c, scatter, dropped, shift = _sums_about(X, weights, diagonal, nan_policy, rows, name, shift)
+            n, w2, sums, scatter, dropped, shift = _sums_about(X, weights, diagonal, nan_policy, rows, name, shift)
             if n == 0:
-                return 0.0, np.zeros(d), np.zeros(d if diagonal else (d, d)), 0.0, dropped
-            offset = c / n
+                return 0.0, np.zeros(d), np.zeros(d if diagonal else (d, d)), 0.0, np.zeros(d), dropped
+            offset = sums[0] / n
             squares = scatter if diagonal else np.diagonal(scatter)
             far = offset * offset * n > _MAX_SHIFT_IN_STD**2 * squares
             # After the last pass the shift must stay the one its sums were taken about.
             if not far.any() or not _all_finite(offset) or attempt == 2:
                 break
+            assert shift is not None  # n > 0: some block had weight, and gave the shift
             shift = two_sum(shift[0], shift[1] + offset)
-    return _finish(n, w2, c, scatter, shift, diagonal, nan_policy, name, dropped)
+    assert shift is not None  # n > 0: some block had weight, and gave the shift
+    result = _finish(n, w2, sums, scatter, shift, diagonal, nan_policy, name, dropped)
+    return _refined(X, weights, rows, result)
 
 
 def _finish(
     n: float,
     w2: float,
-    c: np.ndarray,
+    sums: tuple[np.ndarray, np.ndarray],
     scatter: np.ndarray,
     shift: tuple[np.ndarray, np.ndarray],
     diagonal: bool,
     nan_policy: str,
     name: str,
     dropped: int,
-) -> tuple[float, np.ndarray, np.ndarray, float, int]:
-    """``mean = shift + c / n`` and ``M2 = S - c c^T / n`` from the sums about `shift` (see `summarize_rows`)."""
+) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray, int]:
+    """``mean = shift + c / n`` and ``M2 = S - c c^T / n`` from the sums about `shift` (see `summarize_rows`).
+
+    `sums` is the column sums ``c`` as two parts (``hi, lo``); the mean comes back with its
+    rounding error (`mean_from_shift`).
+    """
+    c = sums[0]
     d = c.shape[0]
     with np.errstate(all="ignore"):
-        offset = c / n
-        mean = shift[0] + (shift[1] + offset)
+        mean, mean_err = mean_from_shift(shift[0], shift[1], sums[0], sums[1], n)
         if diagonal:
             M2 = scatter - c * c / n
             np.maximum(M2, 0.0, out=M2)
@@ -342,7 +358,98 @@ def _finish(
             consistent_scatter(M2)
     if nan_policy != "propagate" and not (math.isfinite(n) and math.isfinite(w2)):
         raise Float64OverflowError(f"the weights of {name} overflow float64 when summed (total {n:g}); rescale them first")
-    return n, mean, M2, w2, dropped
+    return n, mean, M2, w2, mean_err, dropped
+
+
+def mean_from_shift(
+    coarse: np.ndarray, fine: np.ndarray, c: np.ndarray, c_err: np.ndarray, n: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """``coarse + fine + (c + c_err) / n`` as a double-float: the mean, and its rounding error.
+
+    The two-part shift is exact (``coarse + fine``), the quotient's rounding is recovered exactly
+    (`_combine.quotient`), and two-sum keeps the rounding of the final sum, so the mean is
+    correctly rounded whenever the column sums are accurate: always for data whose mean is large
+    next to its spread (``c`` is then a small correction), otherwise see `_refined`. Works on
+    ``(d,)`` arrays or ``(d, s)`` with one n per column.
+    """
+    with np.errstate(all="ignore"):
+        offset, offset_err = quotient(c, c_err, n)
+        hi, lo = two_sum(coarse, offset)
+        lo += fine + offset_err
+        # NaN or inf in the data (nan_policy="propagate"), or a split overflowed by weights past
+        # 1e300: the mean is then the plain sum of its parts, with no error known.
+        lo = np.where(np.isfinite(lo), lo, np.where(np.isfinite(fine), fine, 0.0))
+        mean = hi + lo
+        err = lo - (mean - hi)
+        err[~np.isfinite(err)] = 0.0
+    return mean, err
+
+
+# Data this many values or fewer, whose mean is within this many standard deviations of zero,
+# has its mean taken again by an error-free column sum (`_refined`): a mean that is small next
+# to the spread is a small difference of large terms, and the centred sums then leave it a few
+# ulps off. Past that size the rounding of the centred values averages out (its mean is about
+# u std / sqrt(N)), so only a mean within `_CENTRED_RATIO / sqrt(N)` deviations of zero needs it.
+_SMALL_VALUES = 2**18
+_NEAR_ZERO_STDS = 16.0
+_CENTRED_RATIO = 64.0
+
+
+def _near_zero(mean: np.ndarray, squares: np.ndarray, n: float, values: int) -> bool:
+    """True when some mean is close enough to zero, for its spread, that `_refined` must redo it."""
+    with np.errstate(all="ignore"):
+        spread = np.sqrt(squares / n)
+    ratio = _NEAR_ZERO_STDS if values <= _SMALL_VALUES else _CENTRED_RATIO / math.sqrt(max(n, 1.0))
+    return bool((np.abs(mean) < ratio * spread).any())
+
+
+def _refined(
+    X: np.ndarray, weights: Weights, rows: int, result: tuple[float, np.ndarray, np.ndarray, float, np.ndarray, int]
+) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray, int]:
+    """`result` with its mean recomputed by error-free column sums where the mean is near zero.
+
+    ``sum w_i x_i`` is taken without rounding error: Dekker's two-product for the weighted
+    values, then Rump, Ogita and Oishi's extraction (`_combine.segment_sums`) block by block,
+    the blocks added by two-sum; the mean is then correctly rounded to within an ulp. Only for
+    finite results whose mean `_near_zero` flags (rows that ``nan_policy="omit"`` dropped are
+    left out again); M2 is kept.
+    """
+    n, mean, M2, w2, mean_err, dropped = result
+    if n == 0 or not np.isfinite(mean).all():
+        return result
+    squares = M2 if M2.ndim == 1 else np.diagonal(M2)
+    if not _near_zero(mean, squares, n, X.shape[0] * X.shape[1]):
+        return result
+    d = X.shape[1]
+    hi, lo = np.zeros(d), np.zeros(d)
+    start = np.zeros(1, dtype=np.intp)
+    with np.errstate(all="ignore"):
+        for _, block, w, _ in _blocks(X, weights, rows):
+            if dropped:  # the rows nan_policy="omit" left out: those with NaN or inf
+                finite = np.isfinite(block).all(axis=1)
+                block, w = block[finite], None if w is None else w[finite]
+                if not block.shape[0]:
+                    continue
+            if w is None:
+                values, values_err = block, None
+            else:
+                values, values_err = two_product(block, w[:, None])
+            head, tail = segment_sums(values, start, np.array([block.shape[0]]))
+            hi, lost = two_sum(hi, head[0])
+            lo += lost + tail[0]
+            if values_err is not None:
+                lo += values_err.sum(axis=0)
+        exact_mean, exact_err = quotient(hi, lo, n)
+        mean, err = two_sum(exact_mean, exact_err)
+    if not (np.isfinite(mean).all() and np.isfinite(err).all()):
+        return result
+    return n, mean, M2, w2, err, dropped
+
+
+def _compensated_sum(parts: np.ndarray, errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sum of ``parts + errors`` over axis 0 as ``hi, lo``, right to about u**2 (`_combine.segment_sums`)."""
+    hi, lo = segment_sums(parts, np.zeros(1, dtype=np.intp), np.array([parts.shape[0]]))
+    return hi[0], lo[0] + errors.sum(axis=0)
 
 
 def _pairwise_sum(parts: np.ndarray) -> np.ndarray:
@@ -351,7 +458,8 @@ def _pairwise_sum(parts: np.ndarray) -> np.ndarray:
         half = parts.shape[0] // 2
         head = parts[:half] + parts[half:2 * half]
         parts = head if parts.shape[0] % 2 == 0 else np.concatenate([head, parts[2 * half:]])
-    return parts[0]
+    total: np.ndarray = parts[0]
+    return total
 
 
 _NO_WEIGHTS = np.empty(0)
@@ -359,7 +467,7 @@ _NO_WEIGHTS = np.empty(0)
 
 def _summarize_compiled(
     X: np.ndarray, weights: Weights, diagonal: bool, nan_policy: str, rows: int, name: str
-) -> tuple[float, np.ndarray, np.ndarray, float, int] | None:
+) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray, int] | None:
     """`summarize_rows` by the compiled kernel (`gaussum._compiled`), or None to use the numpy path.
 
     The same corrected two-pass about the same kind of two-part shift, with the same re-centring
@@ -390,13 +498,14 @@ def _summarize_compiled(
             fine = np.zeros(d)
         blocks = -(-N // rows)
         products = d if diagonal else d * (d + 1) // 2
-        n_b, c_b, s_b = np.empty(blocks), np.empty((blocks, d)), np.empty((blocks, products))
+        n_b, c_b, s_b = np.empty(blocks), np.empty((blocks, 2, d)), np.empty((blocks, products))
         diag_entries = slice(None) if diagonal else _upper(d)[2]
         for attempt in range(3):
             kernels.sums_of_blocks(X, w_rows, coarse, fine, rows, diagonal, n_b, c_b, s_b)
             if not (_all_finite(n_b, c_b) and _all_finite(s_b[:, diag_entries])):
                 return None
-            n, c, packed = float(_pairwise_sum(n_b[:, None])[0]), _pairwise_sum(c_b), _pairwise_sum(s_b)
+            n, packed = float(_pairwise_sum(n_b[:, None])[0]), _pairwise_sum(s_b)
+            c, c_err = _compensated_sum(c_b[:, 0], c_b[:, 1])
             if n == 0:
                 return None
             offset = c / n
@@ -411,7 +520,8 @@ def _summarize_compiled(
         scatter = np.zeros((d, d))
         scatter[i, j] = packed
     w2 = n if q is None else float(q.sum())
-    return _finish(n, w2, c, scatter, (coarse, fine), diagonal, nan_policy, name, 0)
+    result = _finish(n, w2, (c, c_err), scatter, (coarse, fine), diagonal, nan_policy, name, 0)
+    return _refined(X, weights, rows, result)
 
 
 # -- many groups at once ----------------------------------------------------------------------
@@ -457,7 +567,8 @@ def _segment_moments(
     """Corrected two-pass moments of each segment of the columns of Xt (shape (d, k)).
 
     Returns ``n (s,)``, ``mean (d, s)``, M2 packed as ``(s, d(d+1)/2)`` upper triangles (or
-    ``(s, d)`` if diagonal) and ``w2 (s,)``, where s is the number of segments.
+    ``(s, d)`` if diagonal), ``w2 (s,)`` and the means' rounding errors ``(d, s)``, where s is
+    the number of segments.
     """
     d = Xt.shape[0]
     n = sizes.astype(np.float64) if w is None else np.add.reduceat(w, starts)
@@ -490,9 +601,61 @@ def _segment_moments(
         c[:, far], scatter[:, far] = _segment_centred_sums(
             Y_far, None if w is None else w[rows], far_starts, diagonal, buffer
         )
-    offset = c / safe_n
-    mean = coarse + (fine + offset)
-    return n, mean, _packed_M2(scatter, c, safe_n, d, diagonal), w2
+    mean, mean_err = mean_from_shift(coarse, fine, c, np.zeros_like(c), safe_n)
+    packed = _packed_M2(scatter, c, safe_n, d, diagonal)
+    near = _near_zero_segments(mean, packed[:, diag_rows].T, n, sizes, d)
+    if near.any():
+        exact, exact_err = _exact_segment_means(Xt, w, starts, sizes, n, near)
+        kept = np.isfinite(exact)
+        mean[:, near] = np.where(kept, exact, mean[:, near])
+        mean_err[:, near] = np.where(kept, exact_err, mean_err[:, near])
+    return n, mean, packed, w2, mean_err
+
+
+def _near_zero_segments(mean: np.ndarray, squares: np.ndarray, n: np.ndarray, sizes: np.ndarray, d: int) -> np.ndarray:
+    """Which segments have a mean near zero for their spread (`_near_zero`, segment by segment)."""
+    with np.errstate(all="ignore"):
+        spread = np.sqrt(squares / np.where(n > 0, n, 1.0))
+        ratio = np.where(sizes * d <= _SMALL_VALUES, _NEAR_ZERO_STDS, _CENTRED_RATIO / np.sqrt(np.maximum(n, 1.0)))
+        near: np.ndarray = (np.abs(mean) < ratio * spread).any(axis=0) & (n > 0) & np.isfinite(mean).all(axis=0)
+    return near
+
+
+def _exact_segment_means(
+    Xt: np.ndarray, w: np.ndarray | None, starts: np.ndarray, sizes: np.ndarray, n: np.ndarray, which: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Means ``(d, s')`` and their errors of the segments `which`, by error-free sums (see `_refined`).
+
+    The extraction of `_combine.segment_sums`, along the rows of the transposed block (its
+    columns), so every pass is over contiguous memory.
+    """
+    if which.all():
+        values, picked, picked_starts = Xt, sizes, starts
+    else:
+        picked = sizes[which]
+        picked_starts = np.concatenate(([0], np.cumsum(picked)[:-1]))
+        values = Xt[:, np.repeat(which, sizes)]
+    values_err = None
+    if w is not None:
+        weights = w if which.all() else w[np.repeat(which, sizes)]
+        values, values_err = two_product(values, weights)
+    run = np.repeat(np.arange(picked.size), picked)
+    largest = np.maximum.reduceat(np.abs(values), picked_starts, axis=1)
+    exponent = np.frexp(largest)[1] + np.ceil(np.log2(picked + 2.0)).astype(np.int64)
+    sigma = np.ldexp(1.0, exponent)[:, run]
+    head = values + sigma
+    head -= sigma
+    hi = _segment_sums(head, picked_starts)
+    np.subtract(values, head, out=head)
+    lo = _segment_sums(head, picked_starts)
+    if values_err is not None:
+        lo += _segment_sums(values_err, picked_starts)
+    q, q_err = quotient(hi, lo, n[which])
+    mean, err = two_sum(q, q_err)
+    fallback = ~(np.isfinite(mean) & np.isfinite(err))
+    if fallback.any():  # an overflowed split or product: the caller keeps the corrected two-pass value
+        return np.where(fallback, np.nan, mean), np.where(fallback, 0.0, err)
+    return mean, err
 
 
 @functools.lru_cache(maxsize=32)
@@ -507,9 +670,11 @@ def _packed_M2(scatter: np.ndarray, c: np.ndarray, n: np.ndarray, d: int, diagon
 
     Shape (s, d(d+1)/2), or (s, d) if diagonal.
     """
+    packed: np.ndarray
     if diagonal:
         packed = (scatter - c * c / n).T
-        return np.maximum(packed, 0.0, out=packed)
+        np.maximum(packed, 0.0, out=packed)
+        return packed
     i, j, diag = _upper(d)
     packed = (scatter - c[i] * c[j] / n).T
     packed[:, diag] = np.maximum(packed[:, diag], 0.0)
@@ -557,18 +722,18 @@ class _GroupRows:
 
 def _large_group(
     X: np.ndarray, weights: Weights, index: np.ndarray, diagonal: bool
-) -> tuple[float, np.ndarray, np.ndarray, float]:
+) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray]:
     """Moments of one large group by `summarize_rows` over its rows; M2 packed.
 
     The rows are streamed in blocks about one two-part shift, re-centring if the group's mean
     drifts far from it; NaN propagates (the caller applies the NaN policy).
     """
     w, q = (None if v is None else _GroupRows(v, index) for v in weights)
-    n, mean, M2, w2, _ = summarize_rows(_GroupRows(X, index), (w, q), diagonal, "propagate")  # type: ignore[arg-type]
+    n, mean, M2, w2, mean_err, _ = summarize_rows(_GroupRows(X, index), (w, q), diagonal, "propagate")  # type: ignore[arg-type]
     if diagonal:
-        return n, mean, M2, w2
+        return n, mean, M2, w2, mean_err
     i, j, _ = _upper(X.shape[1])
-    return n, mean, M2[i, j], w2
+    return n, mean, M2[i, j], w2, mean_err
 
 
 def _propagating_groups(
@@ -594,6 +759,7 @@ def _propagating_groups(
     counts = np.zeros(g)
     w2 = np.zeros(g)
     means = np.zeros((g, d))
+    mean_errs = np.zeros((g, d))
     packed = np.zeros((g, products))
     w, q = weights
     first = 0
@@ -602,7 +768,9 @@ def _propagating_groups(
             next_alone = alone[np.searchsorted(alone, first)] if alone.size and alone[-1] >= first else g
             if next_alone == first:
                 index = order[bounds[first]:bounds[first + 1]]
-                counts[first], means[first], packed[first], w2[first] = _large_group(X, weights, index, diagonal)
+                counts[first], means[first], packed[first], w2[first], mean_errs[first] = _large_group(
+                    X, weights, index, diagonal
+                )
                 first += 1
                 continue
             # The groups first..last-1 are the most whole groups that fit in one block.
@@ -615,17 +783,19 @@ def _propagating_groups(
                 Xt = _gather(X, index, out)
                 w_block = None if w is None else w[index]
                 q_block = None if q is None else q[index]
-                n, mean, m2, w2_block = _segment_moments(
+                n, mean, m2, w2_block, err = _segment_moments(
                     Xt, w_block, q_block, bounds[members] - lo, sizes[members], diagonal, buffer
                 )
                 counts[members], means[members], packed[members], w2[members] = n, mean.T, m2, w2_block
+                mean_errs[members] = err.T
             first = last
     empty = counts == 0
     if empty.any():
         means[empty] = 0.0
         packed[empty] = 0.0
         w2[empty] = 0.0
-    return counts, means, packed if diagonal else consistent_scatter(_unpack(packed, d)), w2
+        mean_errs[empty] = 0.0
+    return counts, means, packed if diagonal else consistent_scatter(_unpack(packed, d)), w2, mean_errs
 
 
 def _finite_rows(X: np.ndarray) -> np.ndarray:
@@ -637,7 +807,7 @@ def _finite_rows(X: np.ndarray) -> np.ndarray:
     return finite
 
 
-def _stack_is_finite(counts: np.ndarray, means: np.ndarray, M2: np.ndarray, w2: np.ndarray) -> bool:
+def _stack_is_finite(counts: np.ndarray, means: np.ndarray, M2: np.ndarray, w2: np.ndarray, mean_errs: np.ndarray) -> bool:
     """True when every count, mean and variance is finite (a NaN or inf in a row spoils them)."""
     squares = M2 if M2.ndim <= 2 else np.diagonal(M2, axis1=1, axis2=2)
     return all(bool(np.isfinite(a).all()) for a in (counts, w2, means, squares))
@@ -653,7 +823,7 @@ def summarize_groups(
     nan_policy: str,
     name: str = "X",
     block_rows: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Per-group summaries of the rows of X (shape (N, d)), with the NaN policy; and rows dropped.
 
     Parameters
@@ -676,7 +846,7 @@ def summarize_groups(
 
     Returns
     -------
-    counts (g,), means (g, d), M2 (g, d, d) or (g, d), w2 (g,), rows_dropped
+    counts (g,), means (g, d), M2 (g, d, d) or (g, d), w2 (g,), mean_errs (g, d), rows_dropped
         Groups with no weight have zero mean, M2 and w2.
 
     Notes
@@ -706,6 +876,7 @@ def summarize_groups(
         return (*stack, 0)
     if nan_policy == "raise":
         bad = first_nonfinite_row(X)
+        assert bad is not None  # some row is not finite
         raise nonfinite_row_error(name, bad, X[bad])
     kept = order[finite[order]]
     stack = _propagating_groups(X, weights, kept, np.bincount(codes[kept], minlength=g), diagonal, block_rows)

@@ -7,7 +7,13 @@ A record of ``g`` groups of data holds, per group,
 - ``M2``: ``sum w_i (x_i - mean)(x_i - mean)^T``, shape ``(g, d, d)``; only its diagonal,
   ``(g, d)``, for a *diagonal* record; ``(g,)`` for scalar data;
 - ``w2 (g,)``: ``sum f_i a_i^2`` over rows with frequency weight ``f_i`` and reliability weight
-  ``a_i`` (so ``w_i = f_i a_i``); ``w2 == n`` for unweighted and frequency-weighted data.
+  ``a_i`` (so ``w_i = f_i a_i``); ``w2 == n`` for unweighted and frequency-weighted data;
+- ``mean_errors``, the shape of ``means``: the rounding error of each stored mean, so that
+  ``means + mean_errors`` is the mean as a double-float (the compensated mean). ``means`` is the
+  correctly rounded value and ``|mean_errors|`` at most half an ulp of it (``means +
+  mean_errors == means`` in float64). Zero where nothing better is known (a summary built from
+  ``(n, mean, M2)``); the combine rule carries it so that merged means and the ``delta`` that
+  enters M2 keep the digits the rounding of each mean would lose.
 
 `GaussianSummary` is this record with g = 1; `GroupedSummary` is keys plus a record. Everything
 that does not depend on keys lives here once: the field checks, exact and approximate equality,
@@ -26,7 +32,15 @@ import numpy as np
 from ._validate import as_count
 from .errors import Float64OverflowError
 
-__all__ = ["Frozen", "Moments", "FieldNames", "readonly", "check_symmetric", "degrees_of_freedom"]
+__all__ = [
+    "FieldNames",
+    "Frozen",
+    "Moments",
+    "check_mean_errors",
+    "check_symmetric",
+    "degrees_of_freedom",
+    "readonly",
+]
 
 # A matrix read from outside (a file, a user's hand-built M2) may carry the asymmetry that BLAS
 # leaves in X.T @ X; anything larger than this many units of rounding is a real error.
@@ -255,6 +269,30 @@ def _first_bad(bad: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argwhere(bad)[0])
 
 
+def check_mean_errors(means: np.ndarray, errors: np.ndarray, names: FieldNames = SINGLE) -> None:
+    """Raise ValueError unless `errors` can be the rounding errors of `means` (finite means).
+
+    Each must be finite and at most half an ulp of its mean, exactly: ``mean + error == mean``
+    in float64 (what the combine rule stores). A larger value is no rounding error, and would
+    move every mean merged with it. Groups of no observations have zero means, so a zero error.
+    """
+    label = f"{names.mean}_error" if names._group is None else "mean_errors"
+    if errors.shape != means.shape:
+        expected = means.shape[1:] if names._group is None else means.shape
+        got = errors.shape[1:] if names._group is None and errors.shape[:1] == means.shape[:1] else errors.shape
+        raise ValueError(f"{label} must have the shape of {names.mean}, {expected}, got {got}")
+    bad = ~np.isfinite(errors)
+    with np.errstate(all="ignore"):
+        bad |= np.isfinite(means) & (means + errors != means)
+    if bad.any():
+        i = _first_bad(bad)
+        raise ValueError(
+            f"{label} must be finite and below half an ulp of its mean (mean + error == mean); "
+            f"{names.at(label, i)} is {float(errors[i])!r} for a mean of {float(means[i])!r} "
+            f"(shape {errors.shape[1:] if names._group is None else errors.shape})"
+        )
+
+
 class Moments(Frozen):
     """The moments of g groups: ``counts``, ``means``, ``M2`` and ``w2`` (see the module docstring).
 
@@ -262,30 +300,47 @@ class Moments(Frozen):
     computed). Methods never modify the arrays, which are read-only.
     """
 
-    __slots__ = ("counts", "means", "M2", "w2")
+    __slots__ = ("M2", "counts", "mean_errors", "means", "w2")
 
     counts: np.ndarray
     means: np.ndarray
     M2: np.ndarray
     w2: np.ndarray
+    mean_errors: np.ndarray
 
     @classmethod
-    def trusted(cls, counts: np.ndarray, means: np.ndarray, M2: np.ndarray, w2: np.ndarray) -> Moments:
-        """Wrap arrays this package computed itself: no copy, no checks; marks them read-only."""
+    def trusted(
+        cls, counts: np.ndarray, means: np.ndarray, M2: np.ndarray, w2: np.ndarray, mean_errors: np.ndarray | None = None
+    ) -> Moments:
+        """Wrap arrays this package computed itself: no copy, no checks; marks them read-only.
+
+        ``mean_errors=None`` means zeros (no compensation known).
+        """
         self = object.__new__(cls)
-        self._set(counts=readonly(counts), means=readonly(means), M2=readonly(M2), w2=readonly(w2))
+        errors = np.zeros(means.shape) if mean_errors is None else mean_errors
+        self._set(
+            counts=readonly(counts), means=readonly(means), M2=readonly(M2), w2=readonly(w2), mean_errors=readonly(errors)
+        )
         return self
 
     @classmethod
     def checked(
-        cls, counts: np.ndarray, means: np.ndarray, M2: np.ndarray, w2: np.ndarray | None, names: FieldNames = SINGLE
+        cls,
+        counts: np.ndarray,
+        means: np.ndarray,
+        M2: np.ndarray,
+        w2: np.ndarray | None,
+        names: FieldNames = SINGLE,
+        mean_errors: np.ndarray | None = None,
     ) -> Moments:
         """A record of float64 copies of the fields, checked to describe some data.
 
         Raises ValueError for a wrong shape, a non-finite value, a negative count or variance, a
         non-symmetric M2 (or one no data can produce), a ``w2`` that is not positive where the
-        count is, and a group of no observations whose mean, M2 or w2 is not zero. ``w2=None``
-        means ``w2 = counts`` (unweighted or frequency-weighted data).
+        count is, a group of no observations whose mean, M2, w2 or mean error is not zero, and a
+        mean error that is not below half an ulp of its mean (see `check_mean_errors`).
+        ``w2=None`` means ``w2 = counts`` (unweighted or frequency-weighted data);
+        ``mean_errors=None`` means zeros.
         """
         g = counts.shape[0]
         if means.ndim not in (1, 2) or means.shape[0] != g:
@@ -334,7 +389,9 @@ class Moments(Frozen):
             raise ValueError(
                 f"w2 must be positive where {names.count} is{names.of(k)}; got w2 = 0 with {names.count} = {float(counts[k])!r}"
             )
-        return cls.trusted(counts, means, np.ascontiguousarray(M2), w2)
+        if mean_errors is not None:
+            check_mean_errors(means, mean_errors, names)
+        return cls.trusted(counts, means, np.ascontiguousarray(M2), w2, mean_errors)
 
     # -- shape ----------------------------------------------------------------------------------
 
@@ -446,10 +503,15 @@ class Moments(Frozen):
         """The same record without off-diagonal terms (M2 of shape ``(g, d)``)."""
         if self.M2.ndim != 3:
             return self
-        return Moments.trusted(self.counts, self.means, np.diagonal(self.M2, axis1=1, axis2=2).copy(), self.w2)
+        return Moments.trusted(
+            self.counts, self.means, np.diagonal(self.M2, axis1=1, axis2=2).copy(), self.w2, self.mean_errors
+        )
 
     def scaled(self, factor: Any) -> Moments:
         """Every weight multiplied by `factor` (> 0): counts and M2 by f, w2 by f**2, means unchanged.
+
+        The means' rounding errors are unchanged too: scaling every weight alike leaves the mean,
+        and so its compensation, exactly as they were.
 
         Raises ValueError for a factor that is not positive and finite, and Float64OverflowError
         when n, M2 or w2 would overflow.
@@ -467,12 +529,12 @@ class Moments(Frozen):
             raise ValueError(
                 f"scaling by {f:g} underflows float64: a count of {smallest:g} would become 0 while its data remains"
             )
-        return Moments.trusted(counts, self.means, M2, w2)
+        return Moments.trusted(counts, self.means, M2, w2, self.mean_errors)
 
     # -- comparison -----------------------------------------------------------------------------
 
     def equal(self, other: Moments) -> bool:
-        """Exact equality of every field (``0.0 == -0.0``)."""
+        """Exact equality of every field, the means' rounding errors included (``0.0 == -0.0``)."""
         return (
             self.same_shape(other)
             and self.counts.shape == other.counts.shape
@@ -480,6 +542,7 @@ class Moments(Frozen):
             and bool(np.array_equal(self.w2, other.w2))
             and bool(np.array_equal(self.means, other.means))
             and bool(np.array_equal(self.M2, other.M2))
+            and bool(np.array_equal(self.mean_errors, other.mean_errors))
         )
 
     def isclose(self, other: Moments, rtol: float, atol: float) -> bool:
@@ -509,6 +572,10 @@ class Moments(Frozen):
         root = np.sqrt(squares)
         m2_scale = root[:, :, None] * root[:, None, :] if M2_a.ndim == 3 else squares
         return bool((np.abs(M2_a - M2_b) <= atol + rtol * m2_scale).all())
+
+    def has_mean_errors(self) -> bool:
+        """True when some mean carries a non-zero rounding error (dicts then write them)."""
+        return bool(self.mean_errors.any())
 
     def w2_is_n(self) -> bool:
         """True when ``w2 == counts`` exactly (no reliability weights): dicts then omit nothing new."""

@@ -12,7 +12,6 @@ from . import _keys as keyset
 from . import _names as variables
 from ._moments import FieldNames, Frozen, Moments, readonly
 from ._validate import (
-    as_count,
     as_data,
     as_field,
     as_weights,
@@ -23,7 +22,7 @@ from ._validate import (
 from .errors import Float64OverflowError
 from .summary import MAX_VARIABLES, GaussianSummary
 
-__all__ = ["GroupedSummary", "GROUPED_FORMAT_VERSION"]
+__all__ = ["GROUPED_FORMAT_VERSION", "GroupedSummary"]
 
 #: Version of the layout written by `GroupedSummary.to_dict` (version 1, without ``w2``, is
 #: still read).
@@ -86,6 +85,11 @@ class GroupedSummary(Frozen):
         Symmetric with non-negative variances; zero, like the mean, for a key of count 0.
     w2 : array_like, shape (g,), optional
         As `GaussianSummary`'s, per key; None (the default) means ``w2 = counts``.
+    names : sequence of str, optional
+        The variables' names.
+    mean_errors : array_like, shape of `means`, optional
+        The rounding error of each mean (`GaussianSummary.mean_error`, per key); None (the
+        default) means zeros. ``==`` compares it, `isclose` does not.
 
     Raises
     ------
@@ -112,14 +116,16 @@ class GroupedSummary(Frozen):
     True
     """
 
-    __slots__ = ("_keys", "_moments", "names", "__weakref__")
+    __slots__ = ("__weakref__", "_keys", "_moments", "names")
 
     _keys: np.ndarray
     _moments: Moments
     #: The variables' names, a tuple of d distinct strings, or None (as `GaussianSummary.names`).
     names: tuple[str, ...] | None
 
-    def __init__(self, keys: Any, counts: Any, means: Any, M2: Any, w2: Any = None, *, names: Any = None) -> None:
+    def __init__(
+        self, keys: Any, counts: Any, means: Any, M2: Any, w2: Any = None, *, names: Any = None, mean_errors: Any = None
+    ) -> None:
         key_array = keyset.as_keys(keys, allow_missing=True)
         if key_array.dtype.kind == "O" and key_array.size and all(isinstance(k, str) for k in key_array):
             keyset.check_python_keys(key_array, "keys")
@@ -134,7 +140,10 @@ class GroupedSummary(Frozen):
         if mean_array.ndim not in (1, 2) or mean_array.shape[0] != g or (mean_array.ndim == 2 and mean_array.shape[1] == 0):
             raise ValueError(f"means must have shape ({g},) or ({g}, d) with d >= 1, got {mean_array.shape}")
         w2_array = None if w2 is None else as_field(w2, "w2")
-        record = Moments.checked(count_array, mean_array, as_field(M2, "M2"), w2_array, _names(key_array))
+        error_array = None if mean_errors is None else as_field(mean_errors, "mean_errors")
+        record = Moments.checked(
+            count_array, mean_array, as_field(M2, "M2"), w2_array, _names(key_array), mean_errors=error_array
+        )
         labels = variables.as_names(names, None if record.scalar else record.d)
         self._set(_keys=key_array, _moments=record, names=labels)
 
@@ -289,13 +298,13 @@ class GroupedSummary(Frozen):
             reliability = None if reliability is None else reliability[kept]
         uniques, codes = keyset.factorize(key_array)
         order = keyset.sort_order(codes, uniques.size)
-        counts, means, M2, w2, dropped = _kernel.summarize_groups(
+        counts, means, M2, w2, errs, dropped = _kernel.summarize_groups(
             data, _kernel.row_weights(fweights, reliability), codes, uniques.size, order,
             diagonal or scalar, nan_policy, name,
         )
         if scalar:
-            means, M2 = means[:, 0], M2[:, 0]
-        return cls._trusted(uniques, Moments.trusted(counts, means, M2, w2), labels), dropped
+            means, M2, errs = means[:, 0], M2[:, 0], errs[:, 0]
+        return cls._trusted(uniques, Moments.trusted(counts, means, M2, w2, errs), labels), dropped
 
     @classmethod
     def from_summaries(cls, summaries: Any) -> GroupedSummary:
@@ -331,6 +340,7 @@ class GroupedSummary(Frozen):
             np.stack([s.M2 for s in items]),
             [s.w2 for s in items],
             names=names,
+            mean_errors=np.stack([s.mean_error for s in items]),
         )
 
     # -- fields and derived quantities --------------------------------------------------------
@@ -349,6 +359,11 @@ class GroupedSummary(Frozen):
     def M2(self) -> np.ndarray:
         """Summed outer products of deviations per key: ``(g, d, d)``, ``(g, d)`` or ``(g,)`` (read-only)."""
         return self._moments.M2
+
+    @property
+    def mean_errors(self) -> np.ndarray:
+        """The rounding error of each mean, shape of `means` (read-only): see `GaussianSummary.mean_error`."""
+        return self._moments.mean_errors
 
     @property
     def w2(self) -> np.ndarray:
@@ -412,7 +427,9 @@ class GroupedSummary(Frozen):
 
     def _summary(self, i: int) -> GaussianSummary:
         m = self._moments
-        return GaussianSummary._trusted(float(m.counts[i]), m.means[i, ...], m.M2[i, ...], float(m.w2[i]), self.names)
+        return GaussianSummary._trusted(
+            float(m.counts[i]), m.means[i, ...], m.M2[i, ...], float(m.w2[i]), self.names, m.mean_errors[i, ...]
+        )
 
     def __iter__(self) -> Iterator[tuple[Any, GaussianSummary]]:
         """``(key, summary)`` pairs in key order."""
@@ -436,9 +453,14 @@ class GroupedSummary(Frozen):
         if len(self) == 0:
             return GaussianSummary.empty(None if self._moments.scalar else self.d, diagonal=self.diagonal, names=self.names)
         means, M2 = self._moments.as_2d()
+        errs = self._moments.mean_errors.reshape(means.shape)
         with np.errstate(over="ignore", invalid="ignore"):
-            n, mean, m2, w2 = _combine.merge_segments(self.counts, means, M2, self.w2, np.zeros(1, dtype=np.intp))
-        total = GaussianSummary._from_1d((float(n[0]), mean[0], m2[0], float(w2[0])), self._moments.scalar, self.names)
+            n, mean, m2, w2, err = _combine.merge_segments(
+                self.counts, means, M2, self.w2, errs, np.zeros(1, dtype=np.intp)
+            )
+        total = GaussianSummary._from_1d(
+            (float(n[0]), mean[0], m2[0], float(w2[0]), err[0]), self._moments.scalar, self.names
+        )
         if self._moments.is_finite() and not total._is_finite():
             raise Float64OverflowError("the total overflows float64 (sums of squares past 1.8e308); rescale the data first")
         return total
@@ -565,17 +587,21 @@ class GroupedSummary(Frozen):
         left, right = self._moments, other._moments
         means_u, M2_u = left.as_2d()
         means_t, M2_t = right.as_2d()
+        errs_u, errs_t = left.mean_errors.reshape(means_u.shape), right.mean_errors.reshape(means_t.shape)
         with np.errstate(over="ignore", invalid="ignore"):
-            n, mean, M2, w2 = _combine.subtract(
-                left.counts[at], means_u[at], M2_u[at], left.w2[at], right.counts, means_t, M2_t, right.w2
+            n, mean, M2, w2, err = _combine.subtract(
+                left.counts[at], means_u[at], M2_u[at], left.w2[at], errs_u[at],
+                right.counts, means_t, M2_t, right.w2, errs_t,
             )
         if left.is_finite() and right.is_finite() and not (np.isfinite(mean).all() and np.isfinite(M2).all()):
             raise Float64OverflowError("the result overflows float64 (sums of squares past 1.8e308); rescale the data first")
         counts, means, M2s, w2s = left.counts.copy(), means_u.copy(), M2_u.copy(), left.w2.copy()
-        counts[at], means[at], M2s[at], w2s[at] = n, mean, M2, w2
+        errs = errs_u.copy()
+        counts[at], means[at], M2s[at], w2s[at], errs[at] = n, mean, M2, w2, err
         if left.scalar:
-            means, M2s = means[:, 0], M2s[:, 0]
-        return GroupedSummary._trusted(self._keys, Moments.trusted(counts, means, M2s, w2s), self.names or other.names)
+            means, M2s, errs = means[:, 0], M2s[:, 0], errs[:, 0]
+        record = Moments.trusted(counts, means, M2s, w2s, errs)
+        return GroupedSummary._trusted(self._keys, record, self.names or other.names)
 
     @classmethod
     def merge_all(cls, grouped: Iterable[GroupedSummary]) -> GroupedSummary:
@@ -608,15 +634,17 @@ class GroupedSummary(Frozen):
         keys = keyset.concatenate_keys([s._keys for s in items])
         uniques, codes = keyset.factorize(keys)
         order = keyset.sort_order(codes, uniques.size)
-        fields = [(s.counts, *s._moments.as_2d(), s.w2) for s in items]
-        counts, means, M2, w2 = (np.concatenate(parts)[order] for parts in zip(*fields))
+        fields = [
+            (s.counts, *s._moments.as_2d(), s.w2, s._moments.mean_errors.reshape(len(s), -1)) for s in items
+        ]
+        counts, means, M2, w2, errs = (np.concatenate(parts)[order] for parts in zip(*fields))
         sorted_codes = codes[order]
         starts = np.flatnonzero(np.concatenate(([True], sorted_codes[1:] != sorted_codes[:-1])))
         with np.errstate(over="ignore", invalid="ignore"):
-            counts, means, M2, w2 = _combine.merge_segments(counts, means, M2, w2, starts)
+            counts, means, M2, w2, errs = _combine.merge_segments(counts, means, M2, w2, errs, starts)
         if items[0]._moments.scalar:
-            means, M2 = means[:, 0], M2[:, 0]
-        result = Moments.trusted(counts, means, M2, w2)
+            means, M2, errs = means[:, 0], M2[:, 0], errs[:, 0]
+        result = Moments.trusted(counts, means, M2, w2, errs)
         if not result.is_finite() and all(s._moments.is_finite() for s in items):
             raise Float64OverflowError("the result overflows float64 (sums of squares past 1.8e308); rescale the data first")
         return cls._trusted(uniques, result, names)
@@ -628,7 +656,8 @@ class GroupedSummary(Frozen):
             return self
         m = self._moments
         M2 = m.M2[:, order][:, :, order] if m.M2.ndim == 3 else m.M2[:, order]
-        return GroupedSummary._trusted(self._keys, Moments.trusted(m.counts, m.means[:, order], M2, m.w2), names)
+        record = Moments.trusted(m.counts, m.means[:, order], M2, m.w2, m.mean_errors[:, order])
+        return GroupedSummary._trusted(self._keys, record, names)
 
     def select(self, which: Any) -> GroupedSummary:
         """The marginal summaries of some variables, for every key (see `GaussianSummary.select`).
@@ -646,7 +675,8 @@ class GroupedSummary(Frozen):
         index = variables.positions(which, self.names, self.d)
         M2 = m.M2[:, index][:, :, index] if m.M2.ndim == 3 else m.M2[:, index]
         names = None if self.names is None else tuple(self.names[i] for i in index)
-        return GroupedSummary._trusted(self._keys, Moments.trusted(m.counts, m.means[:, index], M2, m.w2), names)
+        record = Moments.trusted(m.counts, m.means[:, index], M2, m.w2, m.mean_errors[:, index])
+        return GroupedSummary._trusted(self._keys, record, names)
 
     def update(
         self, keys: Any, X: Any, weights: Any = None, *, aweights: Any = None, nan_policy: str = "raise"
@@ -738,6 +768,7 @@ class GroupedSummary(Frozen):
             "means": self.means.tolist(),
             "M2": self.M2.tolist(),
             "w2": self.w2.tolist(),
+            **({"mean_errors": self.mean_errors.tolist()} if self._moments.has_mean_errors() else {}),
             **({} if self.names is None else {"names": list(self.names)}),
         }
 
@@ -764,7 +795,7 @@ class GroupedSummary(Frozen):
             fields, wrong types, nesting or shapes, too many keys or variables, unsorted keys,
             non-finite values, an M2 that is not a symmetric positive semi-definite scatter matrix.
         """
-        version = check_format_header(data, _DICT_FIELDS, _FORMAT_NAME, optional={2: {"names"}})
+        version = check_format_header(data, _DICT_FIELDS, _FORMAT_NAME, optional={2: {"names", "mean_errors"}})
         shape = data["shape"]
         if not (shape == [] or (isinstance(shape, list) and len(shape) == 1 and _is_int(shape[0]) and shape[0] >= 1)):
             raise ValueError(f"grouped summary dict field 'shape' must be [] or [d] with d >= 1, got {shape!r}")
@@ -781,6 +812,8 @@ class GroupedSummary(Frozen):
         fields = [("counts", ()), ("means", tuple(shape)), ("M2", per_key_M2)]
         if version >= 2:
             fields.append(("w2", ()))
+        if "mean_errors" in data:
+            fields.append(("mean_errors", tuple(shape)))
         arrays = {}
         for name, per_key in fields:
             label = f"grouped summary dict field {name!r}"
@@ -792,12 +825,15 @@ class GroupedSummary(Frozen):
         names = data.get("names")
         if names is not None and (not isinstance(names, list) or len(names) > max_d):
             raise ValueError(f"grouped summary dict field 'names' must be a list of strings, got {names!r:.80}")
-        return cls(keys, arrays["counts"], arrays["means"], arrays["M2"], arrays.get("w2"), names=names)
+        return cls(
+            keys, arrays["counts"], arrays["means"], arrays["M2"], arrays.get("w2"), names=names,
+            mean_errors=arrays.get("mean_errors"),
+        )
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Unpickling must give read-only arrays again.
         m = self._moments
-        return (_restore, (self._keys, m.counts, m.means, m.M2, m.w2, self.names))
+        return (_restore, (self._keys, m.counts, m.means, m.M2, m.w2, self.names, m.mean_errors))
 
     def __repr__(self) -> str:
         total = self.n
@@ -813,13 +849,16 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _restore(keys: Any, counts: Any, means: Any, M2: Any, w2: Any = None, names: Any = None) -> GroupedSummary:
+def _restore(
+    keys: Any, counts: Any, means: Any, M2: Any, w2: Any = None, names: Any = None, mean_errors: Any = None
+) -> GroupedSummary:
     """Unpickle, validated like construction (see `gaussum.summary._restore`).
 
-    Pickles written before ``w2`` existed have none: it is the counts.
+    Pickles written before ``w2`` existed have none: it is the counts; before ``mean_errors``,
+    they are zero.
     """
     try:
-        return GroupedSummary(keys, counts, means, M2, w2, names=names)
+        return GroupedSummary(keys, counts, means, M2, w2, names=names, mean_errors=mean_errors)
     except ValueError:
         mean_array, M2_array = as_field(means, "means"), as_field(M2, "M2")
         if np.isfinite(mean_array).all() and np.isfinite(M2_array).all():

@@ -24,13 +24,13 @@ from ._validate import (
     as_weights,
     check_format_header,
     check_nan_policy,
+    float_tree,
     is_number_tree,
     number_tree_shape,
-    float_tree,
 )
 from .errors import Float64OverflowError
 
-__all__ = ["GaussianSummary", "FORMAT_VERSION"]
+__all__ = ["FORMAT_VERSION", "GaussianSummary"]
 
 #: Version of the layout written by `GaussianSummary.to_dict` (version 1, without ``w2``, is
 #: still read).
@@ -61,7 +61,14 @@ class GaussianSummary(Frozen):
       shape ``(d,)``, for a *diagonal* summary; ``()`` for scalar data;
     - ``w2``: ``sum f_i a_i^2``, which equals ``n`` for unweighted and frequency-weighted data.
       It sets the divisor of the covariance, ``n - ddof * w2 / n``, and the effective sample
-      size ``n**2 / w2``.
+      size ``n**2 / w2``;
+    - ``mean_error``: the rounding error of ``mean``, same shape: the exact mean of the data is
+      ``mean + mean_error`` to about u**2 (a double-float, the *compensated mean*). ``mean`` is
+      the correctly rounded value; ``mean_error`` is below half an ulp of it. Merges, ``-`` and
+      ``update`` carry it, so that any split merged in any order keeps the accuracy of one pass
+      over all the data even far from zero, where each rounded mean would otherwise feed
+      ``u |mean|`` into the ``delta`` of every later merge. Zero for a summary built from
+      ``(n, mean, M2)``.
 
     Summaries of disjoint data merge with ``+`` by the rule of Chan, Golub and LeVeque, so any
     split of the data, merged in any order, gives the summary of all of it to within float64
@@ -77,12 +84,23 @@ class GaussianSummary(Frozen):
     w2 : float, optional
         Sum of frequency weight times squared reliability weight: finite, positive when
         ``n > 0``, zero when ``n == 0``. None (the default) means ``w2 = n``.
+    names : sequence of str, optional
+        The variables' names.
+    mean_error : array_like, shape of `mean`, optional
+        The rounding error of `mean` (see above): finite, with ``mean + mean_error == mean`` in
+        float64. None (the default) means zero.
 
     Raises
     ------
     ValueError
         For a negative or non-finite ``n``, non-finite or mis-shaped arrays, a non-symmetric M2, a
-        negative variance, or a bad ``w2``.
+        negative variance, a bad ``w2`` or ``mean_error``.
+
+    Notes
+    -----
+    ``==`` compares every field, ``mean_error`` included: two summaries of the same data built
+    differently (``from_samples`` against ``GaussianSummary(n, mean, M2)`` of its printed
+    fields) may print alike and still be unequal. `isclose` ignores ``mean_error``.
 
     See Also
     --------
@@ -102,31 +120,54 @@ class GaussianSummary(Frozen):
     True
     """
 
-    __slots__ = ("n", "mean", "M2", "w2", "names", "__weakref__")
+    __slots__ = ("M2", "__weakref__", "mean", "mean_error", "n", "names", "w2")
 
     n: float
     mean: np.ndarray
     M2: np.ndarray
     w2: float
+    #: The rounding error of `mean` (same shape, read-only): the compensated mean is ``mean + mean_error``.
+    mean_error: np.ndarray
     #: The variables' names, a tuple of d distinct strings, or None.
     names: tuple[str, ...] | None
 
-    def __init__(self, n: Any, mean: Any, M2: Any, w2: Any = None, *, names: Any = None) -> None:
+    def __init__(
+        self, n: Any, mean: Any, M2: Any, w2: Any = None, *, names: Any = None, mean_error: Any = None
+    ) -> None:
         count = as_count(n)
         mean_array = as_field(mean, "mean")
         M2_array = as_field(M2, "M2")
         w2_array = None if w2 is None else np.array([as_count(w2, "w2")])
-        record = Moments.checked(np.array([count]), mean_array[None], M2_array[None], w2_array)
+        error_array = None if mean_error is None else as_field(mean_error, "mean_error")[None]
+        record = Moments.checked(
+            np.array([count]), mean_array[None], M2_array[None], w2_array, mean_errors=error_array
+        )
         labels = variables.as_names(names, mean_array.size if mean_array.ndim == 1 else None)
-        self._set(n=count, mean=record.means[0], M2=record.M2[0], w2=float(record.w2[0]), names=labels)
+        self._set(
+            n=count,
+            mean=record.means[0],
+            M2=record.M2[0],
+            w2=float(record.w2[0]),
+            mean_error=record.mean_errors[0],
+            names=labels,
+        )
 
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
     def _trusted(
-        cls, n: float, mean: np.ndarray, M2: np.ndarray, w2: float, names: tuple[str, ...] | None = None
+        cls,
+        n: float,
+        mean: np.ndarray,
+        M2: np.ndarray,
+        w2: float,
+        names: tuple[str, ...] | None = None,
+        mean_error: np.ndarray | None = None,
     ) -> GaussianSummary:
-        """Wrap arrays this package computed itself: no copy, no checks; marks them read-only."""
+        """Wrap arrays this package computed itself: no copy, no checks; marks them read-only.
+
+        ``mean_error=None`` means zeros.
+        """
         self = object.__new__(cls)
         # Plain assignments: this runs once per row in the row-by-row update.
         set_field = object.__setattr__
@@ -134,12 +175,13 @@ class GaussianSummary(Frozen):
         set_field(self, "mean", readonly(mean))
         set_field(self, "M2", readonly(M2))
         set_field(self, "w2", float(w2))
+        set_field(self, "mean_error", readonly(np.zeros(mean.shape) if mean_error is None else mean_error))
         set_field(self, "names", names)
         return self
 
     @classmethod
     def _trusted_frozen(
-        cls, n: float, mean: np.ndarray, M2: np.ndarray, w2: float, names: tuple[str, ...] | None
+        cls, n: float, mean: np.ndarray, M2: np.ndarray, w2: float, mean_error: np.ndarray, names: tuple[str, ...] | None
     ) -> GaussianSummary:
         """`_trusted` for float fields and arrays already read-only with a read-only base (`_compiled.row_update`)."""
         self = object.__new__(cls)
@@ -148,6 +190,7 @@ class GaussianSummary(Frozen):
         set_field(self, "mean", mean)
         set_field(self, "M2", M2)
         set_field(self, "w2", w2)
+        set_field(self, "mean_error", mean_error)
         set_field(self, "names", names)
         return self
 
@@ -155,21 +198,25 @@ class GaussianSummary(Frozen):
     def _from_1d(
         cls, moments: _combine.Moments, scalar: bool, names: tuple[str, ...] | None = None
     ) -> GaussianSummary:
-        """A summary from `_combine`'s 1-D moments ``(n, mean (d,), M2, w2)``."""
-        n, mean, M2, w2 = moments
+        """A summary from `_combine`'s 1-D moments ``(n, mean (d,), M2, w2, mean_err (d,))``."""
+        n, mean, M2, w2, err = moments
         if scalar:
-            mean, M2 = mean.reshape(()), M2.reshape(())
-        return cls._trusted(n, mean, M2, w2, names)
+            mean, M2, err = mean.reshape(()), M2.reshape(()), err.reshape(())
+        return cls._trusted(n, mean, M2, w2, names, err)
 
     @classmethod
     def _from_record(cls, record: Moments, names: tuple[str, ...] | None = None) -> GaussianSummary:
         """The one group of `record` as a summary (its arrays are views of the record's)."""
-        return cls._trusted(float(record.counts[0]), record.means[0], record.M2[0], float(record.w2[0]), names)
+        return cls._trusted(
+            float(record.counts[0]), record.means[0], record.M2[0], float(record.w2[0]), names, record.mean_errors[0]
+        )
 
     @property
     def _record(self) -> Moments:
         """This summary as a moments record of one group (views, no copies)."""
-        return Moments.trusted(np.array([self.n]), self.mean[None], self.M2[None], np.array([self.w2]))
+        return Moments.trusted(
+            np.array([self.n]), self.mean[None], self.M2[None], np.array([self.w2]), self.mean_error[None]
+        )
 
     @classmethod
     def empty(cls, d: int | None = None, *, diagonal: bool = False, names: Any = None) -> GaussianSummary:
@@ -312,10 +359,10 @@ class GaussianSummary(Frozen):
         fweights = None if weights is None else as_weights(weights, data.shape[0])
         reliability = None if aweights is None else as_weights(aweights, data.shape[0], "aweights")
         labels = variables.as_names(found if names is None else names, None if scalar else data.shape[1])
-        n, mean, M2, w2, dropped = _kernel.summarize_rows(
+        n, mean, M2, w2, mean_err, dropped = _kernel.summarize_rows(
             data, _kernel.row_weights(fweights, reliability), diagonal or scalar, nan_policy, name=name
         )
-        return cls._from_1d((n, mean, M2, w2), scalar, labels), dropped
+        return cls._from_1d((n, mean, M2, w2, mean_err), scalar, labels), dropped
 
     @classmethod
     def from_moments(cls, n: Any, mean: Any, cov: Any, ddof: int = 1, *, names: Any = None) -> GaussianSummary:
@@ -598,12 +645,12 @@ class GaussianSummary(Frozen):
 
     def _renamed(self, names: tuple[str, ...] | None) -> GaussianSummary:
         """The same numbers with `names` (trusted: the caller checked them)."""
-        return GaussianSummary._trusted(self.n, self.mean, self.M2, self.w2, names)
+        return GaussianSummary._trusted(self.n, self.mean, self.M2, self.w2, names, self.mean_error)
 
     def _as_1d(self) -> _combine.Moments:
         if self.mean.ndim == 0:
-            return self.n, self.mean.reshape(1), self.M2.reshape(1), self.w2
-        return self.n, self.mean, self.M2, self.w2
+            return self.n, self.mean.reshape(1), self.M2.reshape(1), self.w2, self.mean_error.reshape(1)
+        return self.n, self.mean, self.M2, self.w2, self.mean_error
 
     def _squares(self) -> np.ndarray:
         """Per-variable sums of squared deviations: the diagonal of M2."""
@@ -629,7 +676,7 @@ class GaussianSummary(Frozen):
         if order is None:
             return self
         M2 = self.M2[np.ix_(order, order)] if self.M2.ndim == 2 else self.M2[order]
-        return GaussianSummary._trusted(self.n, self.mean[order], M2, self.w2, names)
+        return GaussianSummary._trusted(self.n, self.mean[order], M2, self.w2, names, self.mean_error[order])
 
     def select(self, which: Any) -> GaussianSummary:
         """The marginal summary of some variables: the sub-block of mean and M2, exactly.
@@ -664,7 +711,7 @@ class GaussianSummary(Frozen):
         index = variables.positions(which, self.names, self.d)
         M2 = self.M2[np.ix_(index, index)] if self.M2.ndim == 2 else self.M2[index]
         names = None if self.names is None else tuple(self.names[i] for i in index)
-        return GaussianSummary._trusted(self.n, self.mean[index], M2, self.w2, names)
+        return GaussianSummary._trusted(self.n, self.mean[index], M2, self.w2, names, self.mean_error[index])
 
     def __getitem__(self, which: Any) -> GaussianSummary:
         """``s[["a", "c"]]`` is ``s.select(["a", "c"])``."""
@@ -710,8 +757,8 @@ class GaussianSummary(Frozen):
         self._check_compatible(other, "subtract")
         other = other._aligned(self.names, "subtract")
         with np.errstate(over="ignore", invalid="ignore"):
-            n, mean, M2, w2 = _combine.subtract(*_stacked(self), *_stacked(other))
-        return self._wrap((float(n[0]), mean[0], M2[0], float(w2[0])), self, other)
+            n, mean, M2, w2, err = _combine.subtract(*_stacked(self), *_stacked(other))
+        return self._wrap((float(n[0]), mean[0], M2[0], float(w2[0]), err[0]), self, other)
 
     @classmethod
     def merge_all(cls, summaries: Iterable[GaussianSummary]) -> GaussianSummary:
@@ -805,10 +852,10 @@ class GaussianSummary(Frozen):
         """
         check_nan_policy(nan_policy)
         if type(x) is float and weights is None and aweights is None and self.mean.ndim == 0:
-            step = _combine.add_value(self.n, float(self.mean), float(self.M2), x)
+            step = _combine.add_value(self.n, float(self.mean), float(self.M2), float(self.mean_error), x)
             if step is not None:
-                n, mean, M2 = step
-                return GaussianSummary._trusted(n, np.array(mean), np.array(M2), self.w2 + 1.0)
+                n, mean, M2, err = step
+                return GaussianSummary._trusted(n, np.array(mean), np.array(M2), self.w2 + 1.0, None, np.array(err))
             return self._add_rows(np.array([[x]]), None, None, nan_policy)
         if _arrays.is_device_array(x):  # torch, CuPy, JAX, ...: summarised on their own device
             batch = _arrays.summarize_update(x, self.mean.shape, weights, aweights, self.M2.ndim < 2, nan_policy)
@@ -855,11 +902,11 @@ class GaussianSummary(Frozen):
         self, rows: np.ndarray, fweights: np.ndarray | None, aweights: np.ndarray | None, nan_policy: str
     ) -> GaussianSummary:
         """This summary merged with the summary of `rows` (shape (k, d)) by the row kernel."""
-        n, mean, M2, w2, _ = _kernel.summarize_rows(
+        n, mean, M2, w2, mean_err, _ = _kernel.summarize_rows(
             rows, _kernel.row_weights(fweights, aweights), self.M2.ndim < 2, nan_policy, name="x"
         )
         with np.errstate(over="ignore", invalid="ignore"):
-            moments = _combine.merge_pair(*self._as_1d(), n, mean, M2, w2)
+            moments = _combine.merge_pair(*self._as_1d(), n, mean, M2, w2, mean_err)
         # Under "propagate" a NaN result is the answer asked for, not an overflow.
         return self._wrap(moments, self) if nan_policy != "propagate" else self._wrap(moments)
 
@@ -880,14 +927,18 @@ class GaussianSummary(Frozen):
         if self.mean.ndim:
             if self.n > 0 and _compiled.use_row_step() and w == 1.0 and a == 1.0:
                 # The compiled step without numpy's per-call overhead (the same bits as add_row).
-                fast = _compiled.row_update(self.n, self.mean, self.M2, row)
+                fast = _compiled.row_update(self.n, self.mean, self.M2, self.mean_error, row)
                 if fast is not None and math.isfinite(self.w2 + 1.0):
-                    return GaussianSummary._trusted_frozen(fast[0], fast[1], fast[2], self.w2 + 1.0, self.names)
-            step = _combine.add_row(self.n, self.mean, self.M2, self.w2, row, w, w * a)
+                    return GaussianSummary._trusted_frozen(
+                        fast[0], fast[1], fast[2], self.w2 + 1.0, fast[3], self.names
+                    )
+            step = _combine.add_row(self.n, self.mean, self.M2, self.w2, self.mean_error, row, w, w * a)
             if step is not None and math.isfinite(step[3]):
-                return GaussianSummary._trusted(*step, self.names)
+                return GaussianSummary._trusted(step[0], step[1], step[2], step[3], self.names, step[4])
         else:
-            step = _combine.add_row(self.n, self.mean.reshape(1), self.M2.reshape(1), self.w2, row.reshape(1), w, w * a)
+            step = _combine.add_row(
+                self.n, self.mean.reshape(1), self.M2.reshape(1), self.w2, self.mean_error.reshape(1), row.reshape(1), w, w * a
+            )
             if step is not None and math.isfinite(step[3]):
                 return GaussianSummary._from_1d(step, True)
         # NaN, inf or overflow: the row kernel applies the NaN policy (and names the problem).
@@ -909,6 +960,7 @@ class GaussianSummary(Frozen):
             and self.M2.shape == other.M2.shape
             and bool(np.array_equal(self.mean, other.mean))
             and bool(np.array_equal(self.M2, other.M2))
+            and bool(np.array_equal(self.mean_error, other.mean_error))
         )
 
     def __hash__(self) -> int:
@@ -952,6 +1004,9 @@ class GaussianSummary(Frozen):
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (format version 2); `from_dict` turns it back into an equal summary, exactly.
 
+        The mean's rounding error is written as ``"mean_error"`` only when it is not all zero, so
+        a summary built from ``(n, mean, M2)`` writes the same dict as before it existed.
+
         Examples
         --------
         >>> import json
@@ -967,6 +1022,7 @@ class GaussianSummary(Frozen):
             "mean": self.mean.tolist(),
             "M2": self.M2.tolist(),
             "w2": self.w2,
+            **({"mean_error": self.mean_error.tolist()} if self.mean_error.any() else {}),
             **({} if self.names is None else {"names": list(self.names)}),
         }
 
@@ -974,7 +1030,8 @@ class GaussianSummary(Frozen):
     def from_dict(cls, data: Any, *, max_d: int = MAX_VARIABLES) -> GaussianSummary:
         """The summary written by `to_dict` (format version 1 or 2), validated like direct construction.
 
-        A version-1 dict has no ``w2``; it is read with ``w2 = n``. The dict may come from
+        A version-1 dict has no ``w2``; it is read with ``w2 = n``. ``mean_error`` is optional
+        (written only when non-zero; read as zero when absent). The dict may come from
         outside (a file, a network): every field's type, nesting and shape is checked before any
         array is built, so a small hostile input cannot make it allocate much.
 
@@ -990,9 +1047,10 @@ class GaussianSummary(Frozen):
         ValueError
             For anything but a well-formed dict of a known format version: missing or extra
             keys, wrong types, nesting or shapes, more than `max_d` variables, non-finite values,
-            an M2 that is not a symmetric positive semi-definite scatter matrix.
+            an M2 that is not a symmetric positive semi-definite scatter matrix, a mean error that
+            is not finite or not below half an ulp of its mean.
         """
-        version = check_format_header(data, _DICT_FIELDS, _FORMAT_NAME, optional={2: {"names"}})
+        version = check_format_header(data, _DICT_FIELDS, _FORMAT_NAME, optional={2: {"names", "mean_error"}})
         scalars = ("n", "w2") if version >= 2 else ("n",)
         for key in scalars:
             if not is_number_tree(data[key]) or isinstance(data[key], list):
@@ -1008,14 +1066,20 @@ class GaussianSummary(Frozen):
             M2 = float_tree(data["M2"], "summary dict field 'M2'", expected)
         except ValueError as exc:
             raise ValueError(str(exc).replace("summary dict field 'M2' must have shape", "M2 must have shape")) from None
+        mean_error = None
+        if "mean_error" in data:
+            mean_error = float_tree(data["mean_error"], "summary dict field 'mean_error'", [mean_shape])
         names = data.get("names")
         if names is not None and (not isinstance(names, list) or len(names) > max_d):
             raise ValueError(f"summary dict field 'names' must be a list of strings, got {names!r:.80}")
-        return cls(data["n"], mean, M2, data["w2"] if version >= 2 else None, names=names)
+        return cls(data["n"], mean, M2, data["w2"] if version >= 2 else None, names=names, mean_error=mean_error)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Unpickling must give read-only arrays again.
-        return (_restore, (self.n, np.array(self.mean), np.array(self.M2), self.w2, self.names))
+        return (
+            _restore,
+            (self.n, np.array(self.mean), np.array(self.M2), self.w2, self.names, np.array(self.mean_error)),
+        )
 
     def __repr__(self) -> str:
         count = f"{int(self.n):_}" if self.n < 1e15 and self.n.is_integer() else f"{self.n:g}"
@@ -1034,10 +1098,10 @@ class GaussianSummary(Frozen):
         return f"GaussianSummary(n={count}{weights}, d={self.d}, {kind}, mean={mean})"
 
 
-def _stacked(s: GaussianSummary) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _stacked(s: GaussianSummary) -> _combine.Stacked:
     """`s` as stacked 2-D moments of one group, for `_combine`'s batched functions."""
-    n, mean, M2, w2 = s._as_1d()
-    return np.array([n]), mean[None], M2[None], np.array([w2])
+    n, mean, M2, w2, err = s._as_1d()
+    return np.array([n]), mean[None], M2[None], np.array([w2]), err[None]
 
 
 def _merge_stacked(items: list[GaussianSummary]) -> _combine.Moments:
@@ -1050,11 +1114,13 @@ def _merge_stacked(items: list[GaussianSummary]) -> _combine.Moments:
     if items[0].mean.ndim == 0:
         means = np.fromiter((s.mean[()] for s in items), dtype=np.float64, count=k).reshape(k, 1)
         M2s = np.fromiter((s.M2[()] for s in items), dtype=np.float64, count=k).reshape(k, 1)
+        errs = np.fromiter((s.mean_error[()] for s in items), dtype=np.float64, count=k).reshape(k, 1)
     else:
         # One concatenate along the first axis: np.stack would make a view per item.
         means = np.concatenate([s.mean for s in items]).reshape(k, -1)
         M2s = np.concatenate([s.M2 for s in items]).reshape(k, *items[0].M2.shape)
-    return _combine.merge_many(ns, means, M2s, w2s)
+        errs = np.concatenate([s.mean_error for s in items]).reshape(k, -1)
+    return _combine.merge_many(ns, means, M2s, w2s, errs)
 
 
 def _merge_chunked(parts: list[_combine.Moments], chunk: int) -> _combine.Moments:
@@ -1074,19 +1140,23 @@ def _merge_chunked(parts: list[_combine.Moments], chunk: int) -> _combine.Moment
         # One concatenate along the first axis: np.stack would make a view per item.
         means = np.concatenate([p[1] for p in group]).reshape(k, -1)
         M2s = np.concatenate([p[2].reshape(-1) for p in group]).reshape(k, *group[0][2].shape)
-        totals.append(_combine.merge_many(ns, means, M2s, w2s))
+        errs = np.concatenate([p[4] for p in group]).reshape(k, -1)
+        totals.append(_combine.merge_many(ns, means, M2s, w2s, errs))
     return totals[0] if len(totals) == 1 else _merge_chunked(totals, chunk)
 
 
-def _restore(n: Any, mean: Any, M2: Any, w2: Any = None, names: Any = None) -> GaussianSummary:
+def _restore(
+    n: Any, mean: Any, M2: Any, w2: Any = None, names: Any = None, mean_error: Any = None
+) -> GaussianSummary:
     """Unpickle, validated like construction: a tampered field never becomes a summary.
 
     A summary with NaN fields (what ``nan_policy="propagate"`` returns) is a value too: its
     shapes, count and w2 are checked, its arrays taken as they are. Pickles written before
-    ``w2`` existed have none: it is n. (Pickle itself stays unsafe for untrusted bytes.)
+    ``w2`` existed have none: it is n; before ``mean_error``, it is zero. (Pickle itself stays
+    unsafe for untrusted bytes.)
     """
     try:
-        return GaussianSummary(n, mean, M2, w2, names=names)
+        return GaussianSummary(n, mean, M2, w2, names=names, mean_error=mean_error)
     except ValueError:
         mean_array, M2_array = as_field(mean, "mean"), as_field(M2, "M2")
         if np.isfinite(mean_array).all() and np.isfinite(M2_array).all():
