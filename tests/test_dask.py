@@ -3,6 +3,7 @@ with gaussum: exact integer sums, ``np.cov`` on the raw rows, a per-key ``np.cov
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from distributed import Client, LocalCluster
 
 from gaussum import GaussianSummary, GroupedSummary
 from gaussum.dask import summarize, summarize_by
+from gaussum.errors import MissingKeysWarning
 
 ROOT = Path(__file__).resolve().parents[1]
 EPS = np.finfo(np.float64).eps
@@ -80,7 +82,7 @@ def floor_summary(K: np.ndarray, row_chunks: tuple[int, ...], split_every: int) 
     """The float64 floor for a chunked reduction (the core issue's limit): each chunk's exact
     summary, correctly rounded, merged by the same rule in the same tree as summarize builds."""
     bounds = np.cumsum((0, *row_chunks))
-    level = [GaussianSummary(*exact_moments(K[a:b])) for a, b in zip(bounds[:-1], bounds[1:])]
+    level = [GaussianSummary(*exact_moments(K[a:b])) for a, b in itertools.pairwise(bounds)]
     while len(level) > 1:
         level = [GaussianSummary.merge_all(level[i:i + split_every]) for i in range(0, len(level), split_every)]
     return level[0]
@@ -88,7 +90,7 @@ def floor_summary(K: np.ndarray, row_chunks: tuple[int, ...], split_every: int) 
 
 def errors(s: GaussianSummary, exact: tuple) -> tuple[np.ndarray, float]:
     """Per-entry |mean - exact|, and ||M2 - exact||_F / ||exact||_F (M2's diagonal if s is diagonal)."""
-    n, mean, M2 = exact
+    _, mean, M2 = exact
     if s.M2.ndim == 1:
         M2 = np.diagonal(M2)
     return np.abs(s.mean - mean), float(np.linalg.norm(s.M2 - M2) / np.linalg.norm(M2))
@@ -174,7 +176,8 @@ def test_diagonal_is_the_tree_of_diagonal_chunk_summaries(client, data):
     X, _ = data
     x = da.from_array(X, chunks=((60_000, 60_000, 80_000), (5, 3)))
     s = summarize(x, diagonal=True, split_every=2, compute=True)
-    chunks = [GaussianSummary.from_samples(X[a:a + m], diagonal=True) for a, m in ((0, 60_000), (60_000, 60_000), (120_000, 80_000))]
+    spans = ((0, 60_000), (60_000, 60_000), (120_000, 80_000))
+    chunks = [GaussianSummary.from_samples(X[a:a + m], diagonal=True) for a, m in spans]
     assert s.diagonal and s.M2.shape == (D,)
     assert s == GaussianSummary.merge_all([GaussianSummary.merge_all(chunks[:2]), chunks[2]])
 
@@ -277,10 +280,13 @@ def test_empty_array_gives_empty_summary():
         (lambda: summarize(da.zeros((3, 2)), columns=["a"]), ValueError, "columns= selects DataFrame columns"),
         (lambda: summarize(dd.from_pandas(pd.DataFrame({"a": [1.0]}), npartitions=1), columns=["z"]),
          ValueError, r"columns \['z'\] are not in the DataFrame"),
-        (lambda: summarize(dd.from_pandas(pd.DataFrame({"s": ["x"]}), npartitions=1)), ValueError, "no numeric columns"),
+        (lambda: summarize(dd.from_pandas(pd.DataFrame({"s": ["x"]}), npartitions=1)),
+         ValueError, "no numeric columns"),
         (lambda: summarize_by(da.zeros((3, 2)), "k"), TypeError, "takes a dask DataFrame"),
         (lambda: summarize_by(dd.from_pandas(pd.DataFrame({"a": [1.0]}), npartitions=1), "k"),
-         ValueError, "by must name one column"),
+         ValueError, "by must name a column"),
+        (lambda: summarize_by(dd.from_pandas(pd.DataFrame({"a": [1.0], "k": [1]}), npartitions=1), "k", dropna="yes"),
+         ValueError, "dropna must be True, False or None"),
     ],
 )
 def test_bad_input_is_refused_when_the_graph_is_built(call, error, message):
@@ -315,6 +321,75 @@ def test_summarize_by_grouped_values_survive_the_trip(client):
     remote = summarize_by(dd.from_pandas(frame, npartitions=1), "k", compute=True)
     assert remote == GroupedSummary.from_samples(frame["k"].to_numpy(), frame[["v"]])  # names from the frame
     assert not remote.means.flags.writeable and not remote.M2.flags.writeable
+
+
+def test_summarize_by_several_key_columns_matches_pandas(client):
+    """by=[...]: tuple keys, in tuple order, each the per-key np.cov of pandas' groupby of those columns."""
+    rng = np.random.default_rng(17)
+    n = 6_000
+    frame = pd.DataFrame({
+        "site": rng.choice(["b", "a", "c"], n), "day": rng.integers(0, 4, n),
+        "x": OFFSET + rng.standard_normal(n), "y": rng.standard_normal(n) * 3.0,
+    })
+    g = summarize_by(dd.from_pandas(frame, npartitions=5), ["site", "day"], split_every=2, compute=True)
+    expected = frame.groupby(["site", "day"])[["x", "y"]]
+    assert g.keys().tolist() == list(expected.groups) and g.names == ("x", "y")
+    counts = expected.size()
+    covariances = expected.cov()
+    for key, s in g:
+        assert s.n == counts[key]
+        cov = covariances.loc[key].to_numpy()
+        std = np.sqrt(np.diagonal(cov))
+        assert np.all(np.abs(s.covariance() - cov) <= 64 * EPS * (OFFSET / std.min()) * np.outer(std, std)), key
+    swapped = summarize_by(dd.from_pandas(frame, npartitions=3), ["day", "site"], compute=True)
+    assert dict(iter(swapped))[2, "a"].isclose(dict(iter(g))["a", 2], rtol=1e-9)
+
+
+def test_summarize_by_missing_keys_as_pandas_dropna(client):
+    """Missing keys: counted in one warning by default, dropped silently with True, a NaN group with False."""
+    rng = np.random.default_rng(18)
+    keys = rng.integers(0, 3, 2_000).astype(float)
+    keys[::37] = np.nan
+    frame = pd.DataFrame({"k": keys, "x": rng.standard_normal(2_000), "label": pd.array(
+        np.where(np.isnan(keys), None, keys.astype(str)), dtype="string")})
+    ddf = dd.from_pandas(frame, npartitions=4)
+    missing = int(np.isnan(keys).sum())
+    with pytest.warns(MissingKeysWarning, match=f"{missing} of 2,000 rows have a missing key"):
+        dropped = summarize_by(ddf, "k", ["x"], compute=True)
+    assert dropped.n == 2_000 - missing
+    assert summarize_by(ddf, "k", ["x"], dropna=True, compute=True) == dropped
+    kept = summarize_by(ddf, "k", ["x"], dropna=False, compute=True)
+    reference = frame.groupby("k", dropna=False)["x"]
+    assert np.array_equal(kept.keys(), reference.mean().index.to_numpy(), equal_nan=True)
+    assert np.allclose(kept.variances()[:, 0], reference.var().to_numpy(), rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match="dropna=False keeps missing keys"):
+        summarize_by(ddf, ["k", "label"], ["x"], dropna=False, compute=True)
+    both = summarize_by(ddf, ["k", "label"], ["x"], dropna=True, compute=True)
+    assert both.n == 2_000 - missing
+
+
+def test_summarize_by_error_names_the_partition(client):
+    """Under nan_policy='raise' a NaN value is reported with its partition and its row there."""
+    values = np.arange(400.0)
+    values[250] = np.nan
+    frame = pd.DataFrame({"k": np.arange(400) % 3, "x": values})
+    ddf = dd.from_pandas(frame, npartitions=4)  # 100 rows each: row 250 is row 50 of partition 2
+    with pytest.raises(ValueError, match=r"in partition 2 of 4 \(100 rows\): .*row 50"):
+        summarize_by(ddf, "k", compute=True)
+
+
+def test_summarize_by_weights_columns(client):
+    """weights= and aweights= name columns, left out of the summarised ones; np.cov's meaning per key."""
+    rng = np.random.default_rng(19)
+    frame = pd.DataFrame({"k": rng.integers(0, 2, 500), "x": rng.standard_normal(500), "y": rng.standard_normal(500),
+                          "f": rng.integers(1, 4, 500), "a": rng.uniform(0.5, 2.0, 500)})
+    g = summarize_by(dd.from_pandas(frame, npartitions=3), "k", weights="f", aweights="a", compute=True)
+    assert g.names == ("x", "y")
+    for key, s in g:
+        part = frame[frame.k == key]
+        X, f, a = part[["x", "y"]].to_numpy(), part.f.to_numpy(), part.a.to_numpy()
+        expected = np.cov(X, rowvar=False, fweights=f, aweights=a)
+        assert np.allclose(s.covariance(), expected, rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("script", ["engine_free.py", "dask_summarize.py"])

@@ -1,9 +1,10 @@
 """Every ```python block of README.md runs, and every result it shows in a comment is true.
 
 Blocks are found by their fence; each runs in a fresh namespace, in a temporary directory, with
-matplotlib's Agg backend. The recipes for engines that CI does not install (Ray, Spark, and the
-dask.bag / concurrent.futures fragment built on an undefined ``summarise_shard``) are skipped,
-and their number is asserted so that a new snippet cannot be skipped silently. Each runnable
+matplotlib's Agg backend. The recipes for engines that CI does not install (Ray, and the
+dask.bag / concurrent.futures fragment built on an undefined ``summarise_shard``) are skipped, and
+so is the Spark block, which tests/test_spark.py runs in its own Spark session; their number is
+asserted so that a new snippet cannot be skipped silently. Each runnable
 block is found by a phrase it contains and has its own test, which checks the commented results
 line by line against numpy on the raw rows or against the printed value.
 """
@@ -22,9 +23,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
-# A recipe for an engine not installed in CI: Ray's decorators, Spark's mapInPandas, or the
-# fragment that maps an undefined summarise_shard (word boundaries: "ray" is inside "array").
-ENGINE_RECIPE = re.compile(r"\bray\.(?:remote|get)\b|\.mapInPandas\(|\bsummarise_shard\b")
+# A recipe for an engine not installed in CI (Ray's decorators, or the fragment that maps an
+# undefined summarise_shard; word boundaries: "ray" is inside "array"), or the gaussum.spark
+# block, which needs a Spark session and is run by tests/test_spark.py.
+ENGINE_RECIPE = re.compile(r"\bray\.(?:remote|get)\b|\bgaussum\.spark\b|\bsummarise_shard\b")
 N_ENGINE_RECIPES = 3
 
 # The phrase that identifies each runnable block, and so the test that checks it.
@@ -87,12 +89,12 @@ def rows_with_moments(rng: np.random.Generator, n: int, mean: list[float], varia
 
 
 def test_every_python_block_is_run_or_an_engine_recipe():
-    """The README's python blocks are the ones checked below and exactly three engine recipes."""
+    """The README's python blocks are the ones checked below, the Spark block and two engine recipes."""
     blocks = python_blocks()
     recipes = [code for _, code in blocks if ENGINE_RECIPE.search(code)]
     assert len(recipes) == N_ENGINE_RECIPES, recipes
     assert sum("@ray.remote" in c for c in recipes) == 1
-    assert sum(".mapInPandas(" in c for c in recipes) == 1
+    assert sum("from gaussum.spark import" in c for c in recipes) == 1
     assert sum("summarise_shard" in c for c in recipes) == 1
     checked = {block(phrase) for phrase in CHECKED}
     assert len(checked) == len(CHECKED)

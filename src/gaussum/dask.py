@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from . import _shards
 from ._validate import check_nan_policy
 from .grouped import GroupedSummary
 from .summary import GaussianSummary
 
 try:
-    import dask
     import dask.array as da
     from dask.delayed import delayed
 except ImportError:  # pragma: no cover - exercised only without the extra
@@ -106,7 +106,8 @@ def _numeric_columns(frame: Any, columns: Any, exclude: Any = None) -> list[Any]
     """The columns to summarise: those named, or every numeric and boolean one but `exclude`."""
     dtypes = frame._meta.dtypes
     if columns is None:
-        columns = [c for c in frame.columns if c != exclude and _is_real_dtype(dtypes[c])]
+        excluded = exclude if callable(exclude) else (lambda c: c == exclude)
+        columns = [c for c in frame.columns if not excluded(c) and _is_real_dtype(dtypes[c])]
         if not columns:
             raise ValueError(f"the DataFrame has no numeric columns to summarise; its dtypes are {dict(frame.dtypes)}")
         return list(columns)
@@ -250,17 +251,73 @@ def _named(summary: GaussianSummary, names: tuple[str, ...]) -> GaussianSummary:
     return GaussianSummary(summary.n, summary.mean, summary.M2, summary.w2, names=names)
 
 
-def _summarize_groups(frame: Any, by: Any, columns: list[Any], diagonal: bool, nan_policy: str) -> GroupedSummary:
-    """The grouped summary of one pandas partition."""
-    keys = frame[by].to_numpy()
-    # na_value turns pandas' nullable NA into NaN, which nan_policy then handles.
+def _pandas_keys(frame: Any, by: list[Any]) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """A partition's key columns as numpy arrays, and which rows have a missing key (None: none).
+
+    Float and datetime keys keep their missing values as NaN or NaT (the group of
+    ``dropna=False``); other columns have them replaced by a present value first, so that the
+    array keeps its dtype in every partition (pandas' nullable Int64 with NA would become float).
+    """
+    arrays, missing = [], None
+    for name in by:
+        column = frame[name]
+        mask = np.asarray(column.isna().to_numpy(), dtype=bool)
+        numpy_dtype = getattr(column.dtype, "numpy_dtype", None)
+        if mask.any():
+            missing = mask if missing is None else missing | mask
+            kind = getattr(numpy_dtype if numpy_dtype is not None else column.dtype, "kind", "O")
+            if kind == "f":
+                arrays.append(column.to_numpy(dtype=np.float64, na_value=np.nan))
+                continue
+            if kind not in "mM":
+                present = column[~mask]
+                column = column.fillna(present.iloc[0]) if len(present) else column.fillna(0).astype(object)
+        arrays.append(np.asarray(column.to_numpy(dtype=numpy_dtype)))
+    return arrays, missing
+
+
+def _summarize_groups(
+    frame: Any, index: int, partitions: int, by: list[Any], columns: list[Any], weights: Any, aweights: Any,
+    diagonal: bool, nan_policy: str, dropna: bool | None,
+) -> tuple[GroupedSummary, int, int]:
+    """The grouped summary of one pandas partition, its rows left out for a missing key, and its length."""
+    keys, missing = _pandas_keys(frame, by)
+    # na_value turns pandas' nullable NA into NaN, which nan_policy then handles. A pandas frame
+    # of one dtype gives a column-major array here; the row kernel converts it a block at a time.
     values = frame[columns].to_numpy(dtype=np.float64, na_value=np.nan)
-    names = [str(c) for c in columns]
-    return GroupedSummary.from_samples(keys, values, names=names, diagonal=diagonal, nan_policy=nan_policy)
+    w = None if weights is None else frame[weights].to_numpy(dtype=np.float64, na_value=np.nan)
+    a = None if aweights is None else frame[aweights].to_numpy(dtype=np.float64, na_value=np.nan)
+    try:
+        grouped, dropped = _shards.group_rows(
+            keys, missing, values, w, a,
+            names=[str(c) for c in columns], diagonal=diagonal, nan_policy=nan_policy, dropna=dropna,
+        )
+    except ValueError as exc:
+        raise _shards.located(exc, f"in partition {index} of {partitions} ({len(frame):,} rows)") from None
+    return grouped, dropped, len(frame)
 
 
-def _merge_grouped(*parts: GroupedSummary) -> GroupedSummary:
-    return GroupedSummary.merge_all(parts)
+def _merge_grouped(*parts: tuple[GroupedSummary, int, int]) -> tuple[GroupedSummary, int, int]:
+    return (
+        GroupedSummary.merge_all([p[0] for p in parts]), sum(p[1] for p in parts), sum(p[2] for p in parts)
+    )
+
+
+def _finish_grouped(part: tuple[GroupedSummary, int, int], dropna: bool | None) -> GroupedSummary:
+    if dropna is None:
+        _shards.warn_missing_keys(part[1], part[2], 2)
+    return part[0]
+
+
+def _key_list(df: Any, by: Any) -> list[Any]:
+    keys = list(by) if isinstance(by, (list, tuple)) else [by]
+    bad = [k for k in keys if k not in df.columns]
+    if not keys or bad or len(set(keys)) != len(keys):
+        raise ValueError(
+            "by must name a column of the DataFrame or a list of distinct columns; "
+            f"got {by!r}, it has {list(df.columns)}"
+        )
+    return keys
 
 
 def summarize_by(
@@ -268,26 +325,39 @@ def summarize_by(
     by: Any,
     columns: Any = None,
     *,
+    weights: Any = None,
+    aweights: Any = None,
     diagonal: bool = False,
     nan_policy: str = "raise",
+    dropna: bool | None = None,
     split_every: int | None = None,
     compute: bool = False,
 ) -> Any:
-    """One summary per value of a column of a Dask DataFrame, in one pass.
+    """One summary per key of a Dask DataFrame (one or several key columns), in one pass.
 
     Parameters
     ----------
     df : dask.dataframe.DataFrame
-    by : column label
-        The column whose values are the keys. Its rows need not be sorted or partitioned by key:
-        a key found in several partitions is merged across them.
+    by : column label or list of column labels
+        The column whose values are the keys, or several: then each key is the tuple of their
+        values (as in pandas' ``groupby([...])``), and the keys sort as tuples do. Rows need not
+        be sorted or partitioned by key: a key found in several partitions is merged across them.
     columns : list, optional
         The columns to summarise, in this order; by default every numeric and boolean column
-        but `by`.
+        but `by` and the weight columns.
+    weights, aweights : column label, optional
+        Columns of frequency and reliability weights (see `GroupedSummary.from_samples`).
     diagonal : bool
         Keep only per-variable sums of squares.
     nan_policy : {"raise", "omit", "propagate"}
         As in `GroupedSummary.from_samples`, applied partition by partition (NA counts as NaN).
+        Under "raise" the error names the partition and the row within it.
+    dropna : bool or None
+        Rows with a missing key (NaN, NaT, None, ``pd.NA``; any of the key columns): left out
+        silently with True; left out with one `gaussum.errors.MissingKeysWarning` counting them
+        with None (the default), raised where the last merge runs (on this machine with
+        ``compute=True``); kept as a group of their own with False, for one float or datetime key
+        column (as NaN or NaT), as pandas' ``groupby(dropna=False)``.
     split_every : int, optional
         Fan-in of the merge tree (default 8).
     compute : bool
@@ -302,17 +372,19 @@ def summarize_by(
     Raises
     ------
     ValueError
-        For a `by` or `columns` not in the DataFrame, no numeric column, or a bad `split_every`;
-        at compute time, for what `GroupedSummary.from_samples` refuses.
+        For a `by` or `columns` not in the DataFrame, no numeric column, or a bad `split_every`
+        or `dropna`; at compute time, for what `GroupedSummary.from_samples` refuses, naming
+        the partition.
     TypeError
         For anything but a Dask DataFrame.
 
     Notes
     -----
-    Each partition gets `GroupedSummary.from_samples` (one vectorised pass over its rows); the
-    partitions' grouped summaries are merged in a tree of `GroupedSummary.merge_all`. Unlike
-    ``df.groupby(by).var()``, which sums squares, the result keeps its digits when the means
-    are far from zero.
+    Each partition gets `GroupedSummary.from_samples` (one vectorised pass over its rows; several
+    key columns are factorised into one integer code per row first); the partitions' grouped
+    summaries are merged in a tree of `GroupedSummary.merge_all`. Unlike
+    ``df.groupby(by).var()``, which sums squares, the result keeps its digits when the means are
+    far from zero.
 
     Examples
     --------
@@ -334,15 +406,29 @@ def summarize_by(
     """
     fan_in = _check_split_every(split_every)
     check_nan_policy(nan_policy)
+    dropna = _shards.check_dropna(dropna)
     if _frame_kind(df) != "frame":
         raise TypeError(f"summarize_by takes a dask DataFrame, got {type(df).__name__}")
-    if isinstance(by, (list, tuple)) or by not in df.columns:
-        raise ValueError(f"by must name one column of the DataFrame; got {by!r}, it has {list(df.columns)}")
-    columns = _numeric_columns(df, columns, exclude=by)
+    keys = _key_list(df, by)
+    extra = [w for w in (weights, aweights) if w is not None]
+    for label, column in (("weights", weights), ("aweights", aweights)):
+        if column is not None and column not in df.columns:
+            raise ValueError(f"{label} must name a column of the DataFrame, got {column!r}; it has {list(df.columns)}")
+    excluded = set(keys) | set(extra)
+    columns = _numeric_columns(df, columns, exclude=lambda c: c in excluded)
+    needed = list(dict.fromkeys([*keys, *columns, *extra]))  # a key may itself be summarised
     per_partition = delayed(_summarize_groups, pure=True)
-    needed = [by, *(c for c in columns if c != by)]  # `by` may itself be summarised
-    level = [per_partition(part, by, columns, bool(diagonal), nan_policy) for part in df[needed].to_delayed()]
+    blocks = df[needed].to_delayed()
+    level = [
+        per_partition(part, i, len(blocks), keys, columns, weights, aweights, bool(diagonal), nan_policy, dropna)
+        for i, part in enumerate(blocks)
+    ]
     merge = delayed(_merge_grouped, pure=True)
     while len(level) > 1:
         level = [merge(*level[i:i + fan_in]) for i in range(0, len(level), fan_in)]
-    return level[0].compute() if compute else level[0]
+    if compute:
+        grouped, dropped, total = level[0].compute()
+        if dropna is None:
+            _shards.warn_missing_keys(dropped, total, 2)
+        return grouped
+    return delayed(_finish_grouped, pure=True)(level[0], dropna)

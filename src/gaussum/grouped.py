@@ -830,6 +830,47 @@ class GroupedSummary(Frozen):
             mean_errors=arrays.get("mean_errors"),
         )
 
+    def to_bytes(self) -> bytes:
+        """The compact binary form (see `GaussianSummary.to_bytes`); keys may also be tuples.
+
+        Raises
+        ------
+        ValueError
+            For keys of object dtype other than tuples of bools, numbers, strings or datetimes.
+
+        Examples
+        --------
+        >>> from gaussum import GroupedSummary
+        >>> g = GroupedSummary.from_samples(["b", "a", "b"], [[0.1, 0.2], [0.3, 0.7], [0.5, 0.5]])
+        >>> GroupedSummary.from_bytes(g.to_bytes()) == g
+        True
+        """
+        from . import _binary
+
+        return _binary.grouped_to_bytes(self)
+
+    @classmethod
+    def from_bytes(cls, data: Any, *, max_d: int = MAX_VARIABLES, max_groups: int = MAX_GROUPS) -> GroupedSummary:
+        """The grouped summary written by `to_bytes`, validated like construction (and `from_dict`).
+
+        Parameters
+        ----------
+        data : bytes, bytearray or memoryview
+        max_d : int
+            The most variables accepted (default 65,536).
+        max_groups : int
+            The most keys accepted (default 100,000,000).
+
+        Raises
+        ------
+        ValueError
+            For truncated, oversized or malformed input, a wrong kind or version, and every
+            field value that construction refuses.
+        """
+        from . import _binary
+
+        return _binary.grouped_from_bytes(data, max_d=max_d, max_groups=max_groups)
+
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Unpickling must give read-only arrays again.
         m = self._moments

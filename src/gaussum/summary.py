@@ -1074,6 +1074,46 @@ class GaussianSummary(Frozen):
             raise ValueError(f"summary dict field 'names' must be a list of strings, got {names!r:.80}")
         return cls(data["n"], mean, M2, data["w2"] if version >= 2 else None, names=names, mean_error=mean_error)
 
+    def to_bytes(self) -> bytes:
+        """The compact binary form: a small versioned header, then float64 arrays (M2's upper triangle).
+
+        About an eighth of the size of the JSON of `to_dict` for large d, and much faster to
+        write and read; `from_bytes` gives back an equal summary. The layout is described in
+        `gaussum._binary`.
+
+        Examples
+        --------
+        >>> from gaussum import GaussianSummary
+        >>> s = GaussianSummary.from_samples([[1.0, 2.0], [3.0, 5.0]], names=["a", "b"])
+        >>> len(s.to_bytes()), GaussianSummary.from_bytes(s.to_bytes()) == s
+        (82, True)
+        """
+        from . import _binary
+
+        return _binary.summary_to_bytes(self)
+
+    @classmethod
+    def from_bytes(cls, data: Any, *, max_d: int = MAX_VARIABLES) -> GaussianSummary:
+        """The summary written by `to_bytes`, validated like construction (and `from_dict`).
+
+        Every declared size is checked against the bytes there before any array is made.
+
+        Parameters
+        ----------
+        data : bytes, bytearray or memoryview
+        max_d : int
+            The most variables accepted (default 65,536).
+
+        Raises
+        ------
+        ValueError
+            For truncated, oversized or malformed input, a wrong kind or version, and every
+            field value that construction refuses.
+        """
+        from . import _binary
+
+        return _binary.summary_from_bytes(data, max_d=max_d)
+
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Unpickling must give read-only arrays again.
         return (
