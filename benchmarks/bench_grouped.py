@@ -11,11 +11,16 @@ Default size is the issue's: 1,000,000 rows x 8 columns, 10,000 integer keys. Re
 
 Every reference's covariances are checked against gaussum's (to 1e-10 of each key's spread)
 before anything is timed, and the peak extra memory of gaussum's call is measured with
-tracemalloc. Two ways to run it:
+tracemalloc. With numba installed (``gaussum[fast]``) gaussum's call runs the compiled grouped
+kernel (`gaussum._compiled_grouped`); the case "compiled grouped kernel" also times it against
+the numpy path forced in the same process (issue 16's target: at least 2x faster), and
+``--crossover`` prints both paths over a grid of sizes (where the compiled path starts to pay).
+Three ways to run it:
 
 - ``python benchmarks/run.py --all --only grouped [--quick]``: the `cases` below, in the shared
   table (interleaved medians, the issue's target of ">= 10x faster than the per-key loop");
-- ``python benchmarks/bench_grouped.py [--quick]``: this module's own table.
+- ``python benchmarks/bench_grouped.py [--quick]``: this module's own table;
+- ``python benchmarks/bench_grouped.py --crossover``: compiled against numpy path, by size.
 """
 
 from __future__ import annotations
@@ -24,17 +29,16 @@ import argparse
 import gc
 import platform
 import statistics
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
-
-import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import (  # noqa: E402
+from _harness import (
     BenchmarkCheckError,
     Case,
     Reference,
@@ -45,11 +49,16 @@ from _harness import (  # noqa: E402
     peak_traced_bytes,
     time_interleaved,
 )
-from gaussum import GroupedSummary  # noqa: E402
+from gaussum import GroupedSummary, _compiled
 
 # The issue's target: grouped covariances at least 10 times faster than a per-key np.cov loop.
 TARGET_RATIO = 0.1
 TARGET_TEXT = ">= 10 x faster"
+# Issue 16's: with the compiled kernel at least 2 times faster than the numpy path, and peak extra
+# memory at most 1/8 of the input.
+COMPILED_RATIO = 0.5
+COMPILED_TEXT = ">= 2 x faster"
+MEMORY_RATIO = 1 / 8
 
 
 def make_data(rows: int, cols: int, n_keys: int, seed: int = 20261124) -> tuple[np.ndarray, np.ndarray]:
@@ -200,12 +209,112 @@ def _memory_case(rows: int, cols: int, n_keys: int) -> Case:
     return Case(name, run)
 
 
+def numpy_path(call: Callable[[], object]) -> Callable[[], object]:
+    """`call` with gaussum's numpy path forced (the compiled kernels of ``gaussum[fast]`` off)."""
+
+    def run() -> object:
+        with _compiled.forced("numpy"):
+            return call()
+
+    return run
+
+
+def _absent_extra() -> str:
+    return "" if _compiled.available() else "absent: pip install 'gaussum[fast]' for numba"
+
+
+def _compiled_case(rows: int, cols: int, n_keys: int) -> Case:
+    name = f"compiled grouped kernel, {rows:,} x {cols}, {n_keys:,} keys"
+
+    def run(settings: Settings) -> list[Row]:
+        N, g = _sizes(settings, rows, n_keys)
+        keys, X = make_data(N, cols, g)
+        ours = lambda: gaussum_covariances(keys, X)  # noqa: E731
+        without = numpy_path(ours)
+        _check_keyed("numpy path", ours(), without())
+        _check_keyed("sorted np.cov loop", ours(), sorted_loop(keys, X))
+        t_with, t_without, t_loop = time_interleaved([ours, without, lambda: sorted_loop(keys, X)], settings)
+        absent = _absent_extra()
+        peak_with = peak_traced_bytes(lambda: GroupedSummary.from_samples(keys, X))
+        peak_without = peak_traced_bytes(numpy_path(lambda: GroupedSummary.from_samples(keys, X)))
+        return [
+            Row(
+                name,
+                "numpy path (without the extra)",
+                t_with,
+                t_without,
+                max_ratio=COMPILED_RATIO,
+                target=COMPILED_TEXT,
+                note=absent,
+            ),
+            Row(
+                name,
+                "np.cov loop, rows sorted by key once, with the extra",
+                t_with,
+                t_loop,
+                max_ratio=TARGET_RATIO,
+                target=TARGET_TEXT,
+                note=absent,
+            ),
+            Row(name, "np.cov loop, rows sorted by key once, without the extra", t_without, t_loop),
+            Row(
+                name,
+                "X.nbytes: peak extra memory, with the extra",
+                peak_with,
+                X.nbytes,
+                unit="B",
+                max_ratio=MEMORY_RATIO,
+                target="<= 1/8 x",
+                note=absent or "tracemalloc",
+            ),
+            Row(
+                name,
+                "X.nbytes: peak extra memory, without the extra",
+                peak_without,
+                X.nbytes,
+                unit="B",
+                note="tracemalloc",
+            ),
+        ]
+
+    return Case(name, run)
+
+
+def crossover(repeat: int) -> None:
+    """Median times of both paths over a grid of rows, widths and keys: where the compiled path pays."""
+    print("| rows | d | keys | numpy path | compiled | compiled / numpy |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for N in (10_000, 100_000, 1_000_000):
+        for d in (1, 4, 8, 16, 32, 64):
+            for n_keys in (10, 1_000, 100_000):
+                if n_keys > N // 4 or N * d > 16_000_000:
+                    continue
+                keys, X = make_data(N, d, n_keys)
+
+                def ours(keys: np.ndarray = keys, X: np.ndarray = X) -> object:
+                    return GroupedSummary.from_samples(keys, X)
+
+                def forced(ours: Callable[[], object] = ours) -> object:
+                    with _compiled.forced("compiled"):
+                        return ours()
+
+                t_numpy, t_compiled = time_interleaved(
+                    [numpy_path(ours), forced], Settings(repeats=repeat, min_sample_s=0.05)
+                )
+                print(
+                    f"| {N:,} | {d} | {n_keys:,} | {t_numpy * 1e3:.2f} ms | {t_compiled * 1e3:.2f} ms "
+                    f"| {t_compiled / t_numpy:.2f} |",
+                    flush=True,
+                )
+
+
 def cases() -> list[Case]:
     """The grouped cases for ``benchmarks/run.py``: the issue's size, 1,000,000 x 8, 10,000 keys."""
     return [
         _loops_case(1_000_000, 8, 10_000),
         _mask_case(1_000_000, 8, 10_000, sample=100),
         _memory_case(1_000_000, 8, 10_000),
+        _compiled_case(1_000_000, 8, 10_000),
     ]
 
 
@@ -217,7 +326,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--mask-sample", type=int, default=100, help="keys timed for the mask loop")
     parser.add_argument("--quick", action="store_true", help="a tenth of the rows and keys")
+    parser.add_argument("--crossover", action="store_true", help="compiled against numpy path over sizes")
     args = parser.parse_args()
+    if args.crossover:
+        crossover(args.repeat)
+        return
     if args.quick:
         args.rows, args.keys = args.rows // 10, args.keys // 10
     keys, X = make_data(args.rows, args.cols, args.keys)
@@ -226,16 +339,29 @@ def main() -> None:
     ours_keys, ours = gaussum_covariances(keys, X)
     results: list[tuple[str, float, str]] = []
     t_ours = median_time(lambda: gaussum_covariances(keys, X), args.repeat)
-    results.append(("gaussum `GroupedSummary.from_samples`", t_ours, ""))
+    results.append(("gaussum `GroupedSummary.from_samples`", t_ours, _absent_extra() or "compiled kernel"))
+    if _compiled.available():
+        t_numpy = median_time(numpy_path(lambda: gaussum_covariances(keys, X)), args.repeat)
+        results.append(("gaussum's numpy path (without `gaussum[fast]`)", t_numpy, ""))
 
     _check_keyed("sorted np.cov loop", (ours_keys, ours), sorted_loop(keys, X))
-    results.append(("np.cov loop, rows sorted by key once", median_time(lambda: sorted_loop(keys, X), max(1, args.repeat // 2)), ""))
+    results.append(
+        (
+            "np.cov loop, rows sorted by key once",
+            median_time(lambda: sorted_loop(keys, X), max(1, args.repeat // 2)),
+            "",
+        )
+    )
 
     sample = ours_keys[:: max(1, len(ours_keys) // args.mask_sample)][: args.mask_sample]
     check("mask np.cov loop", ours[np.searchsorted(ours_keys, sample)], mask_loop(keys, X, sample))
     t_sample = median_time(lambda: mask_loop(keys, X, sample), 1)
     results.append(
-        ("np.cov loop, `X[keys == k]` per key", t_sample * len(ours_keys) / len(sample), f"timed on {len(sample)} keys, scaled")
+        (
+            "np.cov loop, `X[keys == k]` per key",
+            t_sample * len(ours_keys) / len(sample),
+            f"timed on {len(sample)} keys, scaled",
+        )
     )
 
     try:
@@ -252,16 +378,20 @@ def main() -> None:
 
     peak = peak_bytes(lambda: GroupedSummary.from_samples(keys, X))
 
-    print(f"Per-key covariance, {args.rows:_} rows x {d} columns, {len(ours_keys):_} keys "
-          f"({platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
-          f"numpy {np.__version__}, {pandas_note}); all results checked against gaussum to 1e-10.\n")
+    print(
+        f"Per-key covariance, {args.rows:_} rows x {d} columns, {len(ours_keys):_} keys "
+        f"({platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
+        f"numpy {np.__version__}, {pandas_note}); all results checked against gaussum to 1e-10.\n"
+    )
     print("| method | median time | gaussum is faster by | note |")
     print("|---|---:|---:|---|")
     for name, seconds, note in results:
-        ratio = "—" if name.startswith("gaussum") else f"{seconds / t_ours:.1f}x"
+        ratio = "—" if name.startswith("gaussum ") else f"{seconds / t_ours:.1f}x"
         print(f"| {name} | {seconds * 1e3:,.0f} ms | {ratio} | {note} |")
-    print(f"\nPeak extra memory of `from_samples` (tracemalloc): {peak / 2**20:.1f} MiB "
-          f"(X itself is {X.nbytes / 2**20:.0f} MiB; N x d x d would be {args.rows * d * d * 8 / 2**20:,.0f} MiB).")
+    print(
+        f"\nPeak extra memory of `from_samples` (tracemalloc): {peak / 2**20:.1f} MiB "
+        f"(X itself is {X.nbytes / 2**20:.0f} MiB; N x d x d would be {args.rows * d * d * 8 / 2**20:,.0f} MiB)."
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _compiled
+from . import _compiled, _keys
 from ._combine import mirror_upper, quotient, segment_sums, two_product, two_sum
 from ._moments import consistent_scatter
 from ._validate import first_nonfinite_row, nonfinite_row_error, overflow_error
@@ -813,12 +813,34 @@ def _stack_is_finite(counts: np.ndarray, means: np.ndarray, M2: np.ndarray, w2: 
     return all(bool(np.isfinite(a).all()) for a in (counts, w2, means, squares))
 
 
+def _compiled_groups(
+    X: np.ndarray,
+    weights: Weights,
+    codes: np.ndarray,
+    g: int,
+    diagonal: bool,
+    block_rows: int | None,
+    keep: np.ndarray | None = None,
+) -> Stacked | None:
+    """`_propagating_groups` of the rows `keep` by the compiled grouped kernel, or None for the numpy path.
+
+    Taken where the row kernel's switch allows it (`gaussum._compiled.use_rows`, asked with one
+    variable: `gaussum._compiled_grouped` has its own bound on the width) and no block size is
+    imposed; see `gaussum._compiled_grouped.summarize`.
+    """
+    if block_rows is not None or X.ndim != 2 or not _compiled.use_rows(X.size, 1):
+        return None
+    from . import _compiled_grouped  # imports numba: only here, once the compiled path applies
+
+    return _compiled_grouped.summarize(X, weights, codes, g, diagonal, keep)
+
+
 def summarize_groups(
     X: np.ndarray,
     weights: Weights,
     codes: np.ndarray,
     g: int,
-    order: np.ndarray,
+    order: np.ndarray | None,
     diagonal: bool,
     nan_policy: str,
     name: str = "X",
@@ -836,9 +858,10 @@ def summarize_groups(
         The group (``0..g-1``) of each row.
     g : int
         Number of groups.
-    order : ndarray of int, shape (N,)
+    order : ndarray of int, shape (N,), or None
         A permutation that brings each group's rows together, group after group (a stable sort
-        of `codes`).
+        of `codes`); None to have it made only if the numpy path runs (the compiled grouped
+        kernel needs no sort).
     diagonal : bool
     nan_policy : {"raise", "omit", "propagate"}
         As for `summarize_rows`; under "omit" a group all of whose rows are dropped is kept, with
@@ -860,7 +883,10 @@ def summarize_groups(
     its rows would be hidden) are the rows searched, and then the policy applied.
     """
     sizes = np.bincount(codes, minlength=g)
-    stack = _propagating_groups(X, weights, order, sizes, diagonal, block_rows)
+    stack = _compiled_groups(X, weights, codes, g, diagonal, block_rows)
+    if stack is None:
+        order = _keys.sort_order(codes, g) if order is None else order
+        stack = _propagating_groups(X, weights, order, sizes, diagonal, block_rows)
     if nan_policy == "propagate":
         return (*stack, 0)
     w = weights[0]
@@ -878,8 +904,11 @@ def summarize_groups(
         bad = first_nonfinite_row(X)
         assert bad is not None  # some row is not finite
         raise nonfinite_row_error(name, bad, X[bad])
-    kept = order[finite[order]]
-    stack = _propagating_groups(X, weights, kept, np.bincount(codes[kept], minlength=g), diagonal, block_rows)
+    stack = _compiled_groups(X, weights, codes, g, diagonal, block_rows, finite)
+    if stack is None:
+        order = _keys.sort_order(codes, g) if order is None else order
+        kept = order[finite[order]]
+        stack = _propagating_groups(X, weights, kept, np.bincount(codes[kept], minlength=g), diagonal, block_rows)
     if not _stack_is_finite(*stack):
         raise overflow_error(name, np.where(finite[:, None], X, 0.0))
-    return (*stack, int(X.shape[0] - kept.size))
+    return (*stack, int(X.shape[0] - np.count_nonzero(finite)))
