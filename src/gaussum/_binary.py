@@ -24,9 +24,11 @@ Layout (all little-endian)::
                   and the key columns (per column: a uint8 length and the numpy dtype string,
                   e.g. "<i8", "<M8[ns]", "<U"; then g fixed-width values, or for "<U" g + 1
                   uint64 offsets into the UTF-8 bytes that follow)
+    end - 4       4     CRC-32 of everything before it (zlib's)
 
 Reading checks the header and every declared length against the bytes actually there before
-any array is made, so a short or hostile input cannot make it allocate more than about twice
+any array is made, and the checksum (so a changed byte anywhere is refused, not read as another
+valid summary), so a short or hostile input cannot make it allocate more than about twice
 its own size; then the fields go through the same validation as construction (the record's
 checks, as `from_dict` and unpickling use). Several key columns are keys that are tuples, as
 ``summarize_by(df, by=[...])`` of the engine integrations makes.
@@ -37,6 +39,7 @@ from __future__ import annotations
 import functools
 import itertools
 import struct
+import zlib
 from typing import Any
 
 import numpy as np
@@ -141,7 +144,7 @@ def summary_to_bytes(s: GaussianSummary) -> bytes:
     parts = [header, *_body(flags, np.array([s.n]), np.array([s.w2]), mean, M2, errors, s.M2.ndim == 2)]
     if s.names is not None:
         parts.append(_names_bytes(s.names))
-    return b"".join(parts)
+    return _sealed(parts)
 
 
 def _key_columns(keys: np.ndarray) -> list[np.ndarray]:
@@ -202,11 +205,16 @@ def grouped_to_bytes(g: GroupedSummary) -> bytes:
     if g.names is not None:
         parts.append(_names_bytes(g.names))
     parts.extend(_key_bytes(column) for column in columns)
-    return b"".join(parts)
+    return _sealed(parts)
+
+
+def _sealed(parts: list[bytes]) -> bytes:
+    payload = b"".join(parts)
+    return payload + struct.pack("<I", zlib.crc32(payload))
 
 
 class _Reader:
-    """Bounds-checked reads from a buffer; every length is checked before it is used."""
+    """Bounds-checked reads from a buffer (less its checksum); every length is checked before it is used."""
 
     def __init__(self, data: Any) -> None:
         if isinstance(data, (bytes, bytearray, memoryview)):
@@ -214,10 +222,17 @@ class _Reader:
         else:
             raise TypeError(f"from_bytes expects bytes, bytearray or memoryview, got {type(data).__name__}")
         self.view = view
+        self.end = max(len(view) - 4, 0)
         self.offset = 0
 
     def remaining(self) -> int:
-        return len(self.view) - self.offset
+        return self.end - self.offset
+
+    def check_sum(self) -> None:
+        stored = struct.unpack("<I", self.view[self.end :])[0]
+        computed = zlib.crc32(self.view[: self.end])
+        if stored != computed:
+            raise _error(f"its checksum is {stored:#010x}, the bytes give {computed:#010x}: they were changed or cut")
 
     def take(self, size: int, what: str) -> memoryview:
         if size > self.remaining():
@@ -244,7 +259,8 @@ class _Reader:
 def _header(reader: _Reader, kind: int, max_d: int, max_groups: int) -> tuple[int, int, int, int]:
     """(flags, key columns, d, g) of a header, checked against the limits and the bytes there."""
     if reader.remaining() < _HEADER.size:
-        raise _error(f"truncated: {reader.remaining()} bytes, shorter than the {_HEADER.size}-byte header")
+        size = len(reader.view)
+        raise _error(f"truncated: {size} bytes, shorter than the {_HEADER.size}-byte header and checksum")
     magic, version, found, flags, n_keys, d, reserved, g = _HEADER.unpack(reader.take(_HEADER.size, "the header"))
     if magic != MAGIC:
         raise _error(f"it starts with {bytes(magic)!r}, not {MAGIC!r}")
@@ -270,6 +286,7 @@ def _header(reader: _Reader, kind: int, max_d: int, max_groups: int) -> tuple[in
             f"truncated: the header declares {g:,} groups of {d:,} variables, {8 * per_group * g:,} bytes of floats, "
             f"only {reader.remaining():,} follow it"
         )
+    reader.check_sum()
     return flags, n_keys, d, g
 
 

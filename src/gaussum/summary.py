@@ -1086,7 +1086,7 @@ class GaussianSummary(Frozen):
         >>> from gaussum import GaussianSummary
         >>> s = GaussianSummary.from_samples([[1.0, 2.0], [3.0, 5.0]], names=["a", "b"])
         >>> len(s.to_bytes()), GaussianSummary.from_bytes(s.to_bytes()) == s
-        (82, True)
+        (86, True)
         """
         from . import _binary
 
