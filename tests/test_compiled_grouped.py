@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import tracemalloc
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -215,6 +216,24 @@ def test_accuracy_at_offset_1e9_against_fractions(diagonal):
             assert np.linalg.norm(M2[index] - exact) <= 1.8e-15 * np.linalg.norm(exact)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_means_near_zero_are_exact(weighted):
+    """Keys centred on zero: each mean + its error is the exact mean, to about u^2 of the magnitudes."""
+    rng = np.random.default_rng(18)
+    keys = rng.integers(0, 12, 2400)
+    X = rng.standard_normal((2400, 3)) * [1e-3, 1.0, 1e3]
+    w = rng.uniform(0.1, 3.0, 2400) if weighted else None
+    (_n, mean, _M2, _w2, err), _ = groups(keys, X, _kernel.row_weights(w, None))
+    for index, key in enumerate(np.unique(keys)):
+        rows = keys == key
+        ws = [Fraction(1)] * int(rows.sum()) if w is None else [Fraction(float(v)) for v in w[rows]]
+        for j in range(3):
+            exact = sum((a * Fraction(float(x)) for a, x in zip(ws, X[rows, j], strict=True)), Fraction(0)) / sum(ws)
+            gap = abs(Fraction(float(mean[index, j])) + Fraction(float(err[index, j])) - exact)
+            magnitude = np.average(np.abs(X[rows, j]), weights=None if w is None else w[rows])
+            assert gap <= Fraction(2**-98) * Fraction(float(magnitude))  # u^2 of the sum of |w x|
+
+
 def test_a_large_key_is_summed_in_chunks():
     """200,000 rows of one key at offset 1e6: M2 within 8u of a math.fsum reference (a running sum errs ~N u)."""
     rng = np.random.default_rng(10)
@@ -376,6 +395,31 @@ def test_import_compiles_nothing():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fork() on Windows")
+def test_process_pools_fork_after_the_kernel_ran():
+    """A fork()ed pool works after the grouped kernel ran, and runs it in the children (no OpenMP layer)."""
+    code = textwrap.dedent(
+        """
+        import multiprocessing, sys
+        import numpy as np
+        from gaussum import GroupedSummary, _compiled
+
+        def work(seed):
+            rng = np.random.default_rng(seed)
+            with _compiled.forced("compiled"):
+                g = GroupedSummary.from_samples(rng.integers(0, 50, 5000), rng.standard_normal((5000, 3)))
+            return float(g.counts.sum())
+
+        work(0)
+        assert "gaussum._compiled_grouped" in sys.modules
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            print(pool.map(work, [1, 2, 3]))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert result.stdout.split("\n")[0] == "[5000.0, 5000.0, 5000.0]"
 
 
 # -- properties ---------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 `summarize` is the compiled path of `gaussum._kernel.summarize_groups`. It reads the rows in their
 own order, never sorted by key: each row is added into the accumulators of its key (its code from
 `gaussum._keys.factorize`), so the extra memory is a few numbers per key and pair of variables
-(``keys x d^2``), with no permutation of the rows and no copy of any of them. Two passes:
+(``keys x d^2``), with no permutation of the rows and no copy of any of them. Two passes, and a
+third for some keys:
 
 1. *Shift.* The first row of each key is its provisional shift ``s``; the pass sums ``w (x - s)``
    and ``w`` per key. ``x - s`` is exact (Sterbenz) for a key whose spread is small next to its
@@ -14,9 +15,13 @@ own order, never sorted by key: each row is added into the accumulators of its k
    and the upper triangle (or diagonal) of ``S = sum w y y^T``: the corrected two-pass algorithm,
    ``M2 = S - c c^T / n``, as on the numpy path, with its re-centring rule (a key whose shift
    sits more than 1/8 of a standard deviation from its mean is summed again about its mean).
+3. *Means near zero* (only for the keys that need it, by the numpy path's rule
+   `gaussum._kernel._near_zero_segments`): a mean within a few standard deviations of zero is a
+   small difference of large terms, so those keys' ``sum w x`` and ``sum w`` are taken again as
+   double-floats (`exact_sums`) and the mean comes out right to about u^2, as on the numpy path.
 
 Each key's sums run in chunks of `CHUNK` of its rows, and `CHUNKS` chunks at a time, so a key with
-many rows is summed in three levels (rounding error about ``(CHUNK + CHUNKS + rows / 256) u``
+many rows is summed in three levels (rounding error about ``(CHUNK + CHUNKS + rows / (CHUNK CHUNKS)) u``
 rather than ``rows u``), as `gaussum._kernel._accurate_column_sums` does for one block.
 
 Speed (1e6 rows x 8 variables, 10,000 keys, one core; see the README): the time goes to the
@@ -46,7 +51,7 @@ from numba import extending, types
 from numba.core import cgutils
 
 from . import _compiled
-from ._combine import two_sum
+from ._combine import quotient, two_sum
 
 __all__ = ["BLAS_PRODUCTS", "CHUNK", "CHUNKS", "MAX_D", "summarize"]
 
@@ -263,6 +268,50 @@ def sum_pass(
 
 
 @_jit()
+def exact_sums(X: Any, w: Any, codes: Any, keep: Any, which: Any, out: Any, variables: Any) -> None:
+    """Per key k of `which`: ``sum w x`` and ``sum w`` each as a double-float ``hi, lo``, into ``out[k]``.
+
+    ``out[k]`` is ``hi (d), lo (d), n_hi, n_lo``. Each product ``w x`` is split exactly (Dekker's
+    product, `gaussum._combine.two_product`) and added by Knuth's two-sum, whose errors are summed
+    in ``lo``: the sums come out right to about u^2 of the sum of magnitudes (Ogita, Rump and
+    Oishi's Sum2), which is what a mean near zero, a small difference of large terms, needs.
+    """
+    N = X.shape[0]
+    d = len(variables)
+    weighted = w.shape[0] > 0
+    masked = keep.shape[0] > 0
+    splitter = 134217729.0  # 2**27 + 1: Veltkamp's split into two halves of 26 bits
+    for r in range(N):
+        if masked and not keep[r]:
+            continue
+        k = codes[r]
+        if not which[k]:
+            continue
+        wr = w[r] if weighted else 1.0
+        for i in range(d + 1):
+            x = 1.0 if i == d else _load(X, r, i)
+            if weighted and i < d:
+                value = x * wr
+                t = splitter * x
+                x_hi = t - (t - x)
+                x_lo = x - x_hi
+                t = splitter * wr
+                w_hi = t - (t - wr)
+                w_lo = wr - w_hi
+                error = ((x_hi * w_hi - value) + x_hi * w_lo + x_lo * w_hi) + x_lo * w_lo
+            else:
+                value = wr if i == d else x
+                error = 0.0
+            hi_at = 2 * d if i == d else i
+            lo_at = 2 * d + 1 if i == d else d + i
+            total = out[k, hi_at]
+            new = total + value
+            part = new - total
+            out[k, lo_at] += ((total - (new - part)) + (value - part)) + error
+            out[k, hi_at] = new
+
+
+@_jit()
 def scatter_matrices(totals: Any, variables: Any, out: Any) -> None:
     """Each key's full symmetric ``M2 = S - c c^T / n`` into ``out[k]``, from its `totals` row ``n, w2, c, S (packed)``.
 
@@ -386,6 +435,9 @@ def summarize(
         # As `gaussum._kernel._segment_moments` and `_packed_M2` finish, key by key.
         means, mean_errs = _mean(hi, lo, c, safe_n)
         del sums, hi, lo
+        squares = packed - c * c / safe_n if diagonal else packed[:, diag_entries] - c * c / safe_n
+        _refine_means_near_zero(X, w_rows, codes, keep_rows, counts, squares, means, mean_errs, variables)
+        del squares
         if diagonal:
             M2 = packed - c * c / safe_n
             np.maximum(M2, 0.0, out=M2)
@@ -404,6 +456,45 @@ def summarize(
     if not _kernel._stack_is_finite(*stack) and _rows_are_finite(X, keep_rows):
         return None
     return stack
+
+
+def _refine_means_near_zero(
+    X: np.ndarray,
+    w: np.ndarray,
+    codes: np.ndarray,
+    keep: np.ndarray,
+    n: np.ndarray,
+    squares: np.ndarray,
+    means: np.ndarray,
+    mean_errs: np.ndarray,
+    variables: tuple[int, ...],
+) -> None:
+    """The means (in place) of the keys whose mean is near zero for their spread, by `exact_sums`.
+
+    The keys and the finish are the numpy path's (`gaussum._kernel._near_zero_segments` and
+    `_exact_segment_means`): a mean within a few standard deviations of zero is a small difference
+    of large terms, which the centred sums leave a few ulps off.
+    """
+    from . import _kernel
+
+    g, d = means.shape
+    sizes = np.bincount(codes if not keep.size else codes[keep], minlength=g)
+    near = _kernel._near_zero_segments(means.T, squares.T, n, sizes, d)
+    if not near.any():
+        return
+    sums = np.zeros((g, 2 * d + 2))
+    exact_sums(X, w, codes, keep, near, sums, variables)
+    sums = sums[near]
+    hi, lo = sums[:, :d], sums[:, d : 2 * d]
+    if w.size:  # the total weight is a rounded sum too: (hi + lo) / (n_hi + n_lo), right to ~u^2
+        total, total_err = two_sum(sums[:, 2 * d : 2 * d + 1], sums[:, 2 * d + 1 :])
+        q, q_err = quotient(hi, lo - hi / total * total_err, total)
+    else:
+        q, q_err = quotient(hi, lo, n[near][:, None])
+    exact, exact_err = two_sum(q, q_err)
+    kept = np.isfinite(exact) & np.isfinite(exact_err)  # else an overflowed split: keep the two-pass value
+    means[near] = np.where(kept, exact, means[near])
+    mean_errs[near] = np.where(kept, exact_err, mean_errs[near])
 
 
 def _mean(hi: np.ndarray, lo: np.ndarray, c: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -286,11 +286,20 @@ def state_from_dict(data: Any, where: str) -> State:
 
 def _named(summary: Any, columns: list[str]) -> Any:
     """`summary` with the state's column names: files written before summaries carried names
-    keep them only in 'columns'. Such a summary has no other field to
-    lose, so rebuilding it from its public fields is exact."""
+    keep them only in 'columns'. Rebuilt from every public field, so nothing else changes."""
     if isinstance(summary, GaussianSummary):
-        return GaussianSummary(summary.n, summary.mean, summary.M2, summary.w2, names=columns)
-    return _grouped_type()(summary.keys(), summary.counts, summary.means, summary.M2, summary.w2, names=columns)
+        return GaussianSummary(
+            summary.n, summary.mean, summary.M2, summary.w2, names=columns, mean_error=summary.mean_error
+        )
+    return _grouped_type()(
+        summary.keys(),
+        summary.counts,
+        summary.means,
+        summary.M2,
+        summary.w2,
+        names=columns,
+        mean_errors=summary.mean_errors,
+    )
 
 
 def read_state(path: str, stdin: TextIO | None = None) -> State:
