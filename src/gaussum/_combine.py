@@ -89,7 +89,9 @@ def _empty(d: int, diagonal: bool) -> Moments:
     return 0.0, np.zeros(d), np.zeros(d if diagonal else (d, d)), 0.0, np.zeros(d)
 
 
-def _delta(mean_a: np.ndarray, err_a: np.ndarray, mean_b: np.ndarray, err_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _delta(
+    mean_a: np.ndarray, err_a: np.ndarray, mean_b: np.ndarray, err_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """``(mean_b + err_b) - (mean_a + err_a)`` as ``delta, res``: delta rounded, res what it left.
 
     The stored means differ by their rounding (``u |mean|``) from the exact ones; taking both
@@ -184,6 +186,19 @@ def merge_many(ns: np.ndarray, means: np.ndarray, M2s: np.ndarray, w2s: np.ndarr
     return float(n[0]), mean[0], M2[0], float(w2[0]), err[0]
 
 
+def _weighted_products(ns: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``two_product(ns[:, None], offsets)``, cheaper for whole counts below 2**26 (the usual case).
+
+    Such a count is its own high part in Dekker's split (26 bits), so only the offsets are split.
+    """
+    weights = ns[:, None]
+    if not ((ns < 2.0**26).all() and (ns == np.floor(ns)).all()):
+        return two_product(weights, offsets)
+    p = weights * offsets
+    hi, lo = _split(offsets)
+    return p, (weights * hi - p) + weights * lo
+
+
 def segment_sums(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sums over the runs of rows of `values` (p, d) as ``hi, lo``: hi + lo right to about u**2.
 
@@ -193,13 +208,22 @@ def segment_sums(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> t
     summed in float64, their rounding ``u**2`` of the largest value. A run whose ``sigma``
     overflows is summed plainly.
     """
-    run = np.repeat(np.arange(starts.size), sizes)
-    largest = np.maximum.reduceat(np.abs(values), starts)
-    exponent = np.frexp(largest)[1] + np.ceil(np.log2(sizes + 2.0)).astype(np.int64)[:, None]
-    sigma = np.ldexp(1.0, exponent)[run]
-    head = (values + sigma) - sigma
-    hi = np.add.reduceat(head, starts)
-    lo = np.add.reduceat(values - head, starts)
+    if starts.size == 1:  # one run (merge_many, the row kernel's blocks): no gathers, no reduceat
+        largest = np.abs(values).max(axis=0, keepdims=True)
+        sigma = np.ldexp(1.0, np.frexp(largest)[1] + math.ceil(math.log2(values.shape[0] + 2)))
+        head = values + sigma
+        head -= sigma
+        hi = head.sum(axis=0, keepdims=True)
+        np.subtract(values, head, out=head)
+        lo = head.sum(axis=0, keepdims=True)
+    else:
+        run = np.repeat(np.arange(starts.size), sizes)
+        largest = np.maximum.reduceat(np.abs(values), starts)
+        exponent = np.frexp(largest)[1] + np.ceil(np.log2(sizes + 2.0)).astype(np.int64)[:, None]
+        sigma = np.ldexp(1.0, exponent)[run]
+        head = (values + sigma) - sigma
+        hi = np.add.reduceat(head, starts)
+        lo = np.add.reduceat(values - head, starts)
     if not (np.isfinite(hi).all() and np.isfinite(lo).all()):
         plain = np.add.reduceat(values, starts)
         bad = ~(np.isfinite(hi) & np.isfinite(lo))
@@ -252,7 +276,7 @@ def merge_segments(
     offsets, offsets_res = _delta(reference[run], reference_err[run], means, errs)
     safe_n = np.where(n > 0, n, 1.0)
     weights = ns[:, None]
-    products, products_err = two_product(weights, offsets)
+    products, products_err = _weighted_products(ns, offsets)
     total, total_err = segment_sums(products, starts, sizes)
     total_err += finite_or_zero(np.add.reduceat(products_err + weights * offsets_res, starts))
     shift, shift_err = fast_two_sum(*quotient(total, total_err, safe_n[:, None]))
@@ -404,7 +428,9 @@ def _check_removable(
             spread = np.sqrt(np.maximum(su / counts_u[:, None], st / np.where(counts_t > 0, counts_t, 1.0)[:, None]))
         scale = np.abs(means_u) + np.abs(means_t)
         far = np.abs(delta) > _SAME_SUMMARY_RTOL * spread + _REMOVAL_ULPS * u * scale
-        far |= np.abs(su - st) > _SAME_SUMMARY_RTOL * (su + st) + _REMOVAL_ULPS * u * (scale * scale * counts_u[:, None])
+        far |= np.abs(su - st) > (
+            _SAME_SUMMARY_RTOL * (su + st) + _REMOVAL_ULPS * u * (scale * scale * counts_u[:, None])
+        )
         bad |= far & emptied[:, None]
     if bad.any():
         g, i = (int(k) for k in np.argwhere(bad)[0])

@@ -283,7 +283,10 @@ def row_step(
 
 @_jit()
 def row_step_packed(n: float, mean: Any, M2: Any, err: Any, row: Any, out: Any) -> float:
-    """`row_step` with weight 1 into one buffer: ``out[:d]`` the mean, ``out[d:2d]`` its error, ``out[2d:]`` M2 (raveled)."""
+    """`row_step` with weight 1 into one buffer.
+
+    ``out[:d]`` gets the mean, ``out[d:2d]`` its error and ``out[2d:]`` M2 (raveled).
+    """
     d = mean.shape[0]
     total_weight = n + 1.0
     square = 0.0

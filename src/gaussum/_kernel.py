@@ -133,8 +133,7 @@ def _accurate_column_sums(Y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
 def _first_shift(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
     """A two-part shift ``(coarse, fine)`` near the mean of block X, or None if X has no weight.
 
-    The fine part is set to zero where centring on it would change nothing (``X - coarse`` is
-    not coarsely quantised), which saves `_centred_sums` a pass over every block.
+    See `_settled_shift` for the variables left unshifted and the fine parts set to zero.
     """
     n = float(X.shape[0]) if w is None else float(w.sum())
     if n == 0:
@@ -143,7 +142,42 @@ def _first_shift(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.nd
     deviations = X - coarse
     fine = _column_sums(deviations, w) / n
     spread = np.sqrt(_column_sums(deviations * deviations, w) / n)
-    coarse, fine = two_sum(coarse, fine)
+    return _settled_shift(*two_sum(coarse, fine), spread)
+
+
+# A variable whose mean is within this many standard deviations of zero is not shifted at all;
+# it is re-centred only past `_MAX_ZERO_SHIFT_IN_STD` (see `_far`).
+_ZERO_SHIFT_IN_STD = 1.0 / 4.0
+_MAX_ZERO_SHIFT_IN_STD = 1.0 / 2.0
+
+
+def _far(offset: np.ndarray, n: float, squares: np.ndarray, shift: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Which variables' shift is too far from their mean (``offset = mean - shift``) to keep.
+
+    `_MAX_SHIFT_IN_STD` standard deviations, or `_MAX_ZERO_SHIFT_IN_STD` for a variable left
+    unshifted (`_settled_shift`): its values are exact, so only the correction's factor
+    ``2 (offset / std)^2`` counts.
+    """
+    bound = np.where(shift[0] == 0, _MAX_ZERO_SHIFT_IN_STD**2, _MAX_SHIFT_IN_STD**2)
+    far: np.ndarray = offset * offset * n > bound * squares
+    return far
+
+
+def _settled_shift(coarse: np.ndarray, fine: np.ndarray, spread: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two-part shift as the pass uses it: none for variables near zero, no fine part where needless.
+
+    ``X - coarse`` rounds every value whose magnitude is above the shift's; for data centred near
+    zero it does so with a bias (the bits of the shift below ulp(x) are lost alike for every x of
+    a binade), which put the mean 200 ulps off on 1e6 rows. ``X - 0`` is exact, and with the mean
+    within 1/4 of a standard deviation the correction ``c c^T / n`` is at most 1/16 of M2, which
+    costs no digits (the rounding of ``c`` enters M2 times ``2 (mean / std)^2``). Their error-free
+    column sums are then cheap to take in the same pass (`ExactSums`). The fine part is set to
+    zero where centring on it would change nothing (``X - coarse`` is not coarsely quantised),
+    which saves `_centred_sums` a pass over every block.
+    """
+    near = np.abs(coarse) < _ZERO_SHIFT_IN_STD * spread
+    if near.any():
+        coarse, fine = np.where(near, 0.0, coarse), np.where(near, 0.0, fine)
     if (np.spacing(np.abs(coarse)) <= _QUANTUM_OF_SPREAD * spread).all():
         fine = np.zeros_like(fine)
     return coarse, fine
@@ -216,17 +250,22 @@ def _sums_about(
     rows: int,
     name: str,
     shift: tuple[np.ndarray, np.ndarray] | None,
-) -> tuple[float, float, tuple[np.ndarray, np.ndarray], np.ndarray, int, tuple[np.ndarray, np.ndarray] | None]:
+) -> tuple[
+    float, float, tuple[np.ndarray, np.ndarray], np.ndarray, int, tuple[np.ndarray, np.ndarray] | None, ExactSums | None
+]:
     """One pass over X: total weight, w2, column sums (two parts) and scatter about `shift`, rows dropped.
 
-    With ``shift=None`` the shift is taken from the first block that has weight. Non-finite values
-    are found without an extra pass: a block with NaN or inf has non-finite sums, and only then is
-    it searched, so clean data pays nothing for the check.
+    With ``shift=None`` the shift is taken from the first block that has weight, and the
+    error-free sums of the variables it leaves unshifted (near zero) are taken too (the last
+    item; None when there are none, or when a shift was given). Non-finite values are found
+    without an extra pass: a block with NaN or inf has non-finite sums, and only then is it
+    searched, so clean data pays nothing for the check.
     """
     d = X.shape[1]
     n, w2, c, c_err = 0.0, 0.0, np.zeros(d), np.zeros(d)
     scatter = np.zeros(d if diagonal else (d, d))
     dropped = 0
+    exact = None
     for start, block, w, q in _blocks(X, weights, rows):
         cleaned = False
         if shift is None:
@@ -240,6 +279,11 @@ def _sums_about(
             if first is None:
                 continue
             shift = first
+            unshifted = _exact_candidates(block, w, shift, X.shape[0] * d, X.shape[0])
+            if unshifted.size:
+                # Variables near zero: their error-free sums are taken in this pass, while each
+                # block is in cache, for `_refined` (a mean near zero needs them).
+                exact = ExactSums(None if unshifted.size == d else unshifted, unshifted.size)
         n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal)
         squares = s_b if diagonal else np.diagonal(s_b)
         if nan_policy != "propagate" and not _all_finite(c_b, squares):
@@ -252,6 +296,8 @@ def _sums_about(
             n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal)
             if not _all_finite(c_b, s_b if diagonal else np.diagonal(s_b)):
                 raise overflow_error(name, block)  # rows were dropped: indices no longer apply
+        if exact is not None:
+            exact.add(block, w)
         n += n_b
         w2 += n_b if q is None else float(q.sum())
         # The blocks' column sums are added with their rounding kept (two-sum): it is d floats
@@ -259,7 +305,7 @@ def _sums_about(
         c, lost = two_sum(c, c_b)
         c_err += lost
         scatter += s_b
-    return n, w2, (c, c_err), scatter, dropped, shift
+    return n, w2, (c, c_err), scatter, dropped, shift, exact
 
 
 def summarize_rows(
@@ -306,15 +352,20 @@ def summarize_rows(
         result = _summarize_compiled(X, weights, diagonal, nan_policy, rows, name)
         if result is not None:
             return result
-    shift = None
+    shift: tuple[np.ndarray, np.ndarray] | None = None
+    exact = None
     with np.errstate(all="ignore"):
         for attempt in range(3):
-            n, w2, sums, scatter, dropped, shift = _sums_about(X, weights, diagonal, nan_policy, rows, name, shift)
+            n, w2, sums, scatter, dropped, shift, found = _sums_about(
+                X, weights, diagonal, nan_policy, rows, name, shift
+            )
+            exact = exact or found
             if n == 0:
                 return 0.0, np.zeros(d), np.zeros(d if diagonal else (d, d)), 0.0, np.zeros(d), dropped
             offset = sums[0] / n
             squares = scatter if diagonal else np.diagonal(scatter)
-            far = offset * offset * n > _MAX_SHIFT_IN_STD**2 * squares
+            assert shift is not None  # n > 0: some block had weight, and gave the shift
+            far = _far(offset, n, squares, shift)
             # After the last pass the shift must stay the one its sums were taken about.
             if not far.any() or not _all_finite(offset) or attempt == 2:
                 break
@@ -322,7 +373,7 @@ def summarize_rows(
             shift = two_sum(shift[0], shift[1] + offset)
     assert shift is not None  # n > 0: some block had weight, and gave the shift
     result = _finish(n, w2, sums, scatter, shift, diagonal, nan_policy, name, dropped)
-    return _refined(X, weights, rows, result)
+    return _refined(X, weights, rows, result, exact)
 
 
 def _finish(
@@ -357,7 +408,9 @@ def _finish(
             # rounding residue: bound them by Cauchy-Schwarz so the value is one the checks accept.
             consistent_scatter(M2)
     if nan_policy != "propagate" and not (math.isfinite(n) and math.isfinite(w2)):
-        raise Float64OverflowError(f"the weights of {name} overflow float64 when summed (total {n:g}); rescale them first")
+        raise Float64OverflowError(
+            f"the weights of {name} overflow float64 when summed (total {n:g}); rescale them first"
+        )
     return n, mean, M2, w2, mean_err, dropped
 
 
@@ -385,65 +438,194 @@ def mean_from_shift(
     return mean, err
 
 
-# Data this many values or fewer, whose mean is within this many standard deviations of zero,
+# Data of this many values or fewer, whose mean is within this many standard deviations of zero,
 # has its mean taken again by an error-free column sum (`_refined`): a mean that is small next
-# to the spread is a small difference of large terms, and the centred sums then leave it a few
-# ulps off. Past that size the rounding of the centred values averages out (its mean is about
-# u std / sqrt(N)), so only a mean within `_CENTRED_RATIO / sqrt(N)` deviations of zero needs it.
+# to the spread is a small difference of large terms, which the column sums leave a few ulps
+# off. Past that size the sums' rounding grows like u std sqrt(N) (measured: 5e4 u on 1e6 rows
+# of unit spread), so only a mean within `_CENTRED_RATIO / sqrt(N)` standard deviations of zero
+# needs it (measured: 1.7 ulps at 64 / sqrt(N), 3 at 16 / sqrt(N)); only such variables are redone.
 _SMALL_VALUES = 2**18
 _NEAR_ZERO_STDS = 16.0
-_CENTRED_RATIO = 64.0
+_CENTRED_RATIO = 256.0
 
 
-def _near_zero(mean: np.ndarray, squares: np.ndarray, n: float, values: int) -> bool:
-    """True when some mean is close enough to zero, for its spread, that `_refined` must redo it."""
+def _double_quotient(
+    hi: np.ndarray, lo: np.ndarray, n_hi: np.ndarray, n_lo: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(hi + lo) / (n_hi + n_lo)`` as ``q, e``, right to about u**2 (n a double-float too)."""
+    q = hi / n_hi
+    p, e = two_product(q, n_hi)
+    return q, (((hi - p) - e) + lo - q * n_lo) / n_hi
+
+
+def _near_zero(mean: np.ndarray, squares: np.ndarray, n: float, values: int) -> np.ndarray:
+    """Which means are close enough to zero, for their spread, that `_refined` must redo them."""
     with np.errstate(all="ignore"):
         spread = np.sqrt(squares / n)
     ratio = _NEAR_ZERO_STDS if values <= _SMALL_VALUES else _CENTRED_RATIO / math.sqrt(max(n, 1.0))
-    return bool((np.abs(mean) < ratio * spread).any())
+    near: np.ndarray = np.abs(mean) < ratio * spread
+    return near
+
+
+def _exact_candidates(
+    block: np.ndarray, w: np.ndarray | None, shift: tuple[np.ndarray, np.ndarray], values: int, rows: int
+) -> np.ndarray:
+    """The variables, left unshifted, whose mean the first block puts where `_near_zero` will flag it.
+
+    Twice `_near_zero`'s bound, for the first block's mean is only an estimate of the whole's.
+    """
+    unshifted = np.flatnonzero(shift[0] == 0)
+    if not unshifted.size or values <= _SMALL_VALUES:
+        return unshifted
+    n = float(block.shape[0]) if w is None else float(w.sum())
+    with np.errstate(all="ignore"):
+        part = block[:, unshifted]
+        mean = _column_sums(part, w) / n
+        spread = np.sqrt(_column_sums((part - mean) ** 2, w) / n)
+    near: np.ndarray = unshifted[np.abs(mean) < 2 * _CENTRED_RATIO / math.sqrt(rows) * spread]
+    return near
+
+
+class ExactSums:
+    """Error-free column sums ``sum w_i x_i``, and ``sum w_i``, of some variables, block by block.
+
+    Dekker's two-product for the weighted values, then Rump, Ogita and Oishi's extraction
+    (`_combine.segment_sums`) over about `_EXACT_ROWS` rows at a time, those sums added by
+    two-sum: every sum is a double-float right to about u**2 of the largest term. Rows are
+    gathered into a buffer first, so the numpy calls are paid once per buffer, not per block.
+    """
+
+    def __init__(self, columns: np.ndarray | None, k: int) -> None:
+        self.columns = columns  # None: every variable
+        self._column_list = [] if columns is None else [int(c) for c in columns]
+        self.hi, self.lo = np.zeros(k), np.zeros(k)
+        self.n_hi, self.n_lo = 0.0, 0.0
+        self.weighted = False
+        self._values = np.empty((k, _EXACT_ROWS))  # variables by rows: reductions along rows are contiguous
+        self._weights = np.empty(_EXACT_ROWS)
+        self._filled = 0
+
+    def add(self, block: np.ndarray, w: np.ndarray | None) -> None:
+        """Add the rows of a float64 block (all of its variables) and their weights (None: ones)."""
+        start = 0
+        while start < block.shape[0]:
+            take = min(block.shape[0] - start, _EXACT_ROWS - self._filled)
+            rows = block[start:start + take]
+            out = self._values[:, self._filled:self._filled + take]
+            if self.columns is None:
+                out[...] = rows.T
+            else:
+                for i, column in enumerate(self._column_list):  # strided copies: cheaper than fancy indexing
+                    out[i] = rows[:, column]
+            if w is not None:
+                self.weighted = True
+                self._weights[self._filled:self._filled + take] = w[start:start + take]
+            elif self.weighted:
+                self._weights[self._filled:self._filled + take] = 1.0
+            self._filled += take
+            start += take
+            if self._filled == _EXACT_ROWS:
+                self._flush()
+
+    def _flush(self) -> None:
+        k = self._filled
+        if not k:
+            return
+        values = self._values[:, :k]
+        with np.errstate(all="ignore"):
+            values_err = None
+            if self.weighted:
+                w = self._weights[:k]
+                values, values_err = two_product(values, w)
+                head, tail = _one_segment_sum(w[None])
+                self.n_hi, lost = two_sum(self.n_hi, float(head[0]))
+                self.n_lo += lost + float(tail[0])
+            head, tail = _one_segment_sum(values)
+            self.hi, lost = two_sum(self.hi, head)
+            self.lo += lost + tail
+            if values_err is not None:
+                self.lo += values_err.sum(axis=1)
+        self._filled = 0
+
+    def mean(self, n: float, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """The means and their rounding errors; `n` is the count when unweighted (exact)."""
+        self._flush()
+        with np.errstate(all="ignore"):
+            if not self.weighted:
+                q, q_err = quotient(self.hi, self.lo, n)
+            else:
+                # Rows added before the first weighted block counted 1 each.
+                total = self.n_hi + self.n_lo
+                q, q_err = _double_quotient(
+                    self.hi, self.lo, np.array(total), np.array((self.n_hi - total) + self.n_lo)
+                )
+            mean, err = two_sum(q, q_err)
+        return mean, err
+
+
+# Rows of the variables near zero summed at a time by `ExactSums`.
+_EXACT_ROWS = 2**15
+
+
+def _one_segment_sum(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_combine.segment_sums` along the rows of `values` (f, k), as one run: ``hi, lo`` of shape (f,)."""
+    largest = np.abs(values).max(axis=1)
+    sigma = np.ldexp(1.0, np.frexp(largest)[1] + math.ceil(math.log2(values.shape[1] + 2)))[:, None]
+    head = values + sigma
+    head -= sigma
+    hi: np.ndarray = head.sum(axis=1)
+    np.subtract(values, head, out=head)
+    lo: np.ndarray = head.sum(axis=1)
+    if not (np.isfinite(hi).all() and np.isfinite(lo).all()):  # sigma overflowed: plain sums
+        plain = values.sum(axis=1)
+        bad = ~(np.isfinite(hi) & np.isfinite(lo))
+        hi, lo = np.where(bad, plain, hi), np.where(bad, 0.0, lo)
+    return hi, lo
 
 
 def _refined(
-    X: np.ndarray, weights: Weights, rows: int, result: tuple[float, np.ndarray, np.ndarray, float, np.ndarray, int]
+    X: np.ndarray,
+    weights: Weights,
+    rows: int,
+    result: tuple[float, np.ndarray, np.ndarray, float, np.ndarray, int],
+    exact: ExactSums | None = None,
 ) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray, int]:
-    """`result` with its mean recomputed by error-free column sums where the mean is near zero.
+    """`result` with the means that `_near_zero` flags taken from error-free column sums (`ExactSums`).
 
-    ``sum w_i x_i`` is taken without rounding error: Dekker's two-product for the weighted
-    values, then Rump, Ogita and Oishi's extraction (`_combine.segment_sums`) block by block,
-    the blocks added by two-sum; the mean is then correctly rounded to within an ulp. Only for
-    finite results whose mean `_near_zero` flags (rows that ``nan_policy="omit"`` dropped are
-    left out again); M2 is kept.
+    The mean is then correctly rounded to within an ulp. The sums of the variables the shift left
+    at zero come from the pass itself (`exact`); any other flagged variable costs one more read of
+    X. Only for finite results (rows that ``nan_policy="omit"`` dropped are left out again); M2 is
+    kept.
     """
     n, mean, M2, w2, mean_err, dropped = result
     if n == 0 or not np.isfinite(mean).all():
         return result
     squares = M2 if M2.ndim == 1 else np.diagonal(M2)
-    if not _near_zero(mean, squares, n, X.shape[0] * X.shape[1]):
-        return result
+    near = _near_zero(mean, squares, n, X.shape[0] * X.shape[1])
     d = X.shape[1]
-    hi, lo = np.zeros(d), np.zeros(d)
-    start = np.zeros(1, dtype=np.intp)
-    with np.errstate(all="ignore"):
+    covered = np.zeros(d, dtype=bool)
+    if exact is not None:
+        # Sums taken in the pass already: every variable they cover gets the error-free mean.
+        covered[slice(None) if exact.columns is None else exact.columns] = True
+        near |= covered
+    if not near.any():
+        return result
+    if not (near <= covered).all():
+        exact = ExactSums(None if near.all() else np.flatnonzero(near), int(near.sum()))
         for _, block, w, _ in _blocks(X, weights, rows):
             if dropped:  # the rows nan_policy="omit" left out: those with NaN or inf
                 finite = np.isfinite(block).all(axis=1)
                 block, w = block[finite], None if w is None else w[finite]
-                if not block.shape[0]:
-                    continue
-            if w is None:
-                values, values_err = block, None
-            else:
-                values, values_err = two_product(block, w[:, None])
-            head, tail = segment_sums(values, start, np.array([block.shape[0]]))
-            hi, lost = two_sum(hi, head[0])
-            lo += lost + tail[0]
-            if values_err is not None:
-                lo += values_err.sum(axis=0)
-        exact_mean, exact_err = quotient(hi, lo, n)
-        mean, err = two_sum(exact_mean, exact_err)
-    if not (np.isfinite(mean).all() and np.isfinite(err).all()):
+            exact.add(block, w)
+    assert exact is not None
+    exact_mean, exact_err = exact.mean(n, X.shape[0])
+    if not (np.isfinite(exact_mean).all() and np.isfinite(exact_err).all()):
         return result
-    return n, mean, M2, w2, err, dropped
+    columns = np.arange(d) if exact.columns is None else exact.columns
+    mean, mean_err = mean.copy(), mean_err.copy()
+    take = near[columns]
+    mean[columns[take]], mean_err[columns[take]] = exact_mean[take], exact_err[take]
+    return n, mean, M2, w2, mean_err, dropped
 
 
 def _compensated_sum(parts: np.ndarray, errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -493,9 +675,7 @@ def _summarize_compiled(
             return None
         if not _all_finite(moments):
             return None
-        coarse, fine = two_sum(moments[0], moments[1])
-        if (np.spacing(np.abs(coarse)) <= _QUANTUM_OF_SPREAD * np.sqrt(moments[2])).all():
-            fine = np.zeros(d)
+        coarse, fine = _settled_shift(*two_sum(moments[0], moments[1]), np.sqrt(moments[2]))
         blocks = -(-N // rows)
         products = d if diagonal else d * (d + 1) // 2
         n_b, c_b, s_b = np.empty(blocks), np.empty((blocks, 2, d)), np.empty((blocks, products))
@@ -509,7 +689,7 @@ def _summarize_compiled(
             if n == 0:
                 return None
             offset = c / n
-            far = offset * offset * n > _MAX_SHIFT_IN_STD**2 * packed[diag_entries]
+            far = _far(offset, n, packed[diag_entries], (coarse, fine))
             if not far.any() or attempt == 2:
                 break
             coarse, fine = two_sum(coarse, fine + offset)
@@ -636,26 +816,36 @@ def _exact_segment_means(
         picked_starts = np.concatenate(([0], np.cumsum(picked)[:-1]))
         values = Xt[:, np.repeat(which, sizes)]
     values_err = None
+    n_hi, n_lo = n[which], np.zeros(picked.size)
     if w is not None:
         weights = w if which.all() else w[np.repeat(which, sizes)]
         values, values_err = two_product(values, weights)
-    run = np.repeat(np.arange(picked.size), picked)
-    largest = np.maximum.reduceat(np.abs(values), picked_starts, axis=1)
-    exponent = np.frexp(largest)[1] + np.ceil(np.log2(picked + 2.0)).astype(np.int64)
-    sigma = np.ldexp(1.0, exponent)[:, run]
-    head = values + sigma
-    head -= sigma
-    hi = _segment_sums(head, picked_starts)
-    np.subtract(values, head, out=head)
-    lo = _segment_sums(head, picked_starts)
+        # The total weight as a double-float too: n itself is a rounded sum of the weights.
+        n_hi, n_lo = _segment_sums_exact(weights[None], picked_starts, picked)
+        n_hi, n_lo = n_hi[0], n_lo[0]
+    hi, lo = _segment_sums_exact(values, picked_starts, picked)
     if values_err is not None:
         lo += _segment_sums(values_err, picked_starts)
-    q, q_err = quotient(hi, lo, n[which])
+    total, total_err = n_hi + n_lo, (n_hi - (n_hi + n_lo)) + n_lo
+    q, q_err = _double_quotient(hi, lo, total, total_err)
     mean, err = two_sum(q, q_err)
     fallback = ~(np.isfinite(mean) & np.isfinite(err))
     if fallback.any():  # an overflowed split or product: the caller keeps the corrected two-pass value
         return np.where(fallback, np.nan, mean), np.where(fallback, 0.0, err)
     return mean, err
+
+
+def _segment_sums_exact(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_combine.segment_sums` along the columns of `values` (m, k): per segment, ``hi, lo`` of shape (m, s)."""
+    run = np.repeat(np.arange(sizes.size), sizes)
+    largest = np.maximum.reduceat(np.abs(values), starts, axis=1)
+    exponent = np.frexp(largest)[1] + np.ceil(np.log2(sizes + 2.0)).astype(np.int64)
+    sigma = np.ldexp(1.0, exponent)[:, run]
+    head = values + sigma
+    head -= sigma
+    hi = _segment_sums(head, starts)
+    np.subtract(values, head, out=head)
+    return hi, _segment_sums(head, starts)
 
 
 @functools.lru_cache(maxsize=32)
@@ -807,7 +997,9 @@ def _finite_rows(X: np.ndarray) -> np.ndarray:
     return finite
 
 
-def _stack_is_finite(counts: np.ndarray, means: np.ndarray, M2: np.ndarray, w2: np.ndarray, mean_errs: np.ndarray) -> bool:
+def _stack_is_finite(
+    counts: np.ndarray, means: np.ndarray, M2: np.ndarray, w2: np.ndarray, mean_errs: np.ndarray
+) -> bool:
     """True when every count, mean and variance is finite (a NaN or inf in a row spoils them)."""
     squares = M2 if M2.ndim <= 2 else np.diagonal(M2, axis1=1, axis2=2)
     return all(bool(np.isfinite(a).all()) for a in (counts, w2, means, squares))

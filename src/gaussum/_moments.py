@@ -310,7 +310,12 @@ class Moments(Frozen):
 
     @classmethod
     def trusted(
-        cls, counts: np.ndarray, means: np.ndarray, M2: np.ndarray, w2: np.ndarray, mean_errors: np.ndarray | None = None
+        cls,
+        counts: np.ndarray,
+        means: np.ndarray,
+        M2: np.ndarray,
+        w2: np.ndarray,
+        mean_errors: np.ndarray | None = None,
     ) -> Moments:
         """Wrap arrays this package computed itself: no copy, no checks; marks them read-only.
 
@@ -319,7 +324,11 @@ class Moments(Frozen):
         self = object.__new__(cls)
         errors = np.zeros(means.shape) if mean_errors is None else mean_errors
         self._set(
-            counts=readonly(counts), means=readonly(means), M2=readonly(M2), w2=readonly(w2), mean_errors=readonly(errors)
+            counts=readonly(counts),
+            means=readonly(means),
+            M2=readonly(M2),
+            w2=readonly(w2),
+            mean_errors=readonly(errors),
         )
         return self
 
@@ -354,12 +363,14 @@ class Moments(Frozen):
             raise ValueError(f"M2 must have shape {expected} to match {names.mean} {means.shape[1:]}, got {got}")
         w2 = counts.copy() if w2 is None else w2
         if w2.shape != (g,):
-            raise ValueError(f"w2 must have shape {() if names._group is None else (g,)}, got {w2.shape[1:] or w2.shape}")
+            expected_w2 = () if names._group is None else (g,)
+            raise ValueError(f"w2 must have shape {expected_w2}, got {w2.shape[1:] or w2.shape}")
         for label, array in ((names.count, counts), ("w2", w2)):
             bad = ~np.isfinite(array) | (array < 0)
             if bad.any():
                 i = _first_bad(bad)
-                raise ValueError(f"{label} must be finite and non-negative; {names.at(label, i) if names._group else label} is {float(array[i])!r}")
+                where = names.at(label, i) if names._group else label
+                raise ValueError(f"{label} must be finite and non-negative; {where} is {float(array[i])!r}")
         for label, array in ((names.mean, means), ("M2", M2)):
             if not np.isfinite(array).all():
                 i = _first_bad(~np.isfinite(array))
@@ -387,7 +398,8 @@ class Moments(Frozen):
         if weightless.any():
             k = int(np.flatnonzero(weightless)[0])
             raise ValueError(
-                f"w2 must be positive where {names.count} is{names.of(k)}; got w2 = 0 with {names.count} = {float(counts[k])!r}"
+                f"w2 must be positive where {names.count} is{names.of(k)}; "
+                f"got w2 = 0 with {names.count} = {float(counts[k])!r}"
             )
         if mean_errors is not None:
             check_mean_errors(means, mean_errors, names)
@@ -428,7 +440,9 @@ class Moments(Frozen):
 
     def is_finite(self) -> bool:
         """True unless a field holds NaN or inf (only ``nan_policy="propagate"`` makes such)."""
-        return bool(np.isfinite(self.means).all() and np.isfinite(self.squares()).all() and np.isfinite(self.counts).all())
+        return bool(
+            np.isfinite(self.means).all() and np.isfinite(self.squares()).all() and np.isfinite(self.counts).all()
+        )
 
     # -- derived quantities -------------------------------------------------------------------
 
@@ -489,7 +503,8 @@ class Moments(Frozen):
             return np.where(self.M2 > 0, 1.0, np.nan)
         scale = np.sqrt(self.squares())
         if (scale == 0).any():
-            warnings.warn("correlation of a variable with zero variance is undefined (NaN)", RuntimeWarning, stacklevel=stacklevel + 1)
+            message = "correlation of a variable with zero variance is undefined (NaN)"
+            warnings.warn(message, RuntimeWarning, stacklevel=stacklevel + 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             corr = self.M2 / (scale[:, :, None] * scale[:, None, :])
         np.clip(corr, -1.0, 1.0, out=corr)

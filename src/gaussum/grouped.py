@@ -137,7 +137,8 @@ class GroupedSummary(Frozen):
         if count_array.shape != (g,):
             raise ValueError(f"counts must have shape ({g},) to match the keys, got {count_array.shape}")
         mean_array = as_field(means, "means")
-        if mean_array.ndim not in (1, 2) or mean_array.shape[0] != g or (mean_array.ndim == 2 and mean_array.shape[1] == 0):
+        no_variables = mean_array.ndim == 2 and mean_array.shape[1] == 0
+        if mean_array.ndim not in (1, 2) or mean_array.shape[0] != g or no_variables:
             raise ValueError(f"means must have shape ({g},) or ({g}, d) with d >= 1, got {mean_array.shape}")
         w2_array = None if w2 is None else as_field(w2, "w2")
         error_array = None if mean_errors is None else as_field(mean_errors, "mean_errors")
@@ -451,7 +452,8 @@ class GroupedSummary(Frozen):
     def total(self) -> GaussianSummary:
         """The summary of all rows, whatever their key (the k-way merge of every group)."""
         if len(self) == 0:
-            return GaussianSummary.empty(None if self._moments.scalar else self.d, diagonal=self.diagonal, names=self.names)
+            d = None if self._moments.scalar else self.d
+            return GaussianSummary.empty(d, diagonal=self.diagonal, names=self.names)
         means, M2 = self._moments.as_2d()
         errs = self._moments.mean_errors.reshape(means.shape)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -462,7 +464,9 @@ class GroupedSummary(Frozen):
             (float(n[0]), mean[0], m2[0], float(w2[0]), err[0]), self._moments.scalar, self.names
         )
         if self._moments.is_finite() and not total._is_finite():
-            raise Float64OverflowError("the total overflows float64 (sums of squares past 1.8e308); rescale the data first")
+            raise Float64OverflowError(
+                "the total overflows float64 (sums of squares past 1.8e308); rescale the data first"
+            )
         return total
 
     def to_diagonal(self) -> GroupedSummary:
@@ -498,7 +502,8 @@ class GroupedSummary(Frozen):
         Examples
         --------
         >>> from gaussum import GroupedSummary
-        >>> g = GroupedSummary.from_samples(["a", "a", "b", "b"], [[1.0, 2.0], [3.0, 2.0], [5.0, 0.0], [4.0, 1.0]], names=["x", "y"])
+        >>> rows = [[1.0, 2.0], [3.0, 2.0], [5.0, 0.0], [4.0, 1.0]]
+        >>> g = GroupedSummary.from_samples(["a", "a", "b", "b"], rows, names=["x", "y"])
         >>> g.to_pandas().columns.tolist()
         ['n', 'effective_n', 'mean_x', 'mean_y', 'var_x', 'var_y']
         """
@@ -576,7 +581,8 @@ class GroupedSummary(Frozen):
         if len(other) == 0:
             return self
         if len(self) == 0:
-            raise ValueError(f"cannot remove key {keyset.label(other._keys[0])!r}: the summary it is removed from has no keys")
+            key = keyset.label(other._keys[0])
+            raise ValueError(f"cannot remove key {key!r}: the summary it is removed from has no keys")
         keyset.concatenate_keys([self._keys, other._keys])  # refuses keys of another kind
         at = np.array([self._index(k) if self._index(k) is not None else -1 for k in other._keys], dtype=np.intp) \
             if _has_missing_key(other._keys) else np.minimum(np.searchsorted(self._keys, other._keys), len(self) - 1)
@@ -594,7 +600,9 @@ class GroupedSummary(Frozen):
                 right.counts, means_t, M2_t, right.w2, errs_t,
             )
         if left.is_finite() and right.is_finite() and not (np.isfinite(mean).all() and np.isfinite(M2).all()):
-            raise Float64OverflowError("the result overflows float64 (sums of squares past 1.8e308); rescale the data first")
+            raise Float64OverflowError(
+                "the result overflows float64 (sums of squares past 1.8e308); rescale the data first"
+            )
         counts, means, M2s, w2s = left.counts.copy(), means_u.copy(), M2_u.copy(), left.w2.copy()
         errs = errs_u.copy()
         counts[at], means[at], M2s[at], w2s[at], errs[at] = n, mean, M2, w2, err
@@ -630,14 +638,15 @@ class GroupedSummary(Frozen):
         items = [s._aligned(names, "merge") if s.names is not None else s for s in items]
         items = [s for s in items if len(s)] or items[:1]
         if len(items) == 1:
-            return items[0] if items[0].names == names else GroupedSummary._trusted(items[0]._keys, items[0]._moments, names)
+            only = items[0]
+            return only if only.names == names else GroupedSummary._trusted(only._keys, only._moments, names)
         keys = keyset.concatenate_keys([s._keys for s in items])
         uniques, codes = keyset.factorize(keys)
         order = keyset.sort_order(codes, uniques.size)
         fields = [
             (s.counts, *s._moments.as_2d(), s.w2, s._moments.mean_errors.reshape(len(s), -1)) for s in items
         ]
-        counts, means, M2, w2, errs = (np.concatenate(parts)[order] for parts in zip(*fields))
+        counts, means, M2, w2, errs = (np.concatenate(parts)[order] for parts in zip(*fields, strict=True))
         sorted_codes = codes[order]
         starts = np.flatnonzero(np.concatenate(([True], sorted_codes[1:] != sorted_codes[:-1])))
         with np.errstate(over="ignore", invalid="ignore"):
@@ -646,7 +655,9 @@ class GroupedSummary(Frozen):
             means, M2, errs = means[:, 0], M2[:, 0], errs[:, 0]
         result = Moments.trusted(counts, means, M2, w2, errs)
         if not result.is_finite() and all(s._moments.is_finite() for s in items):
-            raise Float64OverflowError("the result overflows float64 (sums of squares past 1.8e308); rescale the data first")
+            raise Float64OverflowError(
+                "the result overflows float64 (sums of squares past 1.8e308); rescale the data first"
+            )
         return cls._trusted(uniques, result, names)
 
     def _aligned(self, names: tuple[str, ...] | None, verb: str) -> GroupedSummary:
@@ -713,7 +724,11 @@ class GroupedSummary(Frozen):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, GroupedSummary):
             return NotImplemented
-        return self.names == other.names and keyset.same_keys(self._keys, other._keys) and self._moments.equal(other._moments)
+        return (
+            self.names == other.names
+            and keyset.same_keys(self._keys, other._keys)
+            and self._moments.equal(other._moments)
+        )
 
     def __hash__(self) -> int:
         # Python's float hash already treats 0.0 and -0.0 alike, as == does.
@@ -804,7 +819,9 @@ class GroupedSummary(Frozen):
         if not isinstance(data["diagonal"], bool):
             raise ValueError(f"grouped summary dict field 'diagonal' must be true or false, got {data['diagonal']!r}")
         if isinstance(data["keys"], list) and len(data["keys"]) > max_groups:
-            raise ValueError(f"grouped summary dict has {len(data['keys']):,} keys, more than max_groups={max_groups:,}")
+            raise ValueError(
+                f"grouped summary dict has {len(data['keys']):,} keys, more than max_groups={max_groups:,}"
+            )
         key_dtype = keyset.parse_key_dtype(data["key_dtype"])
         keys = keyset.parse_keys(data["keys"], key_dtype)
         g = keys.size
@@ -882,7 +899,10 @@ class GroupedSummary(Frozen):
         count = f"{int(total):_}" if total < 1e15 and total.is_integer() else f"{total:g}"
         kind = "scalar" if self._moments.scalar else ("diagonal" if self.diagonal else "full")
         keys = np.array2string(self._keys, threshold=6, edgeitems=2, separator=", ")
-        names = "" if self.names is None else f", names={self.names!r}" if self.d <= 6 else f", names=({self.names[0]!r}, ...)"
+        if self.names is None:
+            names = ""
+        else:
+            names = f", names={self.names!r}" if self.d <= 6 else f", names=({self.names[0]!r}, ...)"
         return f"GroupedSummary(groups={len(self):_}, n={count}, d={self.d}, {kind}{names}, keys={keys})"
 
 

@@ -181,7 +181,13 @@ class GaussianSummary(Frozen):
 
     @classmethod
     def _trusted_frozen(
-        cls, n: float, mean: np.ndarray, M2: np.ndarray, w2: float, mean_error: np.ndarray, names: tuple[str, ...] | None
+        cls,
+        n: float,
+        mean: np.ndarray,
+        M2: np.ndarray,
+        w2: float,
+        mean_error: np.ndarray,
+        names: tuple[str, ...] | None,
     ) -> GaussianSummary:
         """`_trusted` for float fields and arrays already read-only with a read-only base (`_compiled.row_update`)."""
         self = object.__new__(cls)
@@ -427,7 +433,9 @@ class GaussianSummary(Frozen):
             M2 = np.zeros(cov_array.shape)
             if count == 0:
                 if mean_array.any():
-                    raise ValueError(f"a summary of no observations (n == 0) must have zero mean, got {mean_array.tolist()}")
+                    raise ValueError(
+                        f"a summary of no observations (n == 0) must have zero mean, got {mean_array.tolist()}"
+                    )
                 mean_array = np.zeros(mean_array.shape)
         else:
             try:
@@ -937,7 +945,14 @@ class GaussianSummary(Frozen):
                 return GaussianSummary._trusted(step[0], step[1], step[2], step[3], self.names, step[4])
         else:
             step = _combine.add_row(
-                self.n, self.mean.reshape(1), self.M2.reshape(1), self.w2, self.mean_error.reshape(1), row.reshape(1), w, w * a
+                self.n,
+                self.mean.reshape(1),
+                self.M2.reshape(1),
+                self.w2,
+                self.mean_error.reshape(1),
+                row.reshape(1),
+                w,
+                w * a,
             )
             if step is not None and math.isfinite(step[3]):
                 return GaussianSummary._from_1d(step, True)
@@ -1065,7 +1080,8 @@ class GaussianSummary(Frozen):
         try:
             M2 = float_tree(data["M2"], "summary dict field 'M2'", expected)
         except ValueError as exc:
-            raise ValueError(str(exc).replace("summary dict field 'M2' must have shape", "M2 must have shape")) from None
+            message = str(exc).replace("summary dict field 'M2' must have shape", "M2 must have shape")
+            raise ValueError(message) from None
         mean_error = None
         if "mean_error" in data:
             mean_error = float_tree(data["mean_error"], "summary dict field 'mean_error'", [mean_shape])
@@ -1126,7 +1142,8 @@ class GaussianSummary(Frozen):
         weights = "" if self.w2 == self.n else f", effective_n={self.effective_n:.6g}"
         if self.names is not None:
             shown = self.names if self.d <= 6 else (*self.names[:3], "...", *self.names[-2:])
-            weights += ", names=(" + ", ".join(n if n == "..." and len(shown) < self.d else repr(n) for n in shown) + ")"
+            listed = ", ".join(n if n == "..." and len(shown) < self.d else repr(n) for n in shown)
+            weights += ", names=(" + listed + ")"
         if self.d <= 4:
             opts = dict(precision=6, separator=", ", suppress_small=False)
             mean = np.array2string(self.mean, **opts)  # type: ignore[arg-type]

@@ -1,0 +1,320 @@
+"""The compensated mean (issue 19): each mean's rounding error, kept and carried by every path.
+
+References never share gaussum's code: exact means from `fractions.Fraction` (small data) or from
+`math.fsum` (the sum correctly rounded, and its remainder), and covariances of the data centred on
+that exact mean, summed pairwise by numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from gaussum import GaussianSummary, GroupedSummary, _compiled, cli
+
+U = np.finfo(np.float64).eps / 2
+
+
+# -- references -----------------------------------------------------------------------------------
+
+
+def exact_mean(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column, the exact mean of the float64 values as a double-float ``hi + lo`` (to u**2).
+
+    ``math.fsum`` is correctly rounded; the fsum of the values less that sum is what it left.
+    """
+    N, d = X.shape
+    hi, lo = np.empty(d), np.empty(d)
+    for j in range(d):
+        column = X[:, j].tolist()
+        total = math.fsum(column)
+        rest = math.fsum([*column, -total])
+        mean = (Fraction(total) + Fraction(rest)) / N
+        hi[j] = float(mean)
+        lo[j] = float(mean - Fraction(hi[j]))
+    return hi, lo
+
+
+def reference_covariance(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The covariance of X (ddof=1) about its exact mean, and that mean as ``hi, lo``.
+
+    ``X - hi`` is exact for data near its mean (Sterbenz); taking ``lo`` off rounds each value to
+    ``u`` of itself, and numpy's pairwise sums of the products round by ``u log N``: far below
+    the errors measured here.
+    """
+    hi, lo = exact_mean(X)
+    Yt = np.ascontiguousarray(((X - hi) - lo).T)
+    C = np.empty((X.shape[1], X.shape[1]))
+    for i in range(X.shape[1]):
+        C[i] = np.sum(Yt[i] * Yt, axis=1)
+    return C / (X.shape[0] - 1), hi, lo
+
+
+def relative_error(C: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.linalg.norm(C - reference) / np.linalg.norm(reference))
+
+
+def ulps_off(mean: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> float:
+    """The largest distance of `mean` from the exact mean ``hi + lo``, in ulps of the mean."""
+    return float(np.max(np.abs((mean - hi) - lo) / np.spacing(np.abs(hi))))
+
+
+def fraction_mean(column) -> Fraction:
+    return sum((Fraction(float(v)) for v in column), Fraction(0)) / len(column)
+
+
+def within_an_ulp(computed: float, exact: Fraction, scale: float) -> bool:
+    """``|computed - exact| <= ulp(exact)``; for an exact mean of 0, within ``4 u**2`` of `scale`.
+
+    A double-float is right to about u**2 of the magnitudes it was built from, which no rounding
+    of the result can hide when the exact result is 0.
+    """
+    error = abs(Fraction(float(computed)) - exact)
+    if exact == 0:
+        return error <= Fraction(4 * U * U * scale)
+    return error <= Fraction(float(np.spacing(abs(float(exact)))))
+
+
+# -- the offset table -----------------------------------------------------------------------------
+
+
+def _table_data(offset: float, spread: float, d: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """1e5 rows of d variables at `offset` with `spread`, and 37 uneven chunks of them."""
+    rng = np.random.default_rng(int(offset) % 1000 + d)
+    X = offset + spread * rng.standard_normal((100_000, d))
+    cuts = np.sort(rng.choice(np.arange(1, X.shape[0]), 36, replace=False))
+    return X, np.split(X, cuts)
+
+
+def _random_tree(parts: list[GaussianSummary], seed: int) -> GaussianSummary:
+    """Merge random pairs until one summary is left."""
+    rng = np.random.default_rng(seed)
+    items = list(parts)
+    while len(items) > 1:
+        i, j = sorted(rng.choice(len(items), 2, replace=False))
+        b, a = items.pop(j), items.pop(i)
+        items.append(a + b)
+    return items[0]
+
+
+@pytest.mark.parametrize("d", [4, 32])
+@pytest.mark.parametrize("spread", [1.0, 1e-3])
+@pytest.mark.parametrize("offset", [1e9, 1.7e9])
+def test_every_merge_order_is_as_accurate_as_one_pass(offset, spread, d):
+    """merge_all, a left fold and a random tree of 37 uneven shards: covariance within 16 u
+    (1.8e-15) at unit spread, within 2x from_samples' own error at spread 1e-3; means within 1 ulp
+    of the exact mean. (Without the compensation: 2e-10 to 1e-6, from the rounding of the means.)"""
+    X, chunks = _table_data(offset, spread, d)
+    reference, hi, lo = reference_covariance(X)
+    whole = GaussianSummary.from_samples(X)
+    bound = 1.8e-15 if spread == 1.0 else 2 * relative_error(whole.covariance(), reference)
+    shards = [GaussianSummary.from_samples(chunk) for chunk in chunks]
+    folded = shards[0]
+    for shard in shards[1:]:
+        folded = folded + shard
+    paths = {
+        "from_samples": whole,
+        "merge_all": GaussianSummary.merge_all(shards),
+        "left fold": folded,
+        "random tree": _random_tree(shards, d),
+    }
+    for path, s in paths.items():
+        assert ulps_off(s.mean, hi, lo) <= 1.0, path
+        if path != "from_samples":
+            assert relative_error(s.covariance(), reference) <= bound, path
+    if spread == 1.0:
+        assert relative_error(whole.covariance(), reference) <= 1.8e-15
+
+
+@pytest.mark.parametrize("mode", ["numpy", "compiled"])
+@pytest.mark.parametrize("d", [4, 32])
+def test_a_row_by_row_stream_keeps_its_mean_to_the_last_bit(mode, d):
+    """20,000 one-row updates at 1e9 with spread 1e-3: the mean within 1 ulp of the exact one, and
+    the covariance within ``u sqrt(N)`` (M2 is one float64 running sum; without the compensated
+    mean it was 1e-4, each step's rounded mean entering the next delta)."""
+    if mode == "compiled" and not _compiled.available():
+        pytest.skip("needs numba, not installed: pip install 'gaussum[fast]'")
+    X, _ = _table_data(1e9, 1e-3, d)
+    X = X[:20_000]
+    reference, hi, lo = reference_covariance(X)
+    with _compiled.forced(mode):
+        s = GaussianSummary.empty(d)
+        for row in X:
+            s = s.update(row)
+    assert ulps_off(s.mean, hi, lo) <= 1.0
+    assert relative_error(s.covariance(), reference) <= U * math.sqrt(X.shape[0])
+
+
+# -- exact means on small data (fractions.Fraction) -----------------------------------------------
+
+
+def test_merged_means_of_small_integer_data_are_within_an_ulp():
+    """9 x 3 integer matrices in [-50, 50): from_samples, a + b (both orders), merge_all, the
+    grouped paths and a - b give means within 1 ulp of the exact ones (each was up to 100-300 ulps
+    off: the step delta * nb / n errs by u |delta|, large next to a small mean)."""
+    rng = np.random.default_rng(19)
+    keys = np.array([0, 1, 0, 1, 0, 1, 0, 1, 1])
+    for _ in range(150):
+        X = rng.integers(-50, 50, (9, 3)).astype(float)
+        a, b = GaussianSummary.from_samples(X[:4]), GaussianSummary.from_samples(X[4:])
+        whole = GaussianSummary.from_samples(X)
+        grouped = GroupedSummary.from_samples(keys, X)
+        grouped_merge = GroupedSummary.from_samples(keys[:4], X[:4]) + GroupedSummary.from_samples(keys[4:], X[4:])
+        pieces = [GaussianSummary.from_samples(X[i : i + 2]) for i in range(0, 9, 2)]
+        for j in range(3):
+            exact = fraction_mean(X[:, j])
+            for path, s in {
+                "from_samples": whole, "a + b": a + b, "b + a": b + a,
+                "merge_all": GaussianSummary.merge_all(pieces), "grouped total": grouped.total(),
+            }.items():
+                assert within_an_ulp(s.mean[j], exact, 50.0), (path, X[:, j])
+            assert within_an_ulp((whole - b).mean[j], fraction_mean(X[:4, j]), 50.0), X[:, j]
+            for k in (0, 1):
+                exact_k = fraction_mean(X[keys == k, j])
+                assert within_an_ulp(grouped.means[k, j], exact_k, 50.0), X[:, j]
+                assert within_an_ulp(grouped_merge.means[k, j], exact_k, 50.0), X[:, j]
+
+
+@pytest.mark.parametrize("mode", ["numpy", "compiled"])
+def test_weighted_means_near_zero_are_within_an_ulp(mode):
+    """Data centred on zero (the mean a small difference of large terms), with frequency and
+    reliability weights: from_samples' mean within 1 ulp of the exact weighted mean. (The weights
+    are dyadic so that each row's weight ``f a`` is exact in float64, as the reference takes it.)"""
+    if mode == "compiled" and not _compiled.available():
+        pytest.skip("needs numba, not installed: pip install 'gaussum[fast]'")
+    rng = np.random.default_rng(23)
+    X = rng.standard_normal((600, 3)) * [1.0, 1e3, 1e-2]
+    f, a = rng.integers(1, 4, 600).astype(float), rng.integers(1, 64, 600) / 32.0
+    with _compiled.forced(mode):
+        plain = GaussianSummary.from_samples(X)
+        weighted = GaussianSummary.from_samples(X, f, aweights=a)
+    w = [Fraction(float(x)) * Fraction(float(y)) for x, y in zip(f, a, strict=True)]
+    for j in range(3):
+        assert within_an_ulp(plain.mean[j], fraction_mean(X[:, j]), 1e3)
+        exact = sum((wi * Fraction(float(x)) for wi, x in zip(w, X[:, j], strict=True)), Fraction(0)) / sum(w)
+        assert within_an_ulp(weighted.mean[j], exact, 1e3)
+
+
+def test_the_error_is_what_the_rounding_left():
+    """``mean + mean_error`` is the exact mean to a few u of the spread (1e11 times finer than the
+    mean's ulp here): the stored error is the rounding itself, not a guess."""
+    X = 1e9 + np.random.default_rng(3).standard_normal((500, 2)) * 1e-3
+    s = GaussianSummary.from_samples(X)
+    for j in range(2):
+        exact = fraction_mean(X[:, j])
+        assert abs(Fraction(float(s.mean[j])) + Fraction(float(s.mean_error[j])) - exact) <= Fraction(4 * U * 1e-3)
+        assert s.mean[j] + s.mean_error[j] == s.mean[j]
+
+
+# -- the field: construction, equality, dicts, pickle, checks -------------------------------------
+
+
+def _summary() -> GaussianSummary:
+    X = 1e6 + np.random.default_rng(5).standard_normal((200, 3))
+    s = GaussianSummary.from_samples(X, names=["a", "b", "c"])
+    assert s.mean_error.any()
+    return s
+
+
+def test_summaries_built_from_moments_have_no_error():
+    """GaussianSummary(n, mean, M2) and from_moments take the error as zero; == tells them apart."""
+    s = _summary()
+    plain = GaussianSummary(s.n, s.mean, s.M2, s.w2, names=s.names)
+    assert plain.mean_error.tolist() == [0.0, 0.0, 0.0]
+    assert GaussianSummary.from_moments(3, [1.0, 2.0], [[1.0, 0.0], [0.0, 1.0]]).mean_error.tolist() == [0.0, 0.0]
+    assert plain != s and plain.isclose(s, rtol=0.0)
+    assert GaussianSummary(s.n, s.mean, s.M2, s.w2, names=s.names, mean_error=s.mean_error) == s
+    assert not s.mean_error.flags.writeable
+
+
+def test_dicts_write_the_error_only_when_there_is_one():
+    """to_dict omits a zero error (the old layout, which still loads) and writes a non-zero one."""
+    s = _summary()
+    data = json.loads(json.dumps(s.to_dict()))
+    assert data["version"] == 2 and data["mean_error"] == s.mean_error.tolist()
+    assert GaussianSummary.from_dict(data) == s
+    old = {k: v for k, v in data.items() if k != "mean_error"}
+    assert GaussianSummary.from_dict(old) == GaussianSummary(s.n, s.mean, s.M2, s.w2, names=s.names)
+    assert "mean_error" not in GaussianSummary(s.n, s.mean, s.M2).to_dict()
+    g = GroupedSummary.from_samples([1, 2, 1, 2, 2], 1e6 + np.arange(10.0).reshape(5, 2) / 3)
+    assert g.mean_errors.shape == (2, 2) and g.mean_errors.any()
+    grouped = json.loads(json.dumps(g.to_dict()))
+    assert GroupedSummary.from_dict(grouped) == g
+    assert "mean_errors" not in GroupedSummary(g.keys(), g.counts, g.means, g.M2).to_dict()
+
+
+def test_pickle_keeps_the_error():
+    """Pickle round trips keep the error, read-only, for both types."""
+    s = _summary()
+    back = pickle.loads(pickle.dumps(s))
+    assert back == s and np.array_equal(back.mean_error, s.mean_error) and not back.mean_error.flags.writeable
+    g = GroupedSummary.from_samples([1, 2, 1], 1e6 + np.arange(6.0).reshape(3, 2) / 7)
+    assert pickle.loads(pickle.dumps(g)) == g
+
+
+@pytest.mark.parametrize(
+    "error, message",
+    [
+        ([np.nan, 0.0, 0.0], r"mean_error\[0\] is nan"),
+        ([0.0, 1e-6, 0.0], r"below half an ulp.*mean_error\[1\] is 1e-06 for a mean of [\d.]+ \(shape \(3,\)\)"),
+        ([0.0, 0.0], r"mean_error.*shape.*\(3,\), got .*\(2,"),
+    ],
+)
+def test_an_error_that_no_rounding_leaves_is_refused(error, message):
+    """A mean error must be finite and below half an ulp of its mean; from_dict refuses the same."""
+    s = _summary()
+    with pytest.raises(ValueError, match=message):
+        GaussianSummary(s.n, s.mean, s.M2, mean_error=error)
+    data = {**s.to_dict(), "mean_error": [0.0 if np.isnan(e) else e for e in error]}
+    if np.isnan(error[0]):
+        return  # JSON has no NaN: the dict case is the other two
+    with pytest.raises(ValueError, match=message):
+        GaussianSummary.from_dict(data)
+
+
+def test_grouped_errors_are_checked_naming_the_key():
+    """GroupedSummary checks each key's errors, naming the key."""
+    with pytest.raises(ValueError, match=r"mean_errors\[1, 0\] is 0\.5 for a mean of 3\.0 \(shape \(2, 1\)\)"):
+        GroupedSummary(["a", "b"], [1.0, 1.0], [[1.0], [3.0]], [[0.0], [0.0]], mean_errors=[[0.0], [0.5]])
+
+
+def test_scaling_selecting_and_diagonals_carry_the_error():
+    """scaled (the mean unchanged, so its error too), select, reordering and to_diagonal keep it."""
+    s = _summary()
+    assert np.array_equal(s.scaled(0.5).mean_error, s.mean_error)
+    assert np.array_equal(s.select(["c", "a"]).mean_error, s.mean_error[[2, 0]])
+    assert np.array_equal(s.to_diagonal().mean_error, s.mean_error)
+    other = GaussianSummary.from_samples(1e6 + np.ones((3, 3)) / 3, names=["c", "a", "b"])
+    assert np.array_equal((s + other).mean, (s + other._aligned(s.names, "merge")).mean)
+
+
+def test_the_command_line_state_keeps_the_error(tmp_path, capsys):
+    """A state written by ``gaussum summarize`` holds the error, and its summary reads back equal."""
+    X = 1e9 + np.random.default_rng(8).standard_normal((300, 2)) * 1e-3
+    path = tmp_path / "x.csv"
+    path.write_text("a,b\n" + "\n".join(f"{u!r},{v!r}" for u, v in X.tolist()) + "\n")
+    out = tmp_path / "state.json"
+    assert cli.main(["summarize", str(path), "-o", str(out)]) == 0
+    capsys.readouterr()
+    data = json.loads(out.read_text())["summary"]
+    s = GaussianSummary.from_dict(data)
+    assert s.mean_error.any() and s == GaussianSummary.from_samples(X, names=["a", "b"])
+
+
+def test_dask_chunks_merge_to_one_pass_accuracy():
+    """gaussum.dask.summarize of 1,000 chunks at offset 1e9, spread 1e-3: the covariance within 2x
+    from_samples' error and the means within 1 ulp (dask.array.cov errs by 1e-7 here)."""
+    da = pytest.importorskip("dask.array")
+    from gaussum import dask as gaussum_dask
+
+    X = 1e9 + np.random.default_rng(13).standard_normal((20_000, 2)) * 1e-3
+    reference, hi, lo = reference_covariance(X)
+    s = gaussum_dask.summarize(da.from_array(X, chunks=(20, 2)), compute=True)
+    whole = GaussianSummary.from_samples(X)
+    assert ulps_off(s.mean, hi, lo) <= 1.0 and s.mean_error.any()
+    assert relative_error(s.covariance(), reference) <= max(1.8e-15, 2 * relative_error(whole.covariance(), reference))
