@@ -154,7 +154,7 @@ def test_blocks_are_merged_in_an_order_the_threads_do_not_change():
     finally:
         numba.set_num_threads(threads)
     for other in results[1:]:
-        assert all(np.array_equal(a, b) for a, b in zip(results[0], other))
+        assert all(np.array_equal(a, b) for a, b in zip(results[0], other, strict=False))
 
 
 @pytest.mark.parametrize("diagonal", [False, True])
@@ -166,10 +166,10 @@ def test_row_step_gives_the_bits_of_add_row(diagonal, weighted):
     weights = rng.uniform(0.1, 3.0, 200) if weighted else np.ones(200)
     s0 = s1 = GaussianSummary.empty(8, diagonal=diagonal)
     with _compiled.forced("numpy"):
-        for row, w in zip(X, weights):
+        for row, w in zip(X, weights, strict=False):
             s0 = s0.update(row, weights=w if weighted else None)
     with _compiled.forced("compiled"):
-        for row, w in zip(X, weights):
+        for row, w in zip(X, weights, strict=False):
             s1 = s1.update(row, weights=w if weighted else None)
     assert s0 == s1
 

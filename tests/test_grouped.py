@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
-import math
 import pickle
 import tracemalloc
 from fractions import Fraction
@@ -14,8 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gaussum import GaussianSummary, GroupedSummary
-from gaussum import _combine, _compiled, _kernel, _moments, _validate
+from gaussum import GaussianSummary, GroupedSummary, _combine, _compiled, _kernel, _moments, _validate
 
 U = np.finfo(np.float64).eps / 2
 
@@ -70,11 +69,14 @@ def exact_moments(rows, w=None):
     n = Fraction(n_int, w_scale)
     if n_int == 0:
         return n, [Fraction(0)] * d, [[Fraction(0)] * d for _ in range(d)]
-    s1 = [sum(wt * r[j] for wt, r in zip(w_ints, ints)) for j in range(d)]
+    s1 = [sum(wt * r[j] for wt, r in zip(w_ints, ints, strict=False)) for j in range(d)]
     mean = [Fraction(s1[j], n_int * scale) for j in range(d)]
     M2 = [
         [
-            Fraction(n_int * sum(wt * r[a] * r[b] for wt, r in zip(w_ints, ints)) - s1[a] * s1[b], n_int * w_scale * scale**2)
+            Fraction(
+                n_int * sum(wt * r[a] * r[b] for wt, r in zip(w_ints, ints, strict=False)) - s1[a] * s1[b],
+                n_int * w_scale * scale**2,
+            )
             for b in range(d)
         ]
         for a in range(d)
@@ -396,7 +398,7 @@ def test_merge_of_parts_in_any_order_equals_whole(data):
     with pytest.MonkeyPatch.context() as patch:
         if block_rows is not None:  # keys larger than a block take the streaming path
             use_tiny_blocks(patch, block_rows)
-        parts = [GroupedSummary.from_samples(keys[a:b], X[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        parts = [GroupedSummary.from_samples(keys[a:b], X[a:b]) for a, b in itertools.pairwise(bounds)]
         whole = GroupedSummary.from_samples(keys, X)
     parts = [parts[i] for i in order]
     rtol = merge_rtol(X)
@@ -662,7 +664,7 @@ def test_merge_segments_is_merge_many_per_run(rng, kind):
     starts = np.array([0, 1, 5, 6, 20, 33])
     errs = np.zeros_like(means)
     n, mean, M2, _, _ = _combine.merge_segments(ns, means, M2s, ns, errs, starts)
-    for r, (a, b) in enumerate(zip(starts, [*starts[1:], p])):
+    for r, (a, b) in enumerate(zip(starts, [*starts[1:], p], strict=False)):
         n_r, mean_r, M2_r, _, _ = _combine.merge_many(ns[a:b], means[a:b], M2s[a:b], ns[a:b], errs[a:b])
         assert n[r] == pytest.approx(n_r, rel=4 * U)
         scale = np.sqrt(np.diagonal(M2_r) if kind == "full" else M2_r)
@@ -746,7 +748,8 @@ def test_missing_keys_are_dropped_with_a_warning_by_default():
     from gaussum import MissingKeysWarning
 
     X = np.arange(6.0).reshape(3, 2)
-    for keys in ([1.0, np.nan, 2.0], np.array(["2024-01-01", "NaT", "2024-01-02"], dtype="datetime64[D]"), ["a", None, "b"]):
+    days = np.array(["2024-01-01", "NaT", "2024-01-02"], dtype="datetime64[D]")
+    for keys in ([1.0, np.nan, 2.0], days, ["a", None, "b"]):
         with pytest.warns(MissingKeysWarning, match="1 of 3 rows have a missing key"):
             g = GroupedSummary.from_samples(keys, X)
         assert len(g) == 2 and g.n == 2

@@ -34,11 +34,15 @@ def round_trips(s) -> None:
         lambda: GaussianSummary.from_samples([[1, 1e-200], [0, 0]]),
         lambda: GaussianSummary.from_samples(np.ones((12, 2)), weights=np.full(12, 0.3)),
         lambda: GaussianSummary.from_samples([[0, 0]]) + GaussianSummary.from_samples([[1, 5.9e-295]]),
-        lambda: GaussianSummary.merge_all([GaussianSummary.from_samples([[0, 0]]), GaussianSummary.from_samples([[1, 5.9e-295]])]),
+        lambda: GaussianSummary.merge_all(
+            [GaussianSummary.from_samples([[0, 0]]), GaussianSummary.from_samples([[1, 5.9e-295]])]
+        ),
         lambda: GroupedSummary.from_samples([1, 1], [[1, 1e-200], [0, 0]]),
         lambda: GroupedSummary.from_samples([1], [[0, 0]]) + GroupedSummary.from_samples([1], [[1, 5.9e-295]]),
     ],
-    ids=["underflowed-square", "weighted-constant", "merge-underflow", "merge_all-underflow", "grouped", "grouped-merge"],
+    ids=[
+        "underflowed-square", "weighted-constant", "merge-underflow", "merge_all-underflow", "grouped", "grouped-merge"
+    ],
 )
 def test_reported_values_load_back(build):
     """The adversarial pass's examples: each result is accepted back by from_dict and pickle."""
@@ -137,7 +141,7 @@ IMPOSSIBLE = [[1, 0.9, -0.9], [0.9, 1, 0.9], [-0.9, 0.9, 1]]
 
 def test_non_positive_semidefinite_matrices_are_refused_everywhere():
     """An eigenvalue of -0.8 passes every 2 x 2 check but no data gives it."""
-    with pytest.raises(ValueError, match="not positive semi-definite.*variables \\[0, 1, 2\\]"):
+    with pytest.raises(ValueError, match=r"not positive semi-definite.*variables \[0, 1, 2\]"):
         GaussianSummary.from_moments(50, [0, 0, 0], IMPOSSIBLE)
     with pytest.raises(ValueError, match="not positive semi-definite"):
         GaussianSummary(50, [0, 0, 0], np.array(IMPOSSIBLE) * 49)
@@ -256,10 +260,10 @@ def test_deeply_nested_json_is_a_value_error_not_a_recursion_error():
     data = GaussianSummary.empty(1).to_dict()
     for field in ("mean", "M2"):
         bad = dict(data, **{field: deep})
-        with pytest.raises(ValueError, match="nested more than|must have shape"):
+        with pytest.raises(ValueError, match=r"nested more than|must have shape"):
             GaussianSummary.from_dict(bad)
     grouped = GroupedSummary.from_samples([1], [[1.0]]).to_dict()
-    with pytest.raises(ValueError, match="nested more than|must have shape"):
+    with pytest.raises(ValueError, match=r"nested more than|must have shape"):
         GroupedSummary.from_dict(dict(grouped, means=deep))
 
 
@@ -333,7 +337,11 @@ def built_values(X, data):
         lambda: GaussianSummary.from_samples(X, aweights=w),
         lambda: GaussianSummary.from_samples(X[:cut]) + GaussianSummary.from_samples(X[cut:]),
         lambda: GaussianSummary.merge_all([GaussianSummary.from_samples(X[i : i + 1]) for i in range(n)]),
-        lambda: GaussianSummary.from_samples(X) - GaussianSummary.from_samples(X[cut:]) if cut < n else GaussianSummary.from_samples(X),
+        lambda: (
+            GaussianSummary.from_samples(X) - GaussianSummary.from_samples(X[cut:])
+            if cut < n
+            else GaussianSummary.from_samples(X)
+        ),
         lambda: GaussianSummary.from_samples(X[:cut]).update(X[cut:]) if cut else GaussianSummary.from_samples(X),
         lambda: _row_by_row(X),
         lambda: GaussianSummary.from_samples(X, weights=w).scaled(0.5),

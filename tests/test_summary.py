@@ -441,7 +441,7 @@ def test_update_with_weights_and_nan_policy(rng):
     X = rng.standard_normal((10, 2))
     w = rng.uniform(0, 3, 10)
     s = GaussianSummary.empty(2).update(X[:4], weights=w[:4])
-    for row, weight in zip(X[4:], w[4:]):
+    for row, weight in zip(X[4:], w[4:], strict=False):
         s = s.update(row, weights=weight)
     assert s.isclose(GaussianSummary.from_samples(X, weights=w), rtol=1e-12)
     bad = np.array([np.nan, 1.0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import pickle
 
@@ -10,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gaussum import GaussianSummary, GroupedSummary
 from _paths import kernel_path  # noqa: F401 - every test runs on the numpy and the compiled path
+from gaussum import GaussianSummary, GroupedSummary
 from strategies import datasets, splits, tolerance
 
 KINDS = ("fweights", "aweights", "both")
@@ -42,7 +43,7 @@ def parts(X, f, a, cuts):
     """Summaries of the rows between consecutive cuts, with their weights."""
     d = X.shape[1]
     out = []
-    for lo, hi in zip(cuts[:-1], cuts[1:]):
+    for lo, hi in itertools.pairwise(cuts):
         if hi == lo:
             out.append(GaussianSummary.empty(d))
             continue
@@ -102,10 +103,13 @@ def test_grouped_weights_match_np_cov_per_key(kind):
         expected = numpy_cov(X[mask], fk, ak, 1)
         np.testing.assert_allclose(g.covariances()[i], expected, rtol=1e-11)
         w = (np.ones(mask.sum()) if fk is None else fk) * (np.ones(mask.sum()) if ak is None else ak)
-        assert g.effective_n[i] == pytest.approx(w.sum() ** 2 / np.sum(w * (w if fk is None else w / np.where(fk > 0, fk, 1))), rel=1e-12)
+        w2 = np.sum(w * (w if fk is None else w / np.where(fk > 0, fk, 1)))
+        assert g.effective_n[i] == pytest.approx(w.sum() ** 2 / w2, rel=1e-12)
     g_update = GroupedSummary.empty(3).update(keys[:300], X[:300], None if f is None else f[:300],
                                               aweights=None if a is None else a[:300])
-    g_update = g_update.update(keys[300:], X[300:], None if f is None else f[300:], aweights=None if a is None else a[300:])
+    g_update = g_update.update(
+        keys[300:], X[300:], None if f is None else f[300:], aweights=None if a is None else a[300:]
+    )
     assert g_update.isclose(g, rtol=1e-11)
 
 
@@ -264,7 +268,8 @@ def test_inference_counts_effective_observations():
     np.testing.assert_allclose(welch.pvalue, reference.pvalue, rtol=1e-9)
     plain_a, plain_b = GaussianSummary.from_samples(kept_a), GaussianSummary.from_samples(kept_b)
     for equal in (True, False):
-        weighted, plain = hotelling_t2(a, b, equal_covariances=equal), hotelling_t2(plain_a, plain_b, equal_covariances=equal)
+        weighted = hotelling_t2(a, b, equal_covariances=equal)
+        plain = hotelling_t2(plain_a, plain_b, equal_covariances=equal)
         assert weighted.t2 == pytest.approx(plain.t2, rel=1e-10)
         assert weighted.pvalue == pytest.approx(plain.pvalue, rel=1e-9)
     assert box_m(a, b).chi2 == pytest.approx(box_m(plain_a, plain_b).chi2, rel=1e-10)
