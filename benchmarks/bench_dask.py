@@ -75,7 +75,7 @@ def median_times(calls: list[Callable[[], Any]], repeats: int) -> list[float]:
     """Median wall seconds of each call, run in turn so that drift of the machine hits all alike."""
     samples: list[list[float]] = [[] for _ in calls]
     for _ in range(repeats):
-        for fn, times in zip(calls, samples):
+        for fn, times in zip(calls, samples, strict=True):
             start = time.perf_counter()
             fn()
             times.append(time.perf_counter() - start)
@@ -123,13 +123,54 @@ def measure(n_rows: int, workers: int, timer: Callable[[list[Callable[[], Any]]]
     return rows
 
 
+def measure_grouped(
+    n_rows: int, keys: int, workers: int, timer: Callable[[list[Callable[[], Any]]], list[float]]
+) -> list[Row]:
+    """summarize_by against ``groupby(k).var()`` on n_rows x D rows and `keys` keys, persisted on the workers.
+
+    Rows near zero (spread 1 to 3), so that Dask's sum-of-squares variance is accurate enough
+    to check gaussum's against (at 1e6 it loses 4 digits); 20 partitions.
+    """
+    import dask.dataframe as dd
+
+    from gaussum.dask import summarize_by
+
+    chunk_rows = n_rows // 20
+    names = [f"x{j}" for j in range(D)]
+    with LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster, Client(cluster):
+        x = make_rows(n_rows, chunk_rows) - 1e6
+        k = da.random.default_rng(SEED + 1).integers(0, keys, size=(n_rows, 1), chunks=(chunk_rows, 1))
+        frame = dd.from_dask_array(da.concatenate([x, k.astype(np.float64)], axis=1), columns=[*names, "k"])
+        frame = frame.assign(k=frame["k"].astype("int64")).persist()
+        ours = lambda: summarize_by(frame, "k", names, compute=True)  # noqa: E731
+        theirs = lambda: frame.groupby("k")[names].var().compute()  # noqa: E731
+        g, var = ours(), theirs().sort_index()
+        if g.keys().tolist() != var.index.tolist() or g.n != n_rows:
+            raise BenchmarkCheckError("summarize_by and groupby().var() found different keys or counts")
+        if not np.allclose(g.variances(), var.to_numpy(), rtol=1e-9, atol=0):
+            raise BenchmarkCheckError("summarize_by's variances differ from groupby().var()'s")
+        t_ours, t_theirs = timer([ours, theirs])
+    name = f"dask summarize_by, {n_rows:,} x {D}, {keys:,} keys, persisted"
+    note = f"{workers} worker processes x 1 thread; gaussum computes full covariances"
+    return [Row(name, "ddf.groupby(k).var()", t_ours, t_theirs, note=note)]
+
+
 def cases() -> list[Case]:
     """One case for run.py: 10,000,000 x 8 rows on a 2-worker LocalCluster (100,000 with --quick)."""
 
     def run(settings: Settings) -> list[Row]:
         return measure(100_000 if settings.quick else 10_000_000, 2, lambda calls: time_interleaved(calls, settings))
 
-    return [Case(f"dask summarize vs dask.array.cov, d = {D}", run)]
+    def run_grouped(settings: Settings) -> list[Row]:
+        n_rows = 100_000 if settings.quick else 10_000_000
+        return measure_grouped(n_rows, 1_000, 2, lambda calls: time_interleaved(calls, settings))
+
+    return [
+        Case(f"dask summarize vs dask.array.cov, d = {D}", run),
+        Case(f"dask summarize_by vs groupby().var(), d = {D}", run_grouped),
+    ]
 
 
 def main() -> None:
@@ -137,9 +178,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1,000,000 rows instead of 10,000,000")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--grouped", action="store_true", help="summarize_by with 1,000 keys vs groupby().var()")
     args = parser.parse_args()
     n_rows = 1_000_000 if args.quick else 10_000_000
-    rows = measure(n_rows, args.workers, lambda calls: median_times(calls, args.repeats))
+    timer = lambda calls: median_times(calls, args.repeats)  # noqa: E731
+    rows = measure_grouped(n_rows, 1_000, args.workers, timer) if args.grouped else measure(n_rows, args.workers, timer)
 
     print(f"{n_rows:,} x {D} float64 rows in 20 chunks; LocalCluster of {args.workers} "
           f"worker processes x 1 thread; {machine()}; median of {args.repeats} interleaved runs\n")

@@ -54,7 +54,7 @@ def test_compare_runs_the_check_before_timing() -> None:
         raise _harness.BenchmarkCheckError(f"{ours} != {theirs}")
 
     reference = _harness.Reference("other", lambda: timed.append(1) or 2.0, wrong_check, 1.0)
-    with pytest.raises(_harness.BenchmarkCheckError, match="1.0 != 2.0"):
+    with pytest.raises(_harness.BenchmarkCheckError, match=r"1.0 != 2.0"):
         _harness.compare("case", lambda: 1.0, [reference], TINY)
     assert timed == [1]  # called once for the check, never for timing
 
@@ -82,3 +82,16 @@ def test_discovery_finds_every_bench_module() -> None:
     assert found[0] == "bench_core"
     assert sorted(found) == sorted(p.stem for p in BENCHMARKS.glob("bench_*.py"))
     assert run.discover(all_modules=False) == ["bench_core"]
+
+
+def test_binary_and_reduction_benchmarks_check_and_time() -> None:
+    """bench_binary and bench_reduce run their checks at tiny sizes and return timed rows."""
+    import bench_binary
+    import bench_reduce
+
+    rows = bench_binary.measure(8, TINY)
+    assert [r[0] for r in rows] == list(bench_binary.FORMS) and all(size > 0 for _, size, _, _ in rows)
+    (reduction,) = bench_reduce.measure(300, 4, [7])  # checks the root against a direct merge
+    assert [lv.nodes for lv in reduction.levels] == [43, 7, 1]
+    assert reduction.bytes_moved == 300 * reduction.payload + sum(lv.bytes_in for lv in reduction.levels[1:])
+    assert reduction.driver_peak > 0

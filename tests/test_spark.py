@@ -51,7 +51,7 @@ def spark():
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
             "spark.sql.shuffle.partitions": "4",
-            "spark.sql.execution.arrow.maxRecordsPerBatch": "1000",
+            "spark.sql.execution.arrow.maxRecordsPerBatch": "1000",  # restored after each job
             "spark.driver.memory": "1g",
         },
     )
@@ -93,12 +93,16 @@ def floor_rtol(X: np.ndarray) -> float:
     return max(1e-12, 64 * EPS * float(np.max(np.abs(X.mean(axis=0)) / X.std(axis=0))))
 
 
-@pytest.mark.parametrize(("n", "partitions"), [(5_000, 1), (5_000, 3), (40, 64), (20_000, 17)])
-def test_equals_from_samples_on_the_collected_rows(spark, n, partitions):
-    """Any partitioning, with empty partitions (40 rows in 64), gives from_samples' summary of the rows."""
+@pytest.mark.parametrize(
+    ("n", "partitions", "batch_rows"), [(5_000, 1, None), (5_000, 1, 700), (5_000, 3, 1_000), (40, 64, None),
+                                        (20_000, 17, 333)]
+)
+def test_equals_from_samples_on_the_collected_rows(spark, n, partitions, batch_rows):
+    """Any partitioning, with empty partitions (40 rows in 64), and any Arrow batch size give from_samples' summary."""
     X = rows(n)
     df = frame(spark, X, partitions)
-    s = summarize(df)
+    s = summarize(df, batch_rows=batch_rows)
+    assert spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") == "1000"  # the session's, restored
     collected = np.array(df.select(*COLUMNS).collect(), dtype=np.float64)
     reference = GaussianSummary.from_samples(collected, names=COLUMNS)
     assert s.names == tuple(COLUMNS) and s.n == n
@@ -156,6 +160,8 @@ def test_empty_frame_and_bad_columns(spark):
         summarize(df, ["x"], weights="label")
     with pytest.raises(TypeError, match="takes a Spark DataFrame"):
         summarize(rows(10))
+    with pytest.raises(ValueError, match="batch_rows must be a positive integer"):
+        summarize(df, ["x"], batch_rows=0)
 
 
 def test_integer_boolean_and_decimal_columns(spark):
@@ -284,8 +290,21 @@ def test_a_task_failed_on_its_first_attempt_is_counted_once(spark, tmp_path):
     with warnings.catch_warnings():  # pyspark's note on pandas 3, which mapInArrow does not use
         warnings.simplefilter("ignore", FutureWarning)
         flaky = df.mapInArrow(fail_once, df.schema)
-    assert summarize(flaky) == clean
+    assert summarize(flaky, batch_rows=500) == clean  # batches of 500: the failure comes after one went by
     assert Path(marker).exists(), "the failure was not injected"
+
+
+def test_many_large_partials_are_merged_by_spark_first(spark, monkeypatch):
+    """Past the driver's byte budget the partials go through treeReduce: the same summary, to rounding."""
+    import gaussum.spark
+
+    X = rows(3_000, seed=8)
+    df = frame(spark, X, 9)
+    on_driver = summarize(df)
+    monkeypatch.setattr(gaussum.spark, "_DRIVER_BYTES", 0)
+    in_tree = summarize(df)
+    assert in_tree.n == on_driver.n and in_tree.names == on_driver.names
+    assert in_tree.isclose(on_driver, rtol=floor_rtol(X))
 
 
 def test_readme_block_runs(spark, monkeypatch, tmp_path):

@@ -77,11 +77,15 @@ def _error(message: str) -> ValueError:
 
 @functools.lru_cache(maxsize=8)
 def _upper(d: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices of the upper triangle (diagonal included), row by row."""
+    """Flat indices into a d x d matrix of its upper triangle, row by row, and of the mirror entries.
+
+    ``take`` with one flat index is about a third faster than indexing with rows and columns.
+    """
     rows, cols = np.triu_indices(d)
-    rows.setflags(write=False)
-    cols.setflags(write=False)
-    return rows, cols
+    upper, lower = rows * d + cols, cols * d + rows
+    upper.setflags(write=False)
+    lower.setflags(write=False)
+    return upper, lower
 
 
 def _names_bytes(names: tuple[str, ...]) -> bytes:
@@ -108,8 +112,8 @@ def _body(
         parts.append(w2.astype(_F8, copy=False).tobytes())
     parts.append(means.astype(_F8, copy=False).tobytes())
     if full:
-        rows, cols = _upper(M2.shape[-1])
-        parts.append(M2[:, rows, cols].astype(_F8, copy=False).tobytes())
+        d = M2.shape[-1]
+        parts.append(M2.reshape(M2.shape[0], d * d).take(_upper(d)[0], axis=1).astype(_F8, copy=False).tobytes())
     else:
         parts.append(M2.astype(_F8, copy=False).tobytes())
     if errors is not None:
@@ -298,14 +302,15 @@ def _fields(
     w2 = reader.floats(g, "w2") if flags & _W2 else None
     means = reader.floats(g * d, "means").reshape(g, d)
     if flags & (_DIAGONAL | _SCALAR):
-        M2 = reader.floats(g * d, "M2").reshape(g, d)
+        M2: np.ndarray = reader.floats(g * d, "M2").reshape(g, d)
     else:
         m = d * (d + 1) // 2
         packed = reader.floats(g * m, "M2").reshape(g, m)
-        rows, cols = _upper(d)
-        M2 = np.empty((g, d, d))  # at most twice the bytes just read: g and d are bounded by them
-        M2[:, rows, cols] = packed
-        M2[:, cols, rows] = packed
+        upper, lower = _upper(d)
+        flat = np.empty((g, d * d))  # at most twice the bytes just read: g and d are bounded by them
+        flat[:, upper] = packed
+        flat[:, lower] = packed
+        M2 = flat.reshape(g, d, d)
     errors = reader.floats(g * d, "mean errors").reshape(g, d) if flags & _ERRORS else None
     return counts, w2, means, M2, errors
 
