@@ -318,14 +318,16 @@ def marginal(summary: GaussianSummary | GroupedSummary, variables: Any) -> Any:
     s = summary
     index = positions(s.d, variables, "variables")
     mean = np.asarray(s.mean).reshape(s.d)[index]
+    mean_error = np.asarray(s.mean_error).reshape(s.d)[index]
     M2 = np.asarray(s.M2)
     if M2.ndim == 0:
         M2 = M2.reshape(1)
     M2 = M2[index] if M2.ndim == 1 else M2[np.ix_(index, index)]
     if scalar:
-        mean, M2 = mean.reshape(()), M2.reshape(())
-    # w2 carried over: the weights of the rows are those of every variable.
-    return GaussianSummary(s.n, mean, M2, w2=s.w2)
+        mean, M2, mean_error = mean.reshape(()), M2.reshape(()), mean_error.reshape(())
+    # w2 carried over: the weights of the rows are those of every variable; and each mean's
+    # rounding error (the compensated mean), so the marginal is exactly the sub-summary.
+    return GaussianSummary(s.n, mean, M2, w2=s.w2, mean_error=mean_error)
 
 
 @attrs.frozen(repr=False)
