@@ -161,8 +161,8 @@ def test_a_far_shift_is_recentred(monkeypatch):
     original = _compiled_grouped.shift_pass
     passes = []
 
-    def off_shift(X, w, codes, keep, sums, seen, variables):
-        original(X, w, codes, keep, sums, seen, variables)
+    def off_shift(X, w, codes, keep, sums, sizes, variables):
+        original(X, w, codes, keep, sums, sizes, variables)
         sums[::2, :3] += 40.0  # every other key's first row moved 40 standard deviations
 
     def counted(*args):

@@ -159,11 +159,12 @@ def _prefetch(typingctx: Any, array: Any, row: Any, column: Any) -> Any:
 
 
 @_jit()
-def shift_pass(X: Any, w: Any, codes: Any, keep: Any, first: Any, seen: Any, variables: Any) -> None:
+def shift_pass(X: Any, w: Any, codes: Any, keep: Any, first: Any, sizes: Any, variables: Any) -> None:
     """Per key k: its first row ``s`` into ``first[k, :d]``, ``sum w`` into ``first[k, d]``, ``sum w (x - s)`` after it.
 
-    ``variables`` is a tuple of d zeros: its length, known when the function is compiled, makes
-    the loops over variables of known length (the function is compiled once per d).
+    Counts each key's rows into `sizes` (zeros on entry). ``variables`` is a tuple of d zeros:
+    its length, known when the function is compiled, makes the loops over variables of known
+    length (the function is compiled once per d).
     """
     N = X.shape[0]
     d = len(variables)
@@ -177,8 +178,8 @@ def shift_pass(X: Any, w: Any, codes: Any, keep: Any, first: Any, seen: Any, var
             ahead = codes[r + _AHEAD]
             for e in range(0, 2 * d + 1, 8):  # a cache line holds 8 float64
                 _prefetch(first, ahead, e)
-        if not seen[k]:
-            seen[k] = True
+        sizes[k] += 1
+        if sizes[k] == 1:
             for i in range(d):
                 first[k, i] = _load(X, r, i)
         wr = w[r] if weighted else 1.0
@@ -235,8 +236,9 @@ def sum_pass(
         for i in range(d):
             y[i] = (_load(X, r, i) - _load(sums, k, i)) - _load(sums, k, d + i)
         wr = w[r] if weighted else 1.0
-        _add_to(sums, k, start, wr)
-        _add_to(sums, k, start + 1, q[r] if has_q else wr)
+        if weighted:  # unweighted, a chunk's n and w2 are its number of rows, set when it is added
+            _add_to(sums, k, start, wr)
+            _add_to(sums, k, start + 1, q[r] if has_q else wr)
         entry = start + 2 + d
         for i in range(d):
             yw = y[i] * wr if weighted else y[i]
@@ -250,6 +252,8 @@ def sum_pass(
                     entry += 1
         rows_in_chunk[k] += 1
         if rows_in_chunk[k] % CHUNK == 0:
+            if not weighted:
+                sums[k, start] = sums[k, start + 1] = CHUNK
             for e in range(width):  # the chunk into the key's running sum of chunks
                 sums[k, middle + e] += sums[k, start + e]
                 sums[k, start + e] = 0.0
@@ -260,6 +264,8 @@ def sum_pass(
                     sums[k, middle + e] = 0.0
     for k in range(totals.shape[0]):
         if rows_in_chunk[k] and not (some and not active[k]):
+            if not weighted:
+                sums[k, start] = sums[k, start + 1] = rows_in_chunk[k] % CHUNK
             rows_in_chunk[k] = 0
             for e in range(width):
                 totals[k, e] += sums[k, middle + e] + sums[k, start + e]
@@ -404,10 +410,9 @@ def summarize(
     variables = (0,) * d
     sums = np.zeros((g, 2 * d + 2 * width))
     with np.errstate(all="ignore"):
-        seen = np.zeros(g, dtype=np.bool_)
+        sizes = np.zeros(g, dtype=np.intp)  # rows of each key
         totals = np.zeros((g, width))  # the shift pass's sums first: ``2 d + 1 <= width``
-        shift_pass(X, w_rows, codes, keep_rows, totals, seen, variables)
-        del seen
+        shift_pass(X, w_rows, codes, keep_rows, totals, sizes, variables)
         n_first = totals[:, d : d + 1]
         fine = totals[:, d + 1 : 2 * d + 1] / np.where(n_first > 0, n_first, 1.0)
         hi, lo = sums[:, :d], sums[:, d : 2 * d]
@@ -436,7 +441,7 @@ def summarize(
         means, mean_errs = _mean(hi, lo, c, safe_n)
         del sums, hi, lo
         squares = packed - c * c / safe_n if diagonal else packed[:, diag_entries] - c * c / safe_n
-        _refine_means_near_zero(X, w_rows, codes, keep_rows, counts, squares, means, mean_errs, variables)
+        _refine_means_near_zero(X, w_rows, codes, keep_rows, counts, sizes, squares, means, mean_errs, variables)
         del squares
         if diagonal:
             M2 = packed - c * c / safe_n
@@ -464,6 +469,7 @@ def _refine_means_near_zero(
     codes: np.ndarray,
     keep: np.ndarray,
     n: np.ndarray,
+    sizes: np.ndarray,
     squares: np.ndarray,
     means: np.ndarray,
     mean_errs: np.ndarray,
@@ -478,7 +484,6 @@ def _refine_means_near_zero(
     from . import _kernel
 
     g, d = means.shape
-    sizes = np.bincount(codes if not keep.size else codes[keep], minlength=g)
     near = _kernel._near_zero_segments(means.T, squares.T, n, sizes, d)
     if not near.any():
         return
@@ -486,9 +491,9 @@ def _refine_means_near_zero(
     exact_sums(X, w, codes, keep, near, sums, variables)
     sums = sums[near]
     hi, lo = sums[:, :d], sums[:, d : 2 * d]
-    if w.size:  # the total weight is a rounded sum too: (hi + lo) / (n_hi + n_lo), right to ~u^2
+    if w.size:  # the total weight is a rounded sum too: a double-float, as on the numpy path
         total, total_err = two_sum(sums[:, 2 * d : 2 * d + 1], sums[:, 2 * d + 1 :])
-        q, q_err = quotient(hi, lo - hi / total * total_err, total)
+        q, q_err = _kernel._double_quotient(hi, lo, total, total_err)
     else:
         q, q_err = quotient(hi, lo, n[near][:, None])
     exact, exact_err = two_sum(q, q_err)
