@@ -318,3 +318,17 @@ def test_dask_chunks_merge_to_one_pass_accuracy():
     whole = GaussianSummary.from_samples(X)
     assert ulps_off(s.mean, hi, lo) <= 1.0 and s.mean_error.any()
     assert relative_error(s.covariance(), reference) <= max(1.8e-15, 2 * relative_error(whole.covariance(), reference))
+
+
+def test_tiny_weighted_data_with_dropped_rows_keeps_exact_means():
+    """A few weighted rows centred on zero, one of them NaN and left out: means within 1 ulp."""
+    rng = np.random.default_rng(29)
+    X = rng.standard_normal((20, 2)) * [1.0, 1e4]
+    f = rng.integers(1, 5, 20).astype(float)
+    X[7, 1] = np.nan
+    s = GaussianSummary.from_samples(X, f, nan_policy="omit")
+    keep = np.isfinite(X).all(axis=1)
+    w = [Fraction(float(v)) for v in f[keep]]
+    for j in range(2):
+        exact = sum((wi * Fraction(float(x)) for wi, x in zip(w, X[keep, j], strict=True)), Fraction(0)) / sum(w)
+        assert within_an_ulp(s.mean[j], exact, 1e4)

@@ -283,7 +283,7 @@ def _sums_about(
             if unshifted.size:
                 # Variables near zero: their error-free sums are taken in this pass, while each
                 # block is in cache, for `_refined` (a mean near zero needs them).
-                exact = ExactSums(None if unshifted.size == d else unshifted, unshifted.size)
+                exact = ExactSums(None if unshifted.size == d else unshifted, unshifted.size, X.shape[0])
         n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal)
         squares = s_b if diagonal else np.diagonal(s_b)
         if nan_policy != "propagate" and not _all_finite(c_b, squares):
@@ -475,6 +475,8 @@ def _exact_candidates(
     Twice `_near_zero`'s bound, for the first block's mean is only an estimate of the whole's.
     """
     unshifted = np.flatnonzero(shift[0] == 0)
+    if values <= _FSUM_VALUES:  # `_fsum_refined` does small data more cheaply afterwards
+        return unshifted[:0]
     if not unshifted.size or values <= _SMALL_VALUES:
         return unshifted
     n = float(block.shape[0]) if w is None else float(w.sum())
@@ -495,21 +497,23 @@ class ExactSums:
     gathered into a buffer first, so the numpy calls are paid once per buffer, not per block.
     """
 
-    def __init__(self, columns: np.ndarray | None, k: int) -> None:
+    def __init__(self, columns: np.ndarray | None, k: int, rows: int) -> None:
         self.columns = columns  # None: every variable
         self._column_list = [] if columns is None else [int(c) for c in columns]
         self.hi, self.lo = np.zeros(k), np.zeros(k)
         self.n_hi, self.n_lo = 0.0, 0.0
         self.weighted = False
-        self._values = np.empty((k, _EXACT_ROWS))  # variables by rows: reductions along rows are contiguous
-        self._weights = np.empty(_EXACT_ROWS)
+        # Variables by rows: reductions along rows are contiguous. No larger than the data.
+        self._capacity = max(1, min(rows, _EXACT_ROWS))
+        self._values = np.empty((k, self._capacity))
+        self._weights = np.empty(self._capacity)
         self._filled = 0
 
     def add(self, block: np.ndarray, w: np.ndarray | None) -> None:
         """Add the rows of a float64 block (all of its variables) and their weights (None: ones)."""
         start = 0
         while start < block.shape[0]:
-            take = min(block.shape[0] - start, _EXACT_ROWS - self._filled)
+            take = min(block.shape[0] - start, self._capacity - self._filled)
             rows = block[start:start + take]
             out = self._values[:, self._filled:self._filled + take]
             if self.columns is None:
@@ -524,7 +528,7 @@ class ExactSums:
                 self._weights[self._filled:self._filled + take] = 1.0
             self._filled += take
             start += take
-            if self._filled == _EXACT_ROWS:
+            if self._filled == self._capacity:
                 self._flush()
 
     def _flush(self) -> None:
@@ -561,6 +565,50 @@ class ExactSums:
                 )
             mean, err = two_sum(q, q_err)
         return mean, err
+
+
+# Data of at most this many values has its flagged means taken by `_fsum_refined`.
+_FSUM_VALUES = 2**9
+
+
+def _fsum_refined(
+    X: np.ndarray,
+    w: np.ndarray | None,
+    near: np.ndarray,
+    result: tuple[float, np.ndarray, np.ndarray, float, np.ndarray, int],
+) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray, int]:
+    """`_refined` for small data: exact sums by ``math.fsum`` (Shewchuk's algorithm), variable by variable.
+
+    ``sum w x`` is the fsum of the two-products' parts; each sum is kept as a double-float (its
+    correctly rounded value and the fsum of what that left). Rows with NaN or inf (dropped by
+    ``nan_policy="omit"``) are left out.
+    """
+    n, mean, M2, w2, mean_err, dropped = result
+    rows = np.ascontiguousarray(X, dtype=np.float64)
+    if dropped:
+        finite = np.isfinite(rows).all(axis=1)
+        rows, w = rows[finite], None if w is None else w[finite]
+    columns = np.flatnonzero(near)
+    values = np.ascontiguousarray(rows[:, columns].T)
+    with np.errstate(all="ignore"):
+        if w is None:
+            parts = values.tolist()
+            total = np.array([n]), np.zeros(1)
+        else:
+            p, e = two_product(values, w[None, :])
+            parts = [a + b for a, b in zip(p.tolist(), e.tolist(), strict=True)]
+            weights = w.tolist()
+            n_hi = math.fsum(weights)
+            total = np.array([n_hi]), np.array([math.fsum([*weights, -n_hi])])
+        hi = np.array([math.fsum(part) for part in parts])
+        lo = np.array([math.fsum([*part, -h]) for part, h in zip(parts, hi.tolist(), strict=True)])
+        q, q_err = _double_quotient(hi, lo, *total)
+        exact, exact_err = two_sum(q, q_err)
+    if not (np.isfinite(exact).all() and np.isfinite(exact_err).all()):
+        return result
+    mean, mean_err = mean.copy(), mean_err.copy()
+    mean[columns], mean_err[columns] = exact, exact_err
+    return n, mean, M2, w2, mean_err, dropped
 
 
 # Rows of the variables near zero summed at a time by `ExactSums`.
@@ -610,8 +658,11 @@ def _refined(
         near |= covered
     if not near.any():
         return result
+    if not (near <= covered).all() and X.shape[0] * X.shape[1] <= _FSUM_VALUES and type(X) is np.ndarray:
+        # Small data: math.fsum per variable is exact, and cheaper than numpy calls this small.
+        return _fsum_refined(X, weights[0], near, result)
     if not (near <= covered).all():
-        exact = ExactSums(None if near.all() else np.flatnonzero(near), int(near.sum()))
+        exact = ExactSums(None if near.all() else np.flatnonzero(near), int(near.sum()), X.shape[0])
         for _, block, w, _ in _blocks(X, weights, rows):
             if dropped:  # the rows nan_policy="omit" left out: those with NaN or inf
                 finite = np.isfinite(block).all(axis=1)
