@@ -51,7 +51,7 @@ def cpu_interleaved(calls: Sequence[Callable[[], Any]], settings: Settings) -> l
         numbers.append(number)
     samples: list[list[float]] = [[] for _ in calls]
     for _ in range(settings.repeats):
-        for fn, number, times in zip(calls, numbers, samples):
+        for fn, number, times in zip(calls, numbers, samples, strict=True):
             gc.collect()
             gc.disable()
             try:

@@ -314,7 +314,7 @@ def _add_case(d: int) -> Case:
             return n, a.mean + delta * (b.n / n), a.M2 + b.M2 + np.multiply.outer(delta, delta) * (a.n * b.n / n)
 
         def check(s: GaussianSummary, moments: tuple[float, np.ndarray, np.ndarray]) -> None:
-            n, mean, M2 = moments
+            _, mean, M2 = moments
             assert_moments_close(f"{name} vs inline numpy", s.mean, s.M2, mean, M2, X.shape[0])
 
         return compare(name, lambda: a + b,

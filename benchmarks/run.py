@@ -160,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds, not minutes)")
     parser.add_argument("--only", metavar="PATTERN", help="run cases whose name matches this regex")
     parser.add_argument("--all", action="store_true", help="run every benchmarks/bench_*.py module")
-    parser.add_argument("--repeats", type=_positive_int, default=None, help="timed samples per call (default 7, quick 3)")
+    parser.add_argument(
+        "--repeats", type=_positive_int, default=None, help="timed samples per call (default 7, quick 3)"
+    )
     parser.add_argument("--strict", action="store_true", help="exit with status 2 when a target is missed")
     parser.add_argument("--list", action="store_true", help="list the selected cases and exit")
     parser.add_argument("--blas-threads", type=int, default=None, metavar="N",

@@ -107,7 +107,7 @@ def test_short_tour(tmp_path, monkeypatch):
     code, ns = run_block(TOUR, tmp_path, monkeypatch)
     from gaussum import GaussianSummary
 
-    X, s, a, b = ns["X"], ns["s"], ns["a"], ns["b"]
+    X, s, a = ns["X"], ns["s"], ns["a"]
     assert X.shape == (10_000, 3)
     cov = shown(code, ns, "s.covariance(ddof=1)", "matches np.cov(X, rowvar=False)")
     reference = np.cov(X, rowvar=False)
@@ -267,7 +267,8 @@ def test_models(tmp_path, monkeypatch):
     # statsmodels on the centred rows: on the raw ones its own solver loses digits to the offset.
     reference = OLS(y - y.mean(), add_constant(X - X.mean(axis=0))).fit()
     coef = shown(code, ns, "fit.coef", "[1.49982, -2.0001, 0.500101], statsmodels' OLS on all rows")
-    assert np.array2string(coef, separator=", ", formatter={"float_kind": lambda v: f"{v:.6g}"}) == "[1.49982, -2.0001, 0.500101]"
+    shown_coef = np.array2string(coef, separator=", ", formatter={"float_kind": lambda v: f"{v:.6g}"})
+    assert shown_coef == "[1.49982, -2.0001, 0.500101]"
     np.testing.assert_allclose(coef, reference.params[1:], rtol=1e-9)
     bse, pvalues, rsquared = shown(code, ns, "fit.bse, fit.pvalues, fit.rsquared", "as statsmodels")
     np.testing.assert_allclose(bse[1:], reference.bse[1:], rtol=1e-9)
@@ -280,7 +281,8 @@ def test_models(tmp_path, monkeypatch):
     rows = np.column_stack([X, y])
     # svd_solver="full": sklearn's default for tall data, "covariance_eigh", forms X^T X - n mean
     # mean^T and at offset 1e6 errs by 1e-2 (measured), which the summary does not.
-    np.testing.assert_allclose(ratio, PCA(n_components=2, svd_solver="full").fit(rows).explained_variance_ratio_, rtol=1e-9)
+    sklearn_pca = PCA(n_components=2, svd_solver="full").fit(rows)
+    np.testing.assert_allclose(ratio, sklearn_pca.explained_variance_ratio_, rtol=1e-9)
     distance = shown(code, ns, "mahalanobis(s, [1e6, 1e6, 1e6, 9.0])", "69.8")
     expected = mahalanobis([1e6, 1e6, 1e6, 9.0], rows.mean(axis=0), np.linalg.inv(np.cov(rows, rowvar=False)))
     assert round(distance, 1) == 69.8 and distance == pytest.approx(expected, rel=1e-8)

@@ -6,9 +6,16 @@ Golub and LeVeque, so shards reduced in any order, or rows added one at a time, 
 covariance of all the data to within float64 rounding.
 """
 
-from .summary import FORMAT_VERSION, GaussianSummary
-from .grouped import GroupedSummary
 from .errors import Float64OverflowError, MissingKeysWarning, NonFiniteError
+from .grouped import GroupedSummary
+from .summary import FORMAT_VERSION, GaussianSummary
 
-__all__ = ["GaussianSummary", "FORMAT_VERSION", "GroupedSummary", "NonFiniteError", "Float64OverflowError", "MissingKeysWarning"]
+__all__ = [
+    "FORMAT_VERSION",
+    "Float64OverflowError",
+    "GaussianSummary",
+    "GroupedSummary",
+    "MissingKeysWarning",
+    "NonFiniteError",
+]
 __version__ = "0.1.0"
