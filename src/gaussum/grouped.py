@@ -298,9 +298,10 @@ class GroupedSummary(Frozen):
             fweights = None if fweights is None else fweights[kept]
             reliability = None if reliability is None else reliability[kept]
         uniques, codes = keyset.factorize(key_array)
-        order = keyset.sort_order(codes, uniques.size)
+        # No sort here: the compiled grouped kernel reads the rows in their own order, and the
+        # numpy path sorts only if it runs.
         counts, means, M2, w2, errs, dropped = _kernel.summarize_groups(
-            data, _kernel.row_weights(fweights, reliability), codes, uniques.size, order,
+            data, _kernel.row_weights(fweights, reliability), codes, uniques.size, None,
             diagonal or scalar, nan_policy, name,
         )
         if scalar:
