@@ -61,11 +61,8 @@ def _boxed(summary: GaussianSummary) -> np.ndarray:
     return box
 
 
-def _summarize_chunk(blocks: Any, position: np.ndarray, chunks: int, diagonal: bool, nan_policy: str) -> np.ndarray:
-    """The summary of one row chunk, given as its column blocks (joined here) or as one block.
-
-    `position` is the chunk's index, a one-element block of ``arange(chunks)``.
-    """
+def _summarize_chunk(blocks: Any, diagonal: bool, nan_policy: str) -> np.ndarray:
+    """The summary of one row chunk, given as its column blocks (joined here) or as one block."""
     if isinstance(blocks, list):
         block = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
     else:
@@ -73,9 +70,11 @@ def _summarize_chunk(blocks: Any, position: np.ndarray, chunks: int, diagonal: b
     try:
         summary = GaussianSummary.from_samples(block, diagonal=diagonal, nan_policy=nan_policy)
     except ValueError as exc:
-        # The core names the row within the chunk; say which chunk (of a DataFrame: which partition).
-        where = f"in chunk {int(position[0])} of {chunks} ({block.shape[0]:,} rows)"
-        raise _shards.located(exc, where) from None
+        # The core names the row within the chunk; say that it is within a chunk. (Its index would
+        # need a second input to the blockwise task, which stops dask fusing the task with
+        # whatever makes the chunk: a from_array slice or a random draw would become a task of
+        # its own, and the chunks of one in-graph array would all run where that array is.)
+        raise _shards.located(exc, f"in a chunk of {block.shape[0]:,} rows") from None
     return _boxed(summary)
 
 
@@ -193,7 +192,7 @@ def summarize(
     ValueError
         For a shape other than (N,) or (N, d), a non-numeric dtype, unknown `columns`, or a bad
         `split_every`; at compute time, for a non-finite value under ``nan_policy="raise"``
-        (the message names the chunk, for a DataFrame its partition, and the row within it).
+        (the message gives the chunk's length and the row within that chunk).
     TypeError
         For anything but a Dask array, DataFrame or Series.
 
@@ -234,15 +233,11 @@ def summarize(
     # One task per row chunk, fused by dask with whatever makes the chunk (a read, a random
     # draw), each receiving the list of that row's column blocks (concatenate=False: no copy
     # when there is only one).
-    # The chunk's index comes as a block of its own (align_arrays=False: block i with block i,
-    # whatever the chunk lengths), so that an error can name the chunk.
     index = "ij" if rows.ndim == 2 else "i"
-    chunks = rows.numblocks[0]
-    positions = da.arange(chunks, chunks=1)
     parts = da.blockwise(
-        _summarize_chunk, "i", rows, index, positions, "i",
-        concatenate=False, align_arrays=False, adjust_chunks={"i": 1}, dtype=object, meta=_OBJECTS,
-        token="gaussum-summarize-chunk", chunks=chunks, diagonal=bool(diagonal), nan_policy=nan_policy,
+        _summarize_chunk, "i", rows, index,
+        concatenate=False, adjust_chunks={"i": 1}, dtype=object, meta=_OBJECTS,
+        token="gaussum-summarize-chunk", diagonal=bool(diagonal), nan_policy=nan_policy,
     )
     total = da.reduction(
         parts, _keep, _merge_final, combine=_merge_boxed,
