@@ -148,7 +148,7 @@ def test_blocks_are_merged_in_an_order_the_threads_do_not_change():
     try:
         for count in sorted({1, 2, threads}):
             numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
-            out = (np.empty(17), np.empty((17, 2, 5)), np.empty((17, 15)))
+            out = (np.empty(17), np.empty((17, 2, 5)), np.empty((17, 15)), np.empty((17, 5)))
             kernels.block_sums(X, np.empty(0), X[0], np.zeros(5), 3000, False, *out)
             results.append(out)
     finally:
@@ -264,3 +264,34 @@ def test_forcing_an_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="mode must be one of"):
         with _compiled.forced("fast"):
             pass
+
+
+@pytest.mark.parametrize(("d", "diagonal"), [(1, False), (4, False), (7, True), (8, False)])
+def test_centred_means_are_correctly_rounded_from_the_kernels_own_pass(monkeypatch, d, diagonal):
+    """Data centred on zero: the kernel's two-sum column sums give each mean within 1 ulp of the
+    exact mean (Fraction of the float64 rows), with no second read of the data (`ExactSums`)."""
+    from fractions import Fraction
+
+    X = np.random.default_rng(d).standard_normal((30_000, d)) * np.geomspace(1e-3, 1e3, d)
+    X[:, 0] += 1e-4  # a mean near zero but not at it
+    reads = []
+    monkeypatch.setattr(_kernel.ExactSums, "add", lambda self, *args: reads.append(1))
+    with _compiled.forced("compiled"):
+        s = GaussianSummary.from_samples(X, diagonal=diagonal)
+    assert reads == []
+    for j in range(d):
+        exact = sum(map(Fraction, X[:, j].tolist())) / len(X)
+        assert abs(Fraction(float(s.mean[j])) - exact) <= Fraction(float(np.spacing(abs(float(exact)))))
+        double = Fraction(float(s.mean[j])) + Fraction(float(s.mean_error[j]))
+        assert abs(double - exact) <= abs(exact) * Fraction(2.0**-90)
+
+
+def test_a_sum_too_close_to_zero_for_the_bound_is_taken_again_exactly():
+    """Rows and their negatives: the exact mean is 0, below any bound on the kernel's sum, so the
+    mean is taken again from error-free sums: exactly 0, with no error term."""
+    half = 1e6 + np.random.default_rng(3).standard_normal((20_000, 3))
+    X = np.concatenate([half, -half])
+    with _compiled.forced("compiled"):
+        s = GaussianSummary.from_samples(X)
+    assert (s.mean == 0).all() and (s.mean_error == 0).all()
+    np.testing.assert_allclose(s.covariance(), np.cov(X, rowvar=False), rtol=1e-12)

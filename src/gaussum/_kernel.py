@@ -637,19 +637,23 @@ def _refined(
     rows: int,
     result: tuple[float, np.ndarray, np.ndarray, float, np.ndarray, int],
     exact: ExactSums | None = None,
+    settled: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray, int]:
     """`result` with the means that `_near_zero` flags taken from error-free column sums (`ExactSums`).
 
     The mean is then correctly rounded to within an ulp. The sums of the variables the shift left
-    at zero come from the pass itself (`exact`); any other flagged variable costs one more read of
-    X. Only for finite results (rows that ``nan_policy="omit"`` dropped are left out again); M2 is
-    kept.
+    at zero come from the pass itself (`exact`, or for the compiled kernel the variables
+    `settled` marks, whose sums it proved close enough); any other flagged variable costs one
+    more read of X. Only for finite results (rows that ``nan_policy="omit"`` dropped are left out
+    again); M2 is kept.
     """
     n, mean, M2, w2, mean_err, dropped = result
     if n == 0 or not np.isfinite(mean).all():
         return result
     squares = M2 if M2.ndim == 1 else np.diagonal(M2)
     near = _near_zero(mean, squares, n, X.shape[0] * X.shape[1])
+    if settled is not None:
+        near &= ~settled
     d = X.shape[1]
     covered = np.zeros(d, dtype=bool)
     if exact is not None:
@@ -730,9 +734,10 @@ def _summarize_compiled(
         blocks = -(-N // rows)
         products = d if diagonal else d * (d + 1) // 2
         n_b, c_b, s_b = np.empty(blocks), np.empty((blocks, 2, d)), np.empty((blocks, products))
+        a_b = np.empty((blocks, d))
         diag_entries = slice(None) if diagonal else _upper(d)[2]
         for attempt in range(3):
-            kernels.sums_of_blocks(X, w_rows, coarse, fine, rows, diagonal, n_b, c_b, s_b)
+            kernels.sums_of_blocks(X, w_rows, coarse, fine, rows, diagonal, n_b, c_b, s_b, a_b)
             if not (_all_finite(n_b, c_b) and _all_finite(s_b[:, diag_entries])):
                 return None
             n, packed = float(_pairwise_sum(n_b[:, None])[0]), _pairwise_sum(s_b)
@@ -752,7 +757,31 @@ def _summarize_compiled(
         scatter[i, j] = packed
     w2 = n if q is None else float(q.sum())
     result = _finish(n, w2, (c, c_err), scatter, (coarse, fine), diagonal, nan_policy, name, 0)
-    return _refined(X, weights, rows, result)
+    settled = _settled_sums(c, c_err, a_b.sum(axis=0), rows, blocks, kernels.CHUNK)
+    return _refined(X, weights, rows, result, settled=settled & (coarse == 0) & (fine == 0) & (w is None))
+
+
+def _settled_sums(
+    c: np.ndarray, c_err: np.ndarray, magnitudes: np.ndarray, rows: int, blocks: int, chunk: int
+) -> np.ndarray:
+    """Which of the compiled kernel's error-free column sums are close enough to exact that the
+    mean they give is correctly rounded to within an ulp, with no extra read of the data.
+
+    The kernel's sum of a variable left unshifted is a double-float whose error is at most
+    ``u**2`` times the sum of the magnitudes times a count of the roundings it went through:
+    two-sums along chunks of `chunk` rows (Sum2: ``chunk**2``), ``m`` chunk totals per block by
+    Neumaier's sum (``2 m**2``) and the blocks' totals (``B + B m``); four times that to spare.
+    Where that bound is under a quarter of an ulp of the sum, the mean (``sum / n``, taken to
+    about ``u**2``) rounds to within 0.75 ulp of the exact mean. Only unweighted variables the
+    shift left at zero qualify: their rows enter the sums exactly.
+    """
+    u = np.finfo(np.float64).eps / 2
+    m = -(-rows // chunk)
+    roundings = chunk * chunk + 2 * m * m + blocks + blocks * m
+    with np.errstate(all="ignore"):
+        bound = 4.0 * roundings * u * u * magnitudes
+        settled: np.ndarray = (magnitudes > 0) & (bound <= 0.25 * u * np.abs(c + c_err))
+    return settled
 
 
 # -- many groups at once ----------------------------------------------------------------------
