@@ -350,6 +350,11 @@ def test_summarize_by_several_key_columns_matches_pandas(client):
         assert np.all(np.abs(s.covariance() - cov) <= 64 * EPS * (OFFSET / std.min()) * np.outer(std, std)), key
     swapped = summarize_by(dd.from_pandas(frame, npartitions=3), ["day", "site"], compute=True)
     assert dict(iter(swapped))[2, "a"].isclose(dict(iter(g))["a", 2], rtol=1e-9)
+    # A tuple key is looked up as one key, each part by kind as a single key is.
+    assert ("a", 2) in g and g["a", 2] == dict(iter(g))["a", 2] and dict(g).keys() == dict(iter(g)).keys()
+    assert g.get(("a", 9)) is None and ("a", 2.0) not in g and (2, "a") not in g and "a" not in g
+    with pytest.raises(KeyError):
+        g["a", 9]
 
 
 def test_summarize_by_missing_keys_as_pandas_dropna(client):

@@ -495,6 +495,8 @@ def test_copy_and_pickle_keep_value_and_read_only(rng, roundtrip):
     h = roundtrip(g)
     assert h == g and hash(h) == hash(g)
     assert not any(a.flags.writeable for a in (h.keys(), h.counts, h.means, h.M2))
+    for empty in (GroupedSummary.empty(3), GroupedSummary.empty(None), GroupedSummary.empty(2, diagonal=True)):
+        assert roundtrip(empty) == empty and len(roundtrip(empty)) == 0
 
 
 @pytest.mark.parametrize(

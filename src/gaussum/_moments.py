@@ -176,8 +176,9 @@ def scatter_rtol(counts: np.ndarray, means: np.ndarray, squares: np.ndarray) -> 
     spread, capped at 1: a merged summary cannot be more exact than its rounded means allow.
     """
     u = np.finfo(np.float64).eps / 2
-    means2 = means.reshape(means.shape[0], -1)
-    squares2 = squares.reshape(squares.shape[0], -1)
+    # Explicit widths, not -1: numpy cannot infer one from an array of no groups.
+    means2 = means.reshape(means.shape[0], int(np.prod(means.shape[1:])))
+    squares2 = squares.reshape(squares.shape[0], int(np.prod(squares.shape[1:])))
     with np.errstate(all="ignore"):
         std = np.sqrt(squares2 / np.maximum(counts, np.finfo(np.float64).tiny)[:, None])
         ratio = np.where(std > 0, np.abs(means2) / std, 0.0)

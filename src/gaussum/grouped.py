@@ -400,6 +400,8 @@ class GroupedSummary(Frozen):
         return self._keys.size
 
     def _index(self, key: Any) -> int | None:
+        if isinstance(key, tuple):
+            return self._tuple_index(key)
         # The kinds that `+` would merge are the kinds a lookup matches: 1.0 and True are not 1.
         probe = np.asarray(key)
         if probe.ndim != 0 or not keyset.same_label_kinds({self._keys.dtype.kind, probe.dtype.kind}):
@@ -412,6 +414,29 @@ class GroupedSummary(Frozen):
         except (TypeError, ValueError, OverflowError):
             return None
         return i if found else None
+
+    def _tuple_index(self, key: tuple[Any, ...]) -> int | None:
+        """`_index` of a key of several columns (``by=[...]`` in `gaussum.dask` and `gaussum.spark`):
+        the keys are then a sorted object array of tuples, and each part matches by kind as one
+        key does."""
+        if self._keys.dtype != object or not self._keys.size:
+            return None
+        probe = np.empty(1, dtype=object)
+        probe[0] = key
+        try:
+            i = int(np.searchsorted(self._keys, probe)[0])
+        except TypeError:  # parts that do not compare with the keys' parts
+            return None
+        if i == self._keys.size:
+            return None
+        found = self._keys[i]
+        if not isinstance(found, tuple) or len(found) != len(key):
+            return None
+        same = all(
+            keyset.same_label_kinds({np.asarray(a).dtype.kind, np.asarray(b).dtype.kind}) and bool(a == b)
+            for a, b in zip(found, key, strict=True)
+        )
+        return i if same else None
 
     def __contains__(self, key: object) -> bool:
         return self._index(key) is not None
