@@ -41,17 +41,16 @@ applies (`gaussum._compiled.use_rows`). The kernels compile on first call and ar
 from __future__ import annotations
 
 import importlib
-import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
-import numba
 import numpy as np
 from numba import extending, types
 from numba.core import cgutils
 
 from . import _compiled
 from ._combine import quotient, two_sum
+from ._compiled_kernels import _jit  # one home for the cached, nogil decorator
 
 __all__ = ["BLAS_PRODUCTS", "CHUNK", "CHUNKS", "MAX_D", "summarize"]
 
@@ -82,7 +81,6 @@ _AHEAD = 16
 _MAX_SHIFT_IN_STD = 1.0 / 8.0
 _RECENTRE_PASSES = 2
 
-_Function = TypeVar("_Function", bound=Callable[..., Any])
 # numba's annotations of these are partial, and llvmlite has none: typed loosely here.
 _intrinsic = cast(Callable[[Callable[..., Any]], Callable[..., Any]], extending.intrinsic)
 _get_or_insert_function: Any = cgutils.get_or_insert_function
@@ -91,23 +89,6 @@ ir: Any = importlib.import_module("llvmlite.ir")
 
 _NO_FLOATS = np.empty(0)
 _NO_FLAGS = np.empty(0, dtype=np.bool_)
-
-
-def _jit(**options: Any) -> Callable[[_Function], _Function]:
-    """``numba.njit(cache=True, nogil=True, ...)``, or without the cache where none can be written.
-
-    Typed as returning the function it compiles: a numba dispatcher is called like it.
-    """
-
-    def decorate(function: _Function) -> _Function:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", numba.NumbaWarning)
-                return cast(_Function, numba.njit(cache=True, nogil=True, **options)(function))
-        except RuntimeError:  # "cannot cache function ...: no locator available for file ..."
-            return cast(_Function, numba.njit(cache=False, nogil=True, **options)(function))
-
-    return decorate
 
 
 def _pointer(context: Any, builder: Any, array_type: Any, array: Any, row: Any, column: Any) -> Any:
