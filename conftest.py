@@ -27,7 +27,7 @@ import pytest
 # Distributions whose module has another name.
 _MODULE_OF = {"scikit-learn": "sklearn", "pillow": "PIL", "pyyaml": "yaml"}
 # Extras of tools rather than features: their packages never make a test optional.
-_TOOL_EXTRAS = {"bench", "docs", "release"}
+_TOOL_EXTRAS = {"bench", "docs", "lint", "release"}
 # Modules that come with an extra without being named in it.
 _COMES_WITH = {"pandas": "dask", "pyarrow": "dask"}
 
