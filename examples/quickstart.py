@@ -42,4 +42,6 @@ def main(path: str, group_column: str | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if not 2 <= len(sys.argv) <= 3:
+        sys.exit("usage: python examples/quickstart.py data/iris.csv [GROUP_COLUMN]")
     sys.exit(main(*sys.argv[1:]))

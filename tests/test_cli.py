@@ -455,7 +455,8 @@ def test_a_state_whose_summary_has_no_names_takes_them_from_columns(tmp_path, ca
     state = read_state(str(tmp_path / "s.json"))
     assert state.summary.names == state.columns == ("sepal_length", "sepal_width")
     write_csv(tmp_path / "more.csv", np.array([[5.0, 3.0]]), ["sepal_length", "sepal_width"])
-    assert run(capsys, "update", tmp_path / "s.json", tmp_path / "more.csv")[0] == 0
+    status, _, err = run(capsys, "update", tmp_path / "s.json", tmp_path / "more.csv")
+    assert status == 0 and f"updated {tmp_path / 's.json'}: +1 row from 1 input; now 151 rows," in err
     assert state_json(tmp_path / "s.json")["summary"]["names"] == ["sepal_length", "sepal_width"]
 
 

@@ -63,6 +63,8 @@ def test_standard_input_is_read_hashed_and_recorded_without_a_path(tmp_path, cap
     assert source.size == data.stat().st_size and source.rows_read == 300
     status, _, err = run(capsys, "update", tmp_path / "piped.json", data)
     assert status == 0 and "already counted (same content as (stream, sha256" in err
+    status, out, _ = run(capsys, "show", tmp_path / "piped.json")
+    assert status == 0 and f"  (stream)  (300 rows, sha256 {source.sha256[:12]})" in out.splitlines()
 
 
 def test_output_dash_writes_the_state_to_standard_output_and_show_reads_it_back(tmp_path, capsys, rows):

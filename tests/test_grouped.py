@@ -441,7 +441,7 @@ def test_mapping_access():
     assert [k for k, _ in g] == ["a", "b"]
     assert all(isinstance(s, GaussianSummary) for _, s in g)
     assert g.get("c") is None and g.get("a") == g["a"]
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="'c' is not a key; the keys are 'a', 'b'"):
         g["c"]
 
 

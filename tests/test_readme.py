@@ -170,9 +170,9 @@ def test_grouped_summaries(tmp_path, monkeypatch):
     assert "# GroupedSummary(groups=3, n=10_000, d=3, full, ...)" in code
     assert repr(g).startswith("GroupedSummary(groups=3, n=10_000, d=3, full, ")
     bob = ns["g"]["bob"]
-    assert "# a GaussianSummary per key" in code and isinstance(bob, GaussianSummary)
+    assert "a GaussianSummary per key" in code and isinstance(bob, GaussianSummary)
     np.testing.assert_allclose(
-        shown(code, ns, 'g["bob"].covariance()', "a GaussianSummary per key"),
+        shown(code, ns, 'g["bob"].covariance()', "a GaussianSummary per key; its covariance"),
         np.cov(X[users == "bob"], rowvar=False), rtol=1e-9,
     )
     assert shown(code, ns, "g.covariances().shape", "(3, 3, 3)") == (3, 3, 3)

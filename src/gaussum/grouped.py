@@ -444,7 +444,9 @@ class GroupedSummary(Frozen):
     def __getitem__(self, key: Any) -> GaussianSummary:
         i = self._index(key)
         if i is None:
-            raise KeyError(key)
+            shown = ", ".join(repr(keyset.label(k)) for k in self._keys[:8])
+            more = f", ... ({self._keys.size:,} in all)" if self._keys.size > 8 else ""
+            raise KeyError(f"{keyset.label(key)!r} is not a key; the keys are {shown or 'none'}{more}")
         return self._summary(i)
 
     def get(self, key: Any, default: Any = None) -> Any:

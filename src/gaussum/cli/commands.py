@@ -114,8 +114,9 @@ def update(args: argparse.Namespace, reporter: Reporter) -> int:
             return 0
         new = State(state.by_columns, reading.total, reading.sources)
         write_output(args.state, new.to_json())
-    inputs = f"{reading.inputs_added} input" + ("" if reading.inputs_added == 1 else "s")
-    reporter.say(f"updated {args.state}: +{reading.rows_added:,} rows from {inputs}; now {rendering.describe(new)}")
+    rows, inputs = rendering.plural(reading.rows_added, "row"), rendering.plural(reading.inputs_added, "input")
+    added = f"+{rows} from {inputs}"
+    reporter.say(f"updated {args.state}: {added}; now {rendering.describe(new)}")
     return 0
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import Float64OverflowError, NonFiniteError
 from ..summary import GaussianSummary
 from .inputs import Input, open_input
+from .rendering import plural
 from .sources import Block, Dialect, Format, NotNumericError, Resume, SourceError, format_for
 from .state import Source
 
@@ -118,10 +119,6 @@ def block_rows(chunk_rows: int, d: int) -> int:
     """Rows per block: `chunk_rows`, or fewer for wide data, so that a block of float64 values
     stays within `MAX_BLOCK_BYTES` (65,536 rows of 4,096 columns would be 2 GiB)."""
     return max(1, min(chunk_rows, MAX_BLOCK_BYTES // (8 * max(d, 1))))
-
-
-def _plural(k: int, word: str) -> str:
-    return f"{k:,} {word}" + ("" if k == 1 else "s")
 
 
 # -- summaries of blocks --------------------------------------------------------------------------
@@ -351,7 +348,7 @@ def read_inputs(
                     (*entry.earlier, entry.sha256),
                 )
                 result.sources[result.sources.index(entry)] = moved
-                reporter.say(f"{label} grew: counting its {_plural(rows, 'new row')}")
+                reporter.say(f"{label} grew: counting its {plural(rows, 'new row')}")
             else:
                 known = {h: s for s in result.sources for h in (s.sha256, *s.earlier)}
                 if digest in known:
@@ -418,7 +415,7 @@ def _read_one(
             if len(columns) > limit:
                 kind = "a diagonal summary" if request.diagonal else "a full covariance"
                 raise SourceError(
-                    f"{label}: {_plural(len(columns), 'column')} to summarise, "
+                    f"{label}: {plural(len(columns), 'column')} to summarise, "
                     f"more than the limit of {limit:,} for {kind}; "
                     "raise it with --max-columns N"
                     + ("" if request.diagonal else ", or keep variances only with --diagonal")

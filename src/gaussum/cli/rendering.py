@@ -41,16 +41,17 @@ def key_text(key: Any) -> str:
     return text.replace(KEY_SEPARATOR, ",")
 
 
-def _plural(k: int, word: str) -> str:
+def plural(k: int, word: str) -> str:
+    """``1 row``, ``2 rows``, ``1,000 rows``: a count and its noun, for messages."""
     return f"{k:,} {word}" + ("" if k == 1 else "s")
 
 
 def describe(state: State) -> str:
     """One line: rows, groups, columns and sources of a state."""
     n = count(state.n)
-    rows = f"{_plural(n, 'row')}" if isinstance(n, int) else f"n={n:g}"
-    groups = "" if state.by is None else f" in {_plural(len(state.summary), 'group')} by {state.by}"
-    return f"{rows}{groups}, {_plural(len(state.columns), 'column')}, from {_plural(len(state.sources), 'source')}"
+    rows = f"{plural(n, 'row')}" if isinstance(n, int) else f"n={n:g}"
+    groups = "" if state.by is None else f" in {plural(len(state.summary), 'group')} by {state.by}"
+    return f"{rows}{groups}, {plural(len(state.columns), 'column')}, from {plural(len(state.sources), 'source')}"
 
 
 def _column_stats(s: GaussianSummary) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -152,7 +153,8 @@ def show_table(state: State, label: str) -> str:
     lines.append("sources:")
     for source in listed:
         dropped = f", {source.rows_dropped:,} dropped" if source.rows_dropped else ""
-        lines.append(f"  {source.name}  ({_plural(source.rows_read, 'row')}{dropped}, sha256 {source.sha256[:12]})")
+        where = source.path if source.path is not None else "(stream)"  # its hash follows anyway
+        lines.append(f"  {where}  ({plural(source.rows_read, 'row')}{dropped}, sha256 {source.sha256[:12]})")
     if len(state.sources) > len(listed):
         lines.append(f"  ... and {len(state.sources) - len(listed)} more")
     return "\n".join(lines)
