@@ -223,7 +223,7 @@ def test_overflow_is_reported_not_returned_as_inf():
     "X, message",
     [
         (np.array([["a", "b"]]), "must be numeric"),
-        (np.ones((2, 2), dtype=complex), "must be real"),
+        (np.ones((2, 2), dtype=complex), r"must be real, got complex dtype complex128 of shape \(2, 2\)"),
         (np.ones((2, 2, 2)), r"shape \(N,\) or \(N, d\)"),
         (np.ones((3, 0)), "at least one column"),
         ([[1.0, 2.0], [3.0]], "rectangular"),

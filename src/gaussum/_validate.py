@@ -51,7 +51,7 @@ def as_numeric(value: Any, name: str) -> np.ndarray:
     if array.dtype.kind in "biuf":
         return array
     if array.dtype.kind == "c":
-        raise ValueError(f"{name} must be real, got complex dtype {array.dtype}")
+        raise ValueError(f"{name} must be real, got complex dtype {array.dtype} of shape {array.shape}")
     if array.dtype.kind == "O":
         try:
             return array.astype(np.float64)
