@@ -15,7 +15,7 @@ from typing import Any, TypeVar, cast
 import numba
 import numpy as np
 
-__all__ = ["PARALLEL_VALUES", "block_sums", "first_shift", "row_step", "row_step_packed", "sums_of_blocks"]
+__all__ = ["block_sums", "first_shift", "row_step", "row_step_packed"]
 
 
 _Function = TypeVar("_Function", bound=Callable[..., Any])
@@ -156,7 +156,7 @@ def _add(sums: Any, comp: Any, index: int, value: float) -> None:
 # Not parallel: numba's OpenMP layer (GNU libgomp) aborts any process forked after it has run
 # ("fork() called from a process already using GNU OpenMP"), which breaks multiprocessing and
 # process pools in every program that imports gaussum; and on the 2-core machine one thread was
-# faster anyway (see PARALLEL_VALUES). prange over blocks is kept: it runs as a plain loop.
+# faster anyway. prange over blocks is kept: it runs as a plain loop.
 @_jit(parallel=False)
 def block_sums(
     X: Any,
@@ -249,29 +249,6 @@ def block_sums(
             for j in range(i, d):
                 s_out[b, entry] = S[i, j] + S_comp[i, j]
                 entry += 1
-
-
-# Values from which the blocks run on every thread. Below it one thread: with numba's OpenMP layer
-# the idle threads spin after each parallel region, and on the loaded 2-core development machine
-# two threads took 2-4x the CPU time of one on 1e6 x 1 to 1e6 x 8 (3 vs 9 ms, 4-7 vs 8-13 ms,
-# 11-14 vs 16 ms), and longer in wall time too. The result is the same bits either way.
-PARALLEL_VALUES = 2**24
-
-
-def sums_of_blocks(
-    X: Any,
-    w: Any,
-    coarse: Any,
-    fine: Any,
-    rows: int,
-    diagonal: bool,
-    n_out: Any,
-    c_out: Any,
-    s_out: Any,
-    a_out: Any,
-) -> None:
-    """`block_sums`, on one thread (see the note above it)."""
-    block_sums(X, w, coarse, fine, rows, diagonal, n_out, c_out, s_out, a_out)
 
 
 @_jit()

@@ -737,7 +737,7 @@ def _summarize_compiled(
         a_b = np.empty((blocks, d))
         diag_entries = slice(None) if diagonal else _upper(d)[2]
         for attempt in range(3):
-            kernels.sums_of_blocks(X, w_rows, coarse, fine, rows, diagonal, n_b, c_b, s_b, a_b)
+            kernels.block_sums(X, w_rows, coarse, fine, rows, diagonal, n_b, c_b, s_b, a_b)
             if not (_all_finite(n_b, c_b) and _all_finite(s_b[:, diag_entries])):
                 return None
             n, packed = float(_pairwise_sum(n_b[:, None])[0]), _pairwise_sum(s_b)
@@ -757,8 +757,10 @@ def _summarize_compiled(
         scatter[i, j] = packed
     w2 = n if q is None else float(q.sum())
     result = _finish(n, w2, (c, c_err), scatter, (coarse, fine), diagonal, nan_policy, name, 0)
+    # The kernel sums magnitudes only for the variables whose sums it takes error-free (unweighted,
+    # left unshifted): zero elsewhere, which `_settled_sums` never settles.
     settled = _settled_sums(c, c_err, a_b.sum(axis=0), rows, blocks, kernels.CHUNK)
-    return _refined(X, weights, rows, result, settled=settled & (coarse == 0) & (fine == 0) & (w is None))
+    return _refined(X, weights, rows, result, settled=settled)
 
 
 def _settled_sums(
