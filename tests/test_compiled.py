@@ -90,7 +90,9 @@ def test_sorted_data_is_recentred():
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("where", [0, 1, 1500, 2999])
 def test_non_finite_rows_follow_the_numpy_path_exactly(nan_policy, bad, where):
-    """Errors (type, message, row index), dropped-row counts and results are the numpy path's."""
+    """Errors (type, message, row index) and dropped-row counts are the numpy path's, and so are the
+    results to rounding: the fallback is the numpy path, whose blocks the compiled `centre_and_sum`
+    centres where numba is allowed (its own column sums, so M2 may differ in the last bits)."""
     rng = np.random.default_rng(7)
     X = 1e3 + rng.standard_normal((3000, 4))
     X[where, 2] = bad
@@ -102,8 +104,17 @@ def test_non_finite_rows_follow_the_numpy_path_exactly(nan_policy, bad, where):
     if paths[0][0] == "ok":
         (n0, m0, S0, w0, e0, k0), (n1, m1, S1, w1, e1, k1) = paths[0][1], paths[1][1]
         assert (n0, w0, k0) == (n1, w1, k1)
-        assert np.array_equal(m0, m1, equal_nan=True) and np.array_equal(S0, S1, equal_nan=True)
-        assert np.array_equal(e0, e1)
+        assert np.array_equal(np.isnan(m0), np.isnan(m1)) and np.array_equal(np.isnan(S0), np.isnan(S1))
+        finite = np.isfinite(m0)
+        assert np.all(np.abs(m1[finite] - m0[finite]) <= np.spacing(np.abs(m0[finite])))
+        assert np.array_equal(m0[~finite], m1[~finite], equal_nan=True)
+        same = finite & (m0 == m1)  # then both errors carry the exact mean's next bits, the numpy
+        # path's to the rounding of its BLAS column sums of X - shift (about u std)
+        spread = np.sqrt(np.diagonal(S0)[same] / len(X))
+        assert np.all(np.abs(e1[same] - e0[same]) <= 8 * U * spread)
+        entries = np.isfinite(S0)
+        assert np.all(np.abs(S1[entries] - S0[entries]) <= 8 * U * np.abs(S0).max(where=entries, initial=0.0))
+        assert np.array_equal(S0[~entries], S1[~entries], equal_nan=True)
     else:
         assert paths[0] == paths[1]
         assert paths[0][0] is NonFiniteError
@@ -148,8 +159,8 @@ def test_blocks_are_merged_in_an_order_the_threads_do_not_change():
     try:
         for count in sorted({1, 2, threads}):
             numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
-            out = (np.empty(17), np.empty((17, 2, 5)), np.empty((17, 15)), np.empty((17, 5)))
-            kernels.block_sums(X, np.empty(0), X[0], np.zeros(5), 3000, False, *out)
+            out = (np.empty(17), np.empty((17, 2, 5)), np.empty((17, 15)))
+            kernels.block_sums(X, np.empty(0), X[0], np.zeros(5), 3000, False, False, *out)
             results.append(out)
     finally:
         numba.set_num_threads(threads)
@@ -295,3 +306,58 @@ def test_a_sum_too_close_to_zero_for_the_bound_is_taken_again_exactly():
         s = GaussianSummary.from_samples(X)
     assert (s.mean == 0).all() and (s.mean_error == 0).all()
     np.testing.assert_allclose(s.covariance(), np.cov(X, rowvar=False), rtol=1e-12)
+
+
+@pytest.mark.parametrize("d", [12, _compiled.MAX_D + 8])
+@pytest.mark.parametrize(("offset", "diagonal"), [(0.0, False), (3.0, False), (0.5, True), (1e9, False)])
+def test_means_a_few_spreads_from_zero_come_from_the_kernels_own_pass(monkeypatch, d, offset, diagonal):
+    """The compiled kernel (d = 12) and, past its width, the numpy path centring its blocks with
+    `centre_and_sum` take raw sums error-free in their one pass: every mean is within 1 ulp of the
+    exact mean (Fraction), for data near zero and a few spreads from it too (shifted, but flagged
+    by `_near_zero`), with no second read of the data (`ExactSums`)."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(11)
+    X = offset + rng.standard_normal((3_000, d)) * np.geomspace(1e-2, 1e2, d)
+    X[:, 0] = rng.standard_normal(3_000) * 1e-3 + 1e-6  # a mean near zero but not at it
+    reads = []
+    monkeypatch.setattr(_kernel.ExactSums, "add", lambda self, *args: reads.append(1))
+    with _compiled.forced("compiled"):
+        n, mean, M2, _, mean_error, _ = _kernel.summarize_rows(X, (None, None), diagonal, "raise", 700)
+    assert reads == [] and n == len(X)
+    for j in range(d):
+        exact = sum(map(Fraction, X[:, j].tolist())) / len(X)
+        assert abs(Fraction(float(mean[j])) - exact) <= Fraction(float(np.spacing(abs(float(exact)))))
+        double = Fraction(float(mean[j])) + Fraction(float(mean_error[j]))
+        assert abs(double - exact) <= abs(exact) * Fraction(2.0**-90)
+    _, _, exact_M2 = exact_moments(X[:, :6])
+    if diagonal:
+        assert np.max(np.abs(M2[:6] - np.diagonal(exact_M2)) / np.diagonal(exact_M2)) <= 1e-14
+    else:
+        assert relative_frobenius(M2[:6, :6], exact_M2) <= 1e-14
+
+
+def test_wide_data_summing_to_zero_is_taken_again_exactly():
+    """The centring pass's bound cannot settle a sum that is exactly zero: it is taken again."""
+    half = 1e6 + np.random.default_rng(4).standard_normal((6_000, _compiled.MAX_D + 4))
+    X = np.concatenate([half, -half])
+    with _compiled.forced("compiled"):
+        s = GaussianSummary.from_samples(X)
+    assert (s.mean == 0).all() and (s.mean_error == 0).all()
+    np.testing.assert_allclose(s.covariance(), np.cov(X, rowvar=False), rtol=1e-12)
+
+
+def test_the_kept_centring_buffer_serves_threads_and_calls_apart():
+    """Each thread borrows its own buffer: summaries built at once in threads, and one after another
+    with blocks of other sizes, are the summaries built alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(12)
+    inputs = [rng.standard_normal((rows, _compiled.MAX_D + 3)) + 5.0 for rows in (9_000, 20_000, 3_001, 15_000)]
+    with _compiled.forced("compiled"):
+        alone = [GaussianSummary.from_samples(X) for X in inputs]
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(GaussianSummary.from_samples, inputs * 3))
+    assert together == alone * 3
+    for X, s in zip(inputs, alone, strict=True):
+        assert relative_frobenius(s.covariance(), np.cov(X, rowvar=False)) <= 1e-14

@@ -31,7 +31,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_D", "MIN_VALUES", "ROW_STEP_AFTER", "available", "forced", "kernels", "use_row_step", "use_rows"]
+__all__ = [
+    "MAX_D",
+    "MIN_VALUES",
+    "ROW_STEP_AFTER",
+    "available",
+    "forced",
+    "kernels",
+    "use_centring",
+    "use_row_step",
+    "use_rows",
+]
 
 #: Inputs of fewer values than this stay on the numpy path: below it the kernels' one-time load
 #: (tens of milliseconds from the disk cache, about MEASURED s to compile) would not be repaid.
@@ -85,6 +95,21 @@ def forced(mode: str) -> Iterator[None]:
 def use_rows(values: int, d: int) -> bool:
     """Whether `summarize_rows` should run the compiled kernel on `values` values of `d` variables."""
     if _mode == "numpy" or d > MAX_D or d == 0:
+        return False
+    if _mode == "auto" and values < MIN_VALUES:
+        return False
+    return kernels() is not None
+
+
+def use_centring(values: int) -> bool:
+    """Whether the numpy row path should centre its unweighted blocks with the compiled
+    `centre_and_sum`, which takes the exact column sums in the same read.
+
+    Inputs of `MIN_VALUES` values or more, as for `use_rows`: the choice depends on the input's
+    size alone (never on whether the kernels happen to be loaded), so the same rows give the same
+    bits in every process.
+    """
+    if _mode == "numpy":
         return False
     if _mode == "auto" and values < MIN_VALUES:
         return False

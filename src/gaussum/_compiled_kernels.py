@@ -15,7 +15,7 @@ from typing import Any, TypeVar, cast
 import numba
 import numpy as np
 
-__all__ = ["block_sums", "first_shift", "row_step", "row_step_packed"]
+__all__ = ["block_sums", "centre_and_sum", "first_shift", "row_step", "row_step_packed"]
 
 
 _Function = TypeVar("_Function", bound=Callable[..., Any])
@@ -110,14 +110,6 @@ def _tile(A: Any, B: Any, i: int, j: int, k: int) -> tuple[float, ...]:
     return (t00, t01, t02, t03, t10, t11, t12, t13, t20, t21, t22, t23, t30, t31, t32, t33)
 
 
-@_jit(fastmath={"reassoc"})
-def _abs_total(a: Any, k: int) -> float:
-    t = 0.0
-    for r in range(k):
-        t += abs(a[r])
-    return t
-
-
 @_jit()
 def _sum2_rows(X: Any, start: int, k: int, hi: Any, lo: Any) -> None:
     """``hi + lo``: the column sums of ``X[start:start + k]`` as double-floats (Knuth's two-sum).
@@ -165,20 +157,19 @@ def block_sums(
     fine: Any,
     rows: int,
     diagonal: bool,
+    raw: bool,
     n_out: Any,
     c_out: Any,
     s_out: Any,
-    a_out: Any,
 ) -> None:
     """Per block of `rows` rows of X: total weight, column sums and scatter of ``X - coarse - fine``.
 
-    ``w`` has length 0 for unweighted rows. ``c_out[b, 0]`` gets the column sums and
+    ``w`` has length 0 for unweighted rows. ``c_out[b, 0]`` gets the column sums of Y and
     ``c_out[b, 1]`` the rounding they left (Neumaier's compensation, kept for the compensated
-    mean). Unweighted variables the shift leaves at zero (those whose mean is near zero) have
-    their sums taken error-free chunk by chunk (`_sum2_rows`), and ``a_out[b]`` gets the sums of their
-    magnitudes (0 for the other variables), from which `gaussum._kernel` bounds what rounding is
-    left. ``s_out[b]`` gets the row-major upper triangle (or
-    the diagonal) of block b's scatter ``Y^T W Y``. Blocks run in parallel, each into its own
+    mean); with `raw` (unweighted rows only) they are instead the column sums of X itself, taken
+    error-free chunk by chunk (`_sum2_rows`), from which `gaussum._kernel` takes means to the
+    last bit and derives the sums about the shift. ``s_out[b]`` gets the row-major upper
+    triangle (or the diagonal) of block b's scatter ``Y^T W Y``. Blocks run in parallel, each into its own
     slot: the caller merges them in a fixed order, so the result does not depend on the threads.
     """
     N, d = X.shape
@@ -186,11 +177,7 @@ def block_sums(
     # Variables padded to a multiple of 4 with rows of zeros, so the scatter is whole 4 x 4 tiles.
     padded = (d + 3) // 4 * 4
     tiles = not diagonal and d > 2  # one or two variables: plain dot products do less work
-    # X - 0 - 0 is exact: for these variables the chunk sums can be exact too.
-    exact = np.zeros(d, dtype=np.bool_)
-    for i in range(d):
-        exact[i] = not weighted and coarse[i] == 0.0 and fine[i] == 0.0
-    any_exact = exact.any()
+    exact = raw and not weighted
     for b in numba.prange(n_out.shape[0]):
         Y = np.zeros((padded, CHUNK))
         Yw = np.zeros((padded, CHUNK)) if weighted else Y
@@ -200,7 +187,6 @@ def block_sums(
         S_comp = np.zeros((padded, padded))
         n = np.zeros(1)
         n_comp = np.zeros(1)
-        magnitudes = np.zeros(d)
         chunk_hi = np.zeros(d)
         chunk_lo = np.zeros(d)
         stop = min(N, (b + 1) * rows)
@@ -212,14 +198,13 @@ def block_sums(
                 _add(n, n_comp, 0, _total(w[start:start + k], k))
             else:
                 n[0] += k
-            if any_exact:
+            if exact:
                 _sum2_rows(X, start, k, chunk_hi, chunk_lo)
-            for i in range(d):
-                if exact[i]:
+                for i in range(d):
                     _add(c, c_comp, i, chunk_hi[i])
                     c_comp[i] += chunk_lo[i]
-                    magnitudes[i] += _abs_total(Y[i], k)
-                else:
+            else:
+                for i in range(d):
                     _add(c, c_comp, i, _total(Yw[i], k))
             if tiles:
                 for i in range(0, padded, 4):
@@ -235,8 +220,6 @@ def block_sums(
                         _add(S[i], S_comp[i], j, _dot(Yw[i], Y[j], k))
         n_out[b] = n[0] + n_comp[0]
         for i in range(d):
-            a_out[b, i] = magnitudes[i]
-        for i in range(d):
             total = c[i] + c_comp[i]  # two-sum: c may be near zero, below its compensation
             part = total - c[i]
             c_out[b, 0, i] = total
@@ -249,6 +232,43 @@ def block_sums(
             for j in range(i, d):
                 s_out[b, entry] = S[i, j] + S_comp[i, j]
                 entry += 1
+
+
+@_jit()
+def centre_and_sum(X: Any, coarse: Any, fine: Any, Y: Any, out: Any) -> None:
+    """``Y = (X - coarse) - fine`` for a block of rows, and the column sums of X, error-free.
+
+    The numpy path's centring (`gaussum._kernel._centred_sums`, the same operations, so the same
+    bits in Y) fused with Sum2 (`_sum2_rows`) of the raw values along chunks of `CHUNK` rows,
+    the chunk sums added by Neumaier's sum: ``out[0] + out[1]`` is the exact column sum of X to
+    the bound `gaussum._kernel._settled_sums` states. One read of X instead of numpy's
+    subtraction and then its column sums: measured 0.6-0.8x their time for 2 MiB blocks at
+    d = 16 to 256, with the exact sums the compensated mean needs included.
+    """
+    N, d = X.shape
+    hi = np.zeros(d)
+    lo = np.zeros(d)
+    chunk_hi = np.zeros(d)
+    chunk_lo = np.zeros(d)
+    for start in range(0, N, CHUNK):
+        for i in range(d):
+            chunk_hi[i] = 0.0
+            chunk_lo[i] = 0.0
+        for r in range(start, min(N, start + CHUNK)):
+            for i in range(d):
+                x = X[r, i]
+                Y[r, i] = (x - coarse[i]) - fine[i]
+                s = chunk_hi[i]
+                t = s + x
+                part = t - s
+                chunk_lo[i] += (s - (t - part)) + (x - part)
+                chunk_hi[i] = t
+        for i in range(d):
+            _add(hi, lo, i, chunk_hi[i])
+            lo[i] += chunk_lo[i]
+    for i in range(d):
+        out[0, i] = hi[i]
+        out[1, i] = lo[i]
 
 
 @_jit()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -184,31 +185,180 @@ def _settled_shift(coarse: np.ndarray, fine: np.ndarray, spread: np.ndarray) -> 
 
 
 def _centred_sums(
-    X: np.ndarray, w: np.ndarray | None, shift: tuple[np.ndarray, np.ndarray], diagonal: bool
+    X: np.ndarray,
+    w: np.ndarray | None,
+    shift: tuple[np.ndarray, np.ndarray],
+    diagonal: bool,
+    centring: CompiledCentring | None = None,
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """Total weight, column sums and scatter (``Y^T W Y``, or its diagonal) of ``Y = X - shift``."""
+    """Total weight, column sums and scatter (``Y^T W Y``, or its diagonal) of ``Y = X - shift``.
+
+    With `centring` (unweighted rows only) Y is made by the compiled kernel in its buffer, and
+    the column sums returned are instead the raw ones of X, error-free, as ``(2, d)`` parts.
+    """
     coarse, fine = shift
-    # X - coarse is exact (Sterbenz) for data whose spread is small next to its mean; the fine
-    # part then brings each value down to full precision. Without it, X - coarse is a multiple of
-    # ulp(coarse), and sums of such coarsely quantised squares round with a bias (measured:
-    # 4e-15 relative at mean/spread = 1e9) that fully centred values do not show.
-    Y = np.subtract(X, coarse)
-    if fine.any():
-        Y -= fine
+    sums = None
+    if centring is not None:
+        Y, sums = centring.centre(X, shift)
+    else:
+        # X - coarse is exact (Sterbenz) for data whose spread is small next to its mean; the fine
+        # part then brings each value down to full precision. Without it, X - coarse is a multiple
+        # of ulp(coarse), and sums of such coarsely quantised squares round with a bias (measured:
+        # 4e-15 relative at mean/spread = 1e9) that fully centred values do not show.
+        Y = np.subtract(X, coarse)
+        if fine.any():
+            Y -= fine
     n = float(X.shape[0]) if w is None else float(w.sum())
     if Y.shape[1] == 1:
         # One variable: numpy's pairwise summation (error ~ u log k) rather than BLAS's long
         # running sums, which err by up to ~u k on repeated values (NIST's NumAcc2: 1.2e-14).
         y = Y[:, 0]
         yw = y if w is None else y * w
-        c = np.array([yw.sum()])
+        c = np.array([yw.sum()]) if sums is None else sums
         squares = (yw * y).sum()
         return n, c, np.full((1,) if diagonal else (1, 1), squares)
-    c = _accurate_column_sums(Y, w)
+    c = _accurate_column_sums(Y, w) if sums is None else sums
     if diagonal:
+        if centring is not None:  # Y is the kernel's buffer: square it in place
+            return n, c, _accurate_column_sums(np.multiply(Y, Y, out=Y), None)
         return n, c, _accurate_column_sums(Y * Y, w)
     Yw = Y if w is None else Y * w[:, None]
     return n, c, Yw.T @ Y
+
+
+# One buffer per thread for the centred block, kept between calls: a fresh 2 MiB array is memory
+# the kernel must map and fault in page by page, which cost more than the arithmetic on a stream
+# of 10,000-row batches (measured: 100 batches of 10,000 x 32, 350 ms with a buffer per block,
+# 135 ms with the allocator's pages reused). Buffers above `_KEPT_BUFFER_BYTES` are not kept.
+_KEPT_BUFFER_BYTES = 2 * _BLOCK_BYTES
+_buffers = threading.local()
+
+
+def _borrow_buffer(size: int) -> np.ndarray:
+    """A float64 buffer of `size` values: the thread's kept one when it is large enough.
+
+    It is taken out of the pool while in use, so a nested call (an array-like whose slicing
+    summarises something) gets a buffer of its own.
+    """
+    kept: np.ndarray | None = getattr(_buffers, "kept", None)
+    _buffers.kept = None
+    if kept is None or kept.size < size:
+        kept = np.empty(size)
+    return kept[:size]
+
+
+def _give_back(buffer: np.ndarray) -> None:
+    whole = buffer if buffer.base is None else buffer.base
+    while isinstance(whole, np.ndarray) and whole.base is not None:
+        whole = whole.base
+    if isinstance(whole, np.ndarray) and whole.nbytes <= _KEPT_BUFFER_BYTES:
+        _buffers.kept = whole
+
+
+class CompiledCentring:
+    """The numpy path's centring by the compiled `centre_and_sum` (see `gaussum._compiled.use_centring`).
+
+    Each block's ``Y = X - shift`` is written into one buffer that every block reuses (no
+    temporary per block), and the raw column sums of X come from the same read, error-free: the
+    mean is then ``sum x / n`` to within an ulp with no second read for data near zero (see
+    `settled`), at less cost than numpy's subtraction and column sums (`centre_and_sum`). The
+    column sums about the shift are derived from them (`column_sums`). Unweighted rows only.
+    """
+
+    def __init__(self, kernels: Any, rows: int, d: int) -> None:
+        self._kernels = kernels
+        self._buffer = _borrow_buffer(rows * d).reshape(rows, d)
+        self._sums = np.empty((2, d))
+        self.reset()
+
+    def close(self) -> None:
+        """Give the buffer back for the thread's next call (see `_borrow_buffer`)."""
+        _give_back(self._buffer)
+
+    def reset(self) -> None:
+        """Start a new pass: no blocks added."""
+        d = self._sums.shape[1]
+        self.hi, self.lo, self.blocks = np.zeros(d), np.zeros(d), 0
+
+    def first_shift(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`_first_shift` of an unweighted block by the compiled kernel: no temporaries."""
+        moments = np.empty((3, block.shape[1]))
+        self._kernels.first_shift(block, _NO_WEIGHTS, block.shape[0], moments)
+        return _settled_shift(*two_sum(moments[0], moments[1]), np.sqrt(moments[2]))
+
+    def centre(self, block: np.ndarray, shift: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """``Y = block - shift`` (a view of the buffer) and the block's raw column sums, ``(2, d)``."""
+        Y = self._buffer[:block.shape[0]]
+        self._kernels.centre_and_sum(block, shift[0], shift[1], Y, self._sums)
+        return Y, self._sums
+
+    def add(self, sums: np.ndarray) -> None:
+        """Add a block's raw column sums (from `centre`) to the pass's, keeping their rounding."""
+        self.hi, lost = two_sum(self.hi, sums[0])
+        self.lo += lost + sums[1]
+        self.blocks += 1
+
+    def column_sums(self, n: float, shift: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The column sums about `shift` (`_sums_about_shift`)."""
+        return _sums_about_shift(self.hi, self.lo, n, shift)
+
+    def settled(self, squares: np.ndarray, n: float, shift: tuple[np.ndarray, np.ndarray], rows: int) -> np.ndarray:
+        """Which means the raw sums give correctly rounded, with no extra read (`_raw_sums_settled`)."""
+        return _raw_sums_settled(self.hi, self.lo, squares, n, shift, rows, max(self.blocks, 1), self._kernels.CHUNK)
+
+
+def _sums_about_shift(
+    hi: np.ndarray, lo: np.ndarray, n: float, shift: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The column sums about `shift`, ``(hi + lo) - n (coarse + fine)``, as two parts to about u**2.
+
+    ``hi + lo`` are the raw column sums of unweighted rows (n is their count, exact). ``n coarse``
+    is taken exactly (two-product); ``n fine`` rounds by u n |fine|, which is u**2 of the sum, for
+    the fine part is below an ulp of the coarse one.
+    """
+    coarse, fine = shift
+    with np.errstate(all="ignore"):
+        product, product_err = two_product(np.full_like(coarse, n), coarse)
+        c, lost = two_sum(hi, -product)
+        err = ((lost + lo) - product_err) - n * fine
+        # inf or NaN in the data (nan_policy="propagate"), or values near overflow (whose
+        # two-product overflows): the sum is then the plain one, with no error known.
+        err[~np.isfinite(err)] = 0.0
+        total, total_err = two_sum(c, err)
+        finite = np.isfinite(total)
+        return np.where(finite, total, c), np.where(finite, total_err, 0.0)
+
+
+def _raw_sums_settled(
+    hi: np.ndarray,
+    lo: np.ndarray,
+    squares: np.ndarray,
+    n: float,
+    shift: tuple[np.ndarray, np.ndarray],
+    rows: int,
+    blocks: int,
+    chunk: int,
+) -> np.ndarray:
+    """Which of the error-free raw column sums ``hi + lo`` give a correctly rounded mean (`_settled_sums`).
+
+    The sums of magnitudes that bound is stated in come from what the pass has: each
+    ``|x| <= |y| + |coarse| + |fine|`` (to rounding), and ``sum |y| <= sqrt(n sum y^2)``
+    (Cauchy-Schwarz) with `squares` the scatter's diagonal about the shift; twice that, to spare.
+    """
+    coarse, fine = shift
+    with np.errstate(all="ignore"):
+        magnitudes = 2.0 * (np.sqrt(n * squares) + n * (np.abs(coarse) + np.abs(fine)))
+    return _settled_sums(hi, lo, magnitudes, rows, blocks, chunk)
+
+
+def _raw_sums_needed(coarse: np.ndarray, spread: np.ndarray, values: int, rows: int) -> bool:
+    """Whether some variable's mean may be one `_near_zero` flags, so that the compiled kernel
+    should take its raw sums error-free: one left unshifted, or one whose shift (the first rows'
+    mean) is within twice `_near_zero`'s bound of zero (the first rows only estimate the whole)."""
+    if (coarse == 0).any():
+        return True
+    ratio = _NEAR_ZERO_STDS if values <= _SMALL_VALUES else _CENTRED_RATIO / math.sqrt(max(rows, 1))
+    return bool((np.abs(coarse) < 2.0 * ratio * spread).any())
 
 
 def _blocks(
@@ -250,6 +400,7 @@ def _sums_about(
     rows: int,
     name: str,
     shift: tuple[np.ndarray, np.ndarray] | None,
+    centring: CompiledCentring | None = None,
 ) -> tuple[
     float, float, tuple[np.ndarray, np.ndarray], np.ndarray, int, tuple[np.ndarray, np.ndarray] | None, ExactSums | None
 ]:
@@ -257,19 +408,21 @@ def _sums_about(
 
     With ``shift=None`` the shift is taken from the first block that has weight, and the
     error-free sums of the variables it leaves unshifted (near zero) are taken too (the last
-    item; None when there are none, or when a shift was given). Non-finite values are found
-    without an extra pass: a block with NaN or inf has non-finite sums, and only then is it
-    searched, so clean data pays nothing for the check.
+    item; None when there are none, when a shift was given, or with `centring`, whose raw sums
+    serve instead). Non-finite values are found without an extra pass: a block with NaN or inf
+    has non-finite sums, and only then is it searched, so clean data pays nothing for the check.
     """
     d = X.shape[1]
     n, w2, c, c_err = 0.0, 0.0, np.zeros(d), np.zeros(d)
     scatter = np.zeros(d if diagonal else (d, d))
     dropped = 0
     exact = None
+    if centring is not None:
+        centring.reset()
     for start, block, w, q in _blocks(X, weights, rows):
         cleaned = False
         if shift is None:
-            first = _first_shift(block, w)
+            first = _first_shift(block, w) if centring is None else centring.first_shift(block)
             if nan_policy != "propagate" and (first is None or not _all_finite(*first)):
                 if first is not None or not np.isfinite(block).all():
                     block, w, q, k = _apply_nan_policy(block, w, q, start, nan_policy, name)
@@ -280,11 +433,11 @@ def _sums_about(
                 continue
             shift = first
             unshifted = _exact_candidates(block, w, shift, X.shape[0] * d, X.shape[0])
-            if unshifted.size:
+            if unshifted.size and centring is None:
                 # Variables near zero: their error-free sums are taken in this pass, while each
                 # block is in cache, for `_refined` (a mean near zero needs them).
                 exact = ExactSums(None if unshifted.size == d else unshifted, unshifted.size, X.shape[0])
-        n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal)
+        n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal, centring)
         squares = s_b if diagonal else np.diagonal(s_b)
         if nan_policy != "propagate" and not _all_finite(c_b, squares):
             if cleaned:
@@ -293,18 +446,23 @@ def _sums_about(
             dropped += k
             if block.shape[0] == 0:
                 continue
-            n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal)
+            n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal, centring)
             if not _all_finite(c_b, s_b if diagonal else np.diagonal(s_b)):
                 raise overflow_error(name, block)  # rows were dropped: indices no longer apply
         if exact is not None:
             exact.add(block, w)
         n += n_b
         w2 += n_b if q is None else float(q.sum())
-        # The blocks' column sums are added with their rounding kept (two-sum): it is d floats
-        # a block, and the mean then carries no error from the number of blocks.
-        c, lost = two_sum(c, c_b)
-        c_err += lost
+        if centring is not None:
+            centring.add(c_b)  # the raw sums: the column sums about the shift are derived below
+        else:
+            # The blocks' column sums are added with their rounding kept (two-sum): it is d floats
+            # a block, and the mean then carries no error from the number of blocks.
+            c, lost = two_sum(c, c_b)
+            c_err += lost
         scatter += s_b
+    if centring is not None and shift is not None:
+        c, c_err = centring.column_sums(n, shift)
     return n, w2, (c, c_err), scatter, dropped, shift, exact
 
 
@@ -352,12 +510,33 @@ def summarize_rows(
         result = _summarize_compiled(X, weights, diagonal, nan_policy, rows, name)
         if result is not None:
             return result
+    centring = None
+    if weights[0] is None and _compiled.use_centring(N * d):
+        centring = CompiledCentring(_compiled.kernels(), min(rows, N), d)
+    try:
+        return _summarize_numpy(X, weights, diagonal, nan_policy, rows, name, centring)
+    finally:
+        if centring is not None:
+            centring.close()
+
+
+def _summarize_numpy(
+    X: np.ndarray,
+    weights: Weights,
+    diagonal: bool,
+    nan_policy: str,
+    rows: int,
+    name: str,
+    centring: CompiledCentring | None,
+) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray, int]:
+    """`summarize_rows` on the numpy path (blocks centred by `centring` where given)."""
+    d = X.shape[1]
     shift: tuple[np.ndarray, np.ndarray] | None = None
     exact = None
     with np.errstate(all="ignore"):
         for attempt in range(3):
             n, w2, sums, scatter, dropped, shift, found = _sums_about(
-                X, weights, diagonal, nan_policy, rows, name, shift
+                X, weights, diagonal, nan_policy, rows, name, shift, centring
             )
             exact = exact or found
             if n == 0:
@@ -373,7 +552,10 @@ def summarize_rows(
             shift = two_sum(shift[0], shift[1] + offset)
     assert shift is not None  # n > 0: some block had weight, and gave the shift
     result = _finish(n, w2, sums, scatter, shift, diagonal, nan_policy, name, dropped)
-    return _refined(X, weights, rows, result, exact)
+    settled = None
+    if centring is not None:
+        settled = centring.settled(scatter if diagonal else np.diagonal(scatter), n, shift, rows)
+    return _refined(X, weights, rows, result, exact, settled=settled)
 
 
 def _finish(
@@ -730,20 +912,24 @@ def _summarize_compiled(
             return None
         if not _all_finite(moments):
             return None
-        coarse, fine = _settled_shift(*two_sum(moments[0], moments[1]), np.sqrt(moments[2]))
+        spread = np.sqrt(moments[2])
+        coarse, fine = _settled_shift(*two_sum(moments[0], moments[1]), spread)
+        raw = w is None and _raw_sums_needed(coarse, spread, N * d, N)
         blocks = -(-N // rows)
         products = d if diagonal else d * (d + 1) // 2
         n_b, c_b, s_b = np.empty(blocks), np.empty((blocks, 2, d)), np.empty((blocks, products))
-        a_b = np.empty((blocks, d))
         diag_entries = slice(None) if diagonal else _upper(d)[2]
         for attempt in range(3):
-            kernels.block_sums(X, w_rows, coarse, fine, rows, diagonal, n_b, c_b, s_b, a_b)
+            kernels.block_sums(X, w_rows, coarse, fine, rows, diagonal, raw, n_b, c_b, s_b)
             if not (_all_finite(n_b, c_b) and _all_finite(s_b[:, diag_entries])):
                 return None
             n, packed = float(_pairwise_sum(n_b[:, None])[0]), _pairwise_sum(s_b)
             c, c_err = _compensated_sum(c_b[:, 0], c_b[:, 1])
             if n == 0:
                 return None
+            if raw:
+                raw_sums = c, c_err
+                c, c_err = _sums_about_shift(c, c_err, n, (coarse, fine))
             offset = c / n
             far = _far(offset, n, packed[diag_entries], (coarse, fine))
             if not far.any() or attempt == 2:
@@ -757,25 +943,27 @@ def _summarize_compiled(
         scatter[i, j] = packed
     w2 = n if q is None else float(q.sum())
     result = _finish(n, w2, (c, c_err), scatter, (coarse, fine), diagonal, nan_policy, name, 0)
-    # The kernel sums magnitudes only for the variables whose sums it takes error-free (unweighted,
-    # left unshifted): zero elsewhere, which `_settled_sums` never settles.
-    settled = _settled_sums(c, c_err, a_b.sum(axis=0), rows, blocks, kernels.CHUNK)
+    settled = None
+    if raw:
+        squares = packed[diag_entries]
+        settled = _raw_sums_settled(*raw_sums, squares, n, (coarse, fine), rows, blocks, kernels.CHUNK)
     return _refined(X, weights, rows, result, settled=settled)
 
 
 def _settled_sums(
     c: np.ndarray, c_err: np.ndarray, magnitudes: np.ndarray, rows: int, blocks: int, chunk: int
 ) -> np.ndarray:
-    """Which of the compiled kernel's error-free column sums are close enough to exact that the
-    mean they give is correctly rounded to within an ulp, with no extra read of the data.
+    """Which of the compiled kernels' error-free raw column sums are close enough to exact that
+    the mean they give is correctly rounded to within an ulp, with no extra read of the data.
 
-    The kernel's sum of a variable left unshifted is a double-float whose error is at most
+    A kernel's raw sum of a variable (`block_sums` with ``raw``, `centre_and_sum`) is a
+    double-float whose error is at most
     ``u**2`` times the sum of the magnitudes times a count of the roundings it went through:
     two-sums along chunks of `chunk` rows (Sum2: ``chunk**2``), ``m`` chunk totals per block by
     Neumaier's sum (``2 m**2``) and the blocks' totals (``B + B m``); four times that to spare.
     Where that bound is under a quarter of an ulp of the sum, the mean (``sum / n``, taken to
-    about ``u**2``) rounds to within 0.75 ulp of the exact mean. Only unweighted variables the
-    shift left at zero qualify: their rows enter the sums exactly.
+    about ``u**2``) rounds to within 0.75 ulp of the exact mean. Only unweighted rows qualify:
+    they enter the sums exactly.
     """
     u = np.finfo(np.float64).eps / 2
     m = -(-rows // chunk)
