@@ -6,8 +6,10 @@ single-row update; checks, equality, covariances, scaling and the dict layout ar
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
+import operator
 from collections.abc import Iterable
 from typing import Any
 
@@ -802,11 +804,12 @@ class GaussianSummary(Frozen):
         if not items:
             raise ValueError("merge_all needs at least one summary")
         first = items[0]
-        bad = next((i for i, s in enumerate(items) if not isinstance(s, GaussianSummary)), None)
-        if bad is not None:
+        # The checks run in C (map, a set of shapes): on 10,000 shards a generator per item cost
+        # as much as the merge itself.
+        if not all(map(isinstance, items, itertools.repeat(GaussianSummary))):
+            bad = next(i for i, s in enumerate(items) if not isinstance(s, GaussianSummary))
             raise TypeError(f"merge_all takes GaussianSummary values; item {bad} is {type(items[bad]).__name__}")
-        mean_shape, m2_shape = first.mean.shape, first.M2.shape
-        if any(s.M2.shape != m2_shape or s.mean.shape != mean_shape for s in items):
+        if len(set(map(_shapes, items))) > 1:
             for s in items:
                 first._check_compatible(s, "merge")  # raises, naming both shapes
         # Named inputs are aligned to the first names seen; the result keeps them.
@@ -1153,6 +1156,9 @@ class GaussianSummary(Frozen):
         kind = "diagonal" if self.diagonal else "full"
         mean = np.array2string(self.mean, precision=4, separator=", ", threshold=6, edgeitems=2)
         return f"GaussianSummary(n={count}{weights}, d={self.d}, {kind}, mean={mean})"
+
+
+_shapes = operator.attrgetter("mean.shape", "M2.shape")
 
 
 def _stacked(s: GaussianSummary) -> _combine.Stacked:
