@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import pickle
 
@@ -412,6 +413,49 @@ def test_merge_all_of_nothing_is_an_error():
         GaussianSummary.merge_all([])
     with pytest.raises(TypeError, match="item 1"):
         GaussianSummary.merge_all([GaussianSummary.empty(1), 3.0])
+
+
+@pytest.mark.parametrize(
+    "left, right",
+    [
+        (GaussianSummary.empty(), GaussianSummary.empty(1)),  # () against (1,): equal packed sizes
+        (GaussianSummary.empty(1), GaussianSummary.empty(1, diagonal=True)),  # M2 (1, 1) against (1,)
+        (GaussianSummary.empty(3), GaussianSummary.empty(5, diagonal=True)),
+        (GaussianSummary.empty(64), GaussianSummary.empty(63)),  # packed against not
+    ],
+)
+def test_merge_all_refuses_summaries_of_different_shapes(left, right):
+    """merge_all names both shapes for any mix of shapes, in any order, among many items."""
+    for items in ([left, right], [right, left], [left] * 5 + [right] + [left] * 5):
+        with pytest.raises(ValueError, match="different shapes"):
+            GaussianSummary.merge_all(items)
+
+
+@pytest.mark.parametrize("d", [1, 4, 89, 90, 120])
+def test_merge_all_at_either_side_of_the_packing_limit(rng, d):
+    """Small summaries keep their fields in one buffer, large ones in three arrays: merge_all of
+    shards (built, merged, row-updated, reordered) equals np.cov of the rows on both sides, and
+    every field stays read-only for good."""
+    X = rng.standard_normal((3 * d + 60, d)) * 2.0 + 5.0
+    cuts = [0, d + 1, 2 * d + 7, 3 * d + 20, X.shape[0]]
+    shards = [GaussianSummary.from_samples(X[a:b]) for a, b in itertools.pairwise(cuts)]
+    grown = shards[-1]
+    for row in X[-3:]:
+        grown = grown.update(row)
+    items = [*shards, shards[0] + shards[1], grown]
+    rows = np.concatenate([X, X[: cuts[2]], X[cuts[3] :], X[-3:]])
+    merged = GaussianSummary.merge_all(items)
+    assert (shards[0]._fields is None) == (d >= 90)  # the limit: 2 d + d**2 <= 2**13 floats
+    assert merged.n == rows.shape[0]
+    np.testing.assert_allclose(merged.mean, rows.mean(axis=0), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(merged.covariance(), np.cov(rows, rowvar=False), rtol=1e-10, atol=1e-12)
+    assert GaussianSummary.merge_all(items[::-1]).isclose(merged, rtol=1e-12)
+    for s in [*items, merged]:
+        for field in (s.mean, s.mean_error, s.M2):
+            with pytest.raises(ValueError):
+                field.setflags(write=True)
+            with pytest.raises(ValueError, match="read-only"):
+                field[...] = 0.0
 
 
 def test_merge_all_ignores_empty_shards(rng):

@@ -132,12 +132,12 @@ def use_row_step(count: bool = True) -> bool:
 
 def row_update(
     n: float, mean: np.ndarray, M2: np.ndarray, err: np.ndarray, row: np.ndarray
-) -> tuple[float, np.ndarray, np.ndarray, np.ndarray] | None:
-    """Welford's step for one unweighted row (n > 0): ``(n, mean, M2, mean_err)``, or None when
-    the row is not finite or overflows.
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Welford's step for one unweighted row (n > 0): ``(n, mean, M2, mean_err, buffer)``, or
+    None when the row is not finite or overflows.
 
-    The new mean, its error and M2 are views of one buffer that is then made read-only, so they
-    come back as `gaussum._moments.readonly` would make them, with numpy calls fewer: at about
+    The new mean, its error and M2 are views of one buffer ``[mean, mean_err, M2]`` (returned
+    last) that is then made read-only, the layout of a packed `GaussianSummary`, with numpy calls fewer: at about
     4 µs a row, `update(row)` is made of such calls (see the README's Performance section).
     """
     d = mean.shape[0]
@@ -146,7 +146,7 @@ def row_update(
     if total != total:
         return None
     out.setflags(write=False)
-    return total, out[:d], out[2 * d:].reshape(M2.shape), out[d:2 * d]
+    return total, out[:d], out[2 * d:].reshape(M2.shape), out[d:2 * d], out
 
 
 def kernels() -> Any:

@@ -333,7 +333,7 @@ class GroupedSummary(Frozen):
         if repeated.size:
             raise ValueError(f"from_summaries got duplicate key {keyset.label(keys[repeated[0]])!r}")
         items = [pairs[i][1] for i in order]
-        names = variables.merged_names(*(s.names for s in items))
+        names = variables.merged_names(items)
         items = [s._aligned(names, "group") if s.names is not None else s for s in items]
         return cls(
             keys,
@@ -662,7 +662,7 @@ class GroupedSummary(Frozen):
             if not isinstance(s, GroupedSummary):
                 raise TypeError(f"merge_all takes GroupedSummary values; item {i} is {type(s).__name__}")
             items[0]._check_compatible(s, "merge")
-        names = variables.merged_names(*(s.names for s in items))
+        names = variables.merged_names(items)
         items = [s._aligned(names, "merge") if s.names is not None else s for s in items]
         items = [s for s in items if len(s)] or items[:1]
         if len(items) == 1:

@@ -122,12 +122,15 @@ class GaussianSummary(Frozen):
     True
     """
 
-    __slots__ = ("M2", "__weakref__", "mean", "mean_error", "n", "names", "w2")
+    __slots__ = ("M2", "__weakref__", "_fields", "_layout", "mean", "mean_error", "n", "names", "w2")
 
     n: float
     mean: np.ndarray
     M2: np.ndarray
     w2: float
+    # One read-only buffer [mean, mean_error, M2] the three fields view, or None (`_assign`).
+    _fields: np.ndarray | None
+    _layout: int
     #: The rounding error of `mean` (same shape, read-only): the compensated mean is ``mean + mean_error``.
     mean_error: np.ndarray
     #: The variables' names, a tuple of d distinct strings, or None.
@@ -145,14 +148,7 @@ class GaussianSummary(Frozen):
             np.array([count]), mean_array[None], M2_array[None], w2_array, mean_errors=error_array
         )
         labels = variables.as_names(names, mean_array.size if mean_array.ndim == 1 else None)
-        self._set(
-            n=count,
-            mean=record.means[0],
-            M2=record.M2[0],
-            w2=float(record.w2[0]),
-            mean_error=record.mean_errors[0],
-            names=labels,
-        )
+        _assign(self, count, record.means[0], record.M2[0], float(record.w2[0]), record.mean_errors[0], labels)
 
     # -- construction -------------------------------------------------------------------------
 
@@ -166,19 +162,12 @@ class GaussianSummary(Frozen):
         names: tuple[str, ...] | None = None,
         mean_error: np.ndarray | None = None,
     ) -> GaussianSummary:
-        """Wrap arrays this package computed itself: no copy, no checks; marks them read-only.
+        """Wrap arrays this package computed itself: no checks; small ones are packed (`_assign`).
 
         ``mean_error=None`` means zeros.
         """
         self = object.__new__(cls)
-        # Plain assignments: this runs once per row in the row-by-row update.
-        set_field = object.__setattr__
-        set_field(self, "n", float(n))
-        set_field(self, "mean", readonly(mean))
-        set_field(self, "M2", readonly(M2))
-        set_field(self, "w2", float(w2))
-        set_field(self, "mean_error", readonly(np.zeros(mean.shape) if mean_error is None else mean_error))
-        set_field(self, "names", names)
+        _assign(self, float(n), mean, M2, float(w2), np.zeros(mean.shape) if mean_error is None else mean_error, names)
         return self
 
     @classmethod
@@ -190,10 +179,15 @@ class GaussianSummary(Frozen):
         w2: float,
         mean_error: np.ndarray,
         names: tuple[str, ...] | None,
+        fields: np.ndarray,
     ) -> GaussianSummary:
-        """`_trusted` for float fields and arrays already read-only with a read-only base (`_compiled.row_update`)."""
+        """`_trusted` for float fields and views of one read-only packed buffer, `fields`
+        (`_compiled.row_update`: the layout of `_assign`)."""
         self = object.__new__(cls)
+        # Plain assignments: this runs once per row in the row-by-row update.
         set_field = object.__setattr__
+        set_field(self, "_fields", fields)
+        set_field(self, "_layout", 3 * mean.size + M2.ndim)
         set_field(self, "n", n)
         set_field(self, "mean", mean)
         set_field(self, "M2", M2)
@@ -733,7 +727,7 @@ class GaussianSummary(Frozen):
         A non-finite result from finite `inputs` is float64 overflow, refused as in
         `from_samples`: an inf M2 would otherwise pass silently into every later merge.
         """
-        names = self.names if self.names is not None else variables.merged_names(*(s.names for s in inputs))
+        names = self.names if self.names is not None else variables.merged_names(inputs)
         result = GaussianSummary._from_1d(moments, self.mean.ndim == 0, names)
         if inputs and not result._is_finite() and all(s._is_finite() for s in inputs):
             raise Float64OverflowError(
@@ -809,11 +803,11 @@ class GaussianSummary(Frozen):
         if not all(map(isinstance, items, itertools.repeat(GaussianSummary))):
             bad = next(i for i, s in enumerate(items) if not isinstance(s, GaussianSummary))
             raise TypeError(f"merge_all takes GaussianSummary values; item {bad} is {type(items[bad]).__name__}")
-        if len(set(map(_shapes, items))) > 1:
+        if len(set(map(_layouts, items))) > 1:
             for s in items:
                 first._check_compatible(s, "merge")  # raises, naming both shapes
         # Named inputs are aligned to the first names seen; the result keeps them.
-        names = variables.merged_names(*(s.names for s in items))
+        names = variables.merged_names(items)
         if names is not None:
             items = [s if s.names is None else s._aligned(names, "merge") for s in items]
             first = items[0] if items[0].names is not None else items[0]._renamed(names)
@@ -941,7 +935,7 @@ class GaussianSummary(Frozen):
                 fast = _compiled.row_update(self.n, self.mean, self.M2, self.mean_error, row)
                 if fast is not None and math.isfinite(self.w2 + 1.0):
                     return GaussianSummary._trusted_frozen(
-                        fast[0], fast[1], fast[2], self.w2 + 1.0, fast[3], self.names
+                        fast[0], fast[1], fast[2], self.w2 + 1.0, fast[3], self.names, fast[4]
                     )
             step = _combine.add_row(self.n, self.mean, self.M2, self.w2, self.mean_error, row, w, w * a)
             if step is not None and math.isfinite(step[3]):
@@ -1158,7 +1152,52 @@ class GaussianSummary(Frozen):
         return f"GaussianSummary(n={count}{weights}, d={self.d}, {kind}, mean={mean})"
 
 
-_shapes = operator.attrgetter("mean.shape", "M2.shape")
+_layouts = operator.attrgetter("_layout")
+
+# Summaries of at most this many floats (2d + M2.size: d <= 89 with a full M2) keep mean,
+# mean_error and M2 as views of one buffer, so that `merge_all` of thousands of small shards
+# gathers one array per shard, not three scattered ones (at 10,000 shards of d = 16 the gathers
+# were most of the time). Larger summaries keep three arrays: a pack would copy M2 for nothing.
+_PACKED_FLOATS = 2**13
+
+
+def _layout_of(mean: np.ndarray, M2: np.ndarray) -> int:
+    """An int equal for two summaries exactly when their mean and M2 shapes are (0 for scalar
+    data, ``3 d + M2.ndim`` otherwise). `merge_all` compares these rather than the shapes, which
+    would read two more objects per shard."""
+    return 3 * mean.size + M2.ndim if mean.ndim else 0
+
+
+def _assign(
+    self: GaussianSummary,
+    n: float,
+    mean: np.ndarray,
+    M2: np.ndarray,
+    w2: float,
+    mean_error: np.ndarray,
+    names: tuple[str, ...] | None,
+) -> None:
+    """Set the fields of a new summary, read-only: packed into one buffer ``[mean, mean_error,
+    M2]`` when small (`_PACKED_FLOATS`), else the arrays themselves (marked by `readonly`)."""
+    set_field = object.__setattr__
+    if 2 * mean.size + M2.size <= _PACKED_FLOATS:
+        fields = np.concatenate((mean.reshape(-1), mean_error.reshape(-1), M2.reshape(-1)))
+        fields.setflags(write=False)
+        d = mean.size
+        mean = fields[:d].reshape(mean.shape)
+        mean_error = fields[d : 2 * d].reshape(mean.shape)
+        M2 = fields[2 * d :].reshape(M2.shape)
+    else:
+        fields = None
+        mean, M2, mean_error = readonly(mean), readonly(M2), readonly(mean_error)
+    set_field(self, "_fields", fields)
+    set_field(self, "_layout", _layout_of(mean, M2))
+    set_field(self, "n", n)
+    set_field(self, "mean", mean)
+    set_field(self, "M2", M2)
+    set_field(self, "w2", w2)
+    set_field(self, "mean_error", mean_error)
+    set_field(self, "names", names)
 
 
 def _stacked(s: GaussianSummary) -> _combine.Stacked:
@@ -1172,12 +1211,16 @@ def _merge_stacked(items: list[GaussianSummary]) -> _combine.Moments:
     k = len(items)
     if k == 1:
         return items[0]._as_1d()
-    ns = np.fromiter((s.n for s in items), dtype=np.float64, count=k)
-    w2s = np.fromiter((s.w2 for s in items), dtype=np.float64, count=k)
-    if items[0].mean.ndim == 0:
-        means = np.fromiter((s.mean[()] for s in items), dtype=np.float64, count=k).reshape(k, 1)
-        M2s = np.fromiter((s.M2[()] for s in items), dtype=np.float64, count=k).reshape(k, 1)
-        errs = np.fromiter((s.mean_error[()] for s in items), dtype=np.float64, count=k).reshape(k, 1)
+    first = items[0]
+    # A list, then one array: faster than np.fromiter over a generator.
+    ns = np.array([s.n for s in items])
+    w2s = np.array([s.w2 for s in items])
+    if 2 * first.mean.size + first.M2.size <= _PACKED_FLOATS:
+        # Every item is packed (`_assign`'s rule depends on the shape alone, shared by all).
+        fields = np.concatenate([s._fields for s in items]).reshape(k, -1)
+        d = first.mean.size
+        means, errs = fields[:, :d], fields[:, d : 2 * d]
+        M2s = fields[:, 2 * d :].reshape(k, *(first.M2.shape or (1,)))
     else:
         # One concatenate along the first axis: np.stack would make a view per item.
         means = np.concatenate([s.mean for s in items]).reshape(k, -1)
