@@ -211,6 +211,73 @@ def test_row_step_values_are_truly_read_only():
     )
 
 
+def _pair_parts(rng, d, diagonal, scalar):
+    """Two summaries of random data for a pair merge: offsets, spreads, sizes and ties vary."""
+    offset = rng.choice([0.0, -3.0, 1e9, 1.7e9])
+    rows_a, rows_b = (int(k) for k in rng.integers(1, 7, 2))
+    A = offset + rng.standard_normal(rows_a if scalar else (rows_a, d)) * rng.choice([1.0, 1e-3])
+    B = offset + rng.standard_normal(rows_b if scalar else (rows_b, d))
+    if rng.random() < 0.25:  # equal counts: the tie rule picks the side to step from
+        B = A[::-1] + rng.choice([0.0, 1.0])
+    fa, fb = (rng.uniform(0.5, 3.0, len(X)) if rng.random() < 0.3 else None for X in (A, B))
+    a, b = (GaussianSummary.from_samples(X, f, diagonal=diagonal) for X, f in ((A, fa), (B, fb)))
+    return A, B, a, b
+
+
+@pytest.mark.parametrize("layout", ["full", "diagonal", "scalar"])
+def test_compiled_pair_merge_gives_the_bits_of_the_numpy_rule(layout):
+    """``a + b`` by the compiled kernel equals the numpy rule's to the bit (mean_error too), both
+    ways round, and matches np.cov of the concatenated rows."""
+    rng = np.random.default_rng(["full", "diagonal", "scalar"].index(layout))
+    for _ in range(300):
+        d = 1 if layout == "scalar" else int(rng.integers(1, 20))
+        A, B, a, b = _pair_parts(rng, d, layout == "diagonal", layout == "scalar")
+        with _compiled.forced("compiled"):
+            fast = (a + b, b + a)
+            assert fast[0]._fields is not None and not fast[0]._fields.flags.writeable
+        with _compiled.forced("numpy"):
+            slow = (a + b, b + a)
+        assert fast == slow
+        assert fast[0] == fast[1]
+        assert fast[0].mean.shape == a.mean.shape and fast[0].M2.shape == a.M2.shape
+        if a.n == len(A) and b.n == len(B):  # unweighted: against the exact (Fraction) M2
+            X = np.concatenate([A, B]).reshape(len(A) + len(B), d)
+            exact = np.array([[float(v) for v in row] for row in exact_moments(X)[2]])
+            got = np.atleast_1d(fast[0].M2)
+            if got.ndim == 1:
+                assert np.all(np.abs(got - np.diagonal(exact)) <= 1.8e-15 * np.diagonal(exact) + 1e-300)
+            else:
+                assert relative_frobenius(got, exact_moments(X)[2]) <= 1.8e-15
+
+
+def test_compiled_pair_merge_is_declined_where_the_numpy_rule_decides():
+    """Empty sides, overflow and NaN fields take the numpy rule: the same values and errors."""
+    s = GaussianSummary.from_samples(np.random.default_rng(3).standard_normal((10, 3)))
+    up = GaussianSummary(2.0, [1e300, 0.0, 0.0], np.zeros((3, 3)))
+    down = GaussianSummary(2.0, [-1e300, 0.0, 0.0], np.zeros((3, 3)))
+    with _compiled.forced("compiled"):
+        assert s + GaussianSummary.empty(3) == s and GaussianSummary.empty(3) + s == s
+        assert _combine.merge_packed(up.n, up._fields, down.n, down._fields, 3) is None
+        with pytest.raises(Float64OverflowError):
+            up + down
+        nan = GaussianSummary.from_samples([[np.nan, 1.0, 2.0], [0.0, 1.0, 2.0]], nan_policy="propagate")
+        assert np.isnan((s + nan).mean[0]) and np.isnan((s + nan).M2[0, 0])
+
+
+def test_compiled_pair_merge_keeps_names_and_their_alignment():
+    """Named summaries merge by name on the compiled path as on the numpy path."""
+    rng = np.random.default_rng(5)
+    a = GaussianSummary.from_samples(rng.standard_normal((6, 3)), names=["x", "y", "z"])
+    b = GaussianSummary.from_samples(rng.standard_normal((4, 3)), names=["z", "x", "y"])
+    plain = GaussianSummary.from_samples(rng.standard_normal((5, 3)))
+    for left, right in ((a, b), (b, a), (plain, a), (a, plain)):
+        with _compiled.forced("compiled"):
+            fast = left + right
+        with _compiled.forced("numpy"):
+            slow = left + right
+        assert fast == slow and fast.names == slow.names
+
+
 def test_uncached_jit_where_no_cache_can_be_written(monkeypatch):
     """Where numba refuses cache=True (no writable cache directory), the kernels compile uncached."""
     from gaussum import _compiled_kernels
@@ -244,7 +311,7 @@ def test_import_and_small_inputs_never_load_numba():
         assert "numba" not in sys.modules
         X = np.random.default_rng(0).standard_normal((1000, 4))
         s = GaussianSummary.from_samples(X)
-        for row in X[: _compiled.ROW_STEP_AFTER // 2]:
+        for row in X[: _compiled.SMALL_STEPS_AFTER // 2]:
             s = s.update(row)
         assert "numba" not in sys.modules, "loaded for a small input"
         GaussianSummary.from_samples(np.random.default_rng(0).standard_normal((_compiled.MIN_VALUES // 4, 4)))
@@ -256,12 +323,12 @@ def test_import_and_small_inputs_never_load_numba():
 
 
 def test_long_streams_switch_to_the_compiled_step():
-    """After ROW_STEP_AFTER one-row updates the auto mode uses the compiled step, with the same bits."""
+    """After SMALL_STEPS_AFTER one-row updates the auto mode uses the compiled step, with the same bits."""
     assert _compiled.kernels() is not None
     X = np.random.default_rng(4).standard_normal((300, 3))
     s = GaussianSummary.empty(3)
     with _compiled.forced("auto"):
-        assert _compiled.use_row_step()  # loaded already, so nothing is left to repay
+        assert _compiled.use_small_steps()  # loaded already, so nothing is left to repay
         for row in X:
             s = s.update(row)
     with _compiled.forced("numpy"):

@@ -39,6 +39,7 @@ as read-only.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -54,9 +55,11 @@ __all__ = [
     "add_value",
     "fast_two_sum",
     "merge_many",
+    "merge_packed",
     "merge_pair",
     "merge_segments",
     "mirror_upper",
+    "pair_weights",
     "quotient",
     "subtract",
     "two_product",
@@ -74,9 +77,21 @@ _SPLITTER = 134217729.0
 
 def mirror_upper(M: np.ndarray) -> np.ndarray:
     """Copy the upper triangle onto the lower one, in place, so M is exactly symmetric."""
-    lower = np.tril_indices(M.shape[0], -1)
-    M[lower] = M.T[lower]
+    d = M.shape[0]
+    np.copyto(M, M.T, where=_strictly_lower(d) if d <= _KEPT_MASK_D else np.tri(d, d, -1, dtype=bool))
     return M
+
+
+#: Widest d whose lower-triangle mask is kept (256 KiB at most): np.tril_indices took 13 µs of a
+#: 100-row summary at d = 4, the kept mask a tenth of that.
+_KEPT_MASK_D = 512
+
+
+@functools.lru_cache(maxsize=32)
+def _strictly_lower(d: int) -> np.ndarray:
+    mask = np.tri(d, d, -1, dtype=bool)
+    mask.setflags(write=False)
+    return mask
 
 
 def _first_positive(delta: np.ndarray) -> bool:
@@ -141,16 +156,13 @@ def merge_pair(
         return n_b, mean_b, M2_b, w2_b, err_b
     n = n_a + n_b
     delta, res = _delta(mean_a, err_a, mean_b, err_b)
+    q, q_err, weight = pair_weights(n_a, n_b)
     # Step from the heavier side: the correction is then the smaller one, and so is its rounding.
     # Ties go to the side whose mean is smaller at the first difference, so a + b == b + a exactly.
     if n_a > n_b or (n_a == n_b and _first_positive(delta)):
-        q, q_err = _scalar_quotient(n_b, n)
         mean, err = _step(mean_a, err_a, delta, res, q, q_err)
     else:
-        q, q_err = _scalar_quotient(n_a, n)
         mean, err = _step(mean_b, err_b, -delta, -res, q, q_err)
-    # max * (min / n), not na * nb / n: that overflows past 1e154, and this keeps a + b == b + a.
-    weight = max(n_a, n_b) * (min(n_a, n_b) / n)
     if M2_a.ndim == 2:
         # outer(delta, delta) is exactly symmetric, so M2 stays exactly symmetric.
         # No clipping needed: a sum of scatter matrices keeps Cauchy-Schwarz to rounding, and
@@ -159,6 +171,39 @@ def merge_pair(
     else:
         M2 = M2_a + M2_b + delta * delta * weight
     return n, mean, M2, w2_a + w2_b, err
+
+
+def pair_weights(n_a: float, n_b: float) -> tuple[float, float, float]:
+    """``q, q_err, weight`` of the pairwise rule for counts ``n_a, n_b > 0``.
+
+    ``q + q_err`` is the lighter side's share ``min(n_a, n_b) / n`` to about u**2 (the step from
+    the heavier side's mean is ``delta q``), and ``weight`` multiplies ``outer(delta, delta)``:
+    ``max * (min / n)``, not ``n_a n_b / n``, which overflows past 1e154; both keep
+    ``a + b == b + a`` exactly.
+    """
+    n = n_a + n_b
+    small, large = (n_a, n_b) if n_a <= n_b else (n_b, n_a)
+    q, q_err = _scalar_quotient(small, n)
+    return q, q_err, large * (small / n)
+
+
+def merge_packed(n_a: float, fields_a: np.ndarray, n_b: float, fields_b: np.ndarray, d: int) -> np.ndarray | None:
+    """`merge_pair` of two non-empty packed summaries by the compiled kernel, when it runs.
+
+    `fields_a` and `fields_b` are ``[mean, mean_err, M2 raveled]`` of d variables (the packed
+    layout of `GaussianSummary`); the result is the merge's fields in that layout, read-only,
+    with the same bits as `merge_pair`'s. None when the compiled kernels are not in use (a stream
+    of merges loads them after `gaussum._compiled.SMALL_STEPS_AFTER` steps) or when the result is
+    not finite: the numpy rule then runs and reports it.
+    """
+    if not _compiled.use_small_steps():
+        return None
+    q, q_err, weight = pair_weights(n_a, n_b)
+    out = np.empty(fields_a.shape[0])
+    if not _compiled.kernels().merge_pair_packed(n_a, fields_a, n_b, fields_b, d, q, q_err, weight, out):
+        return None
+    out.setflags(write=False)
+    return out
 
 
 def merge_many(ns: np.ndarray, means: np.ndarray, M2s: np.ndarray, w2s: np.ndarray, errs: np.ndarray) -> Moments:
@@ -481,7 +526,7 @@ def add_row(
         if not np.isfinite(row).all():
             return None
         return weight, row.copy(), np.zeros_like(M2), w2_row, np.zeros_like(mean)
-    if _compiled.use_row_step(count=False):
+    if _compiled.use_small_steps(count=False):
         # The same step compiled (the same bits): numpy's calls cost about 3 µs at d = 8.
         new_mean, new_M2, new_err = np.empty_like(mean), np.empty_like(M2), np.empty_like(mean)
         total = _compiled.kernels().row_step(n, mean, M2, err, row, weight, new_mean, new_M2, new_err)

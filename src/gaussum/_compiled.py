@@ -16,8 +16,10 @@ the kernels are compiled in memory, once per process).
   thousand rows.
 - `row_step`: Welford's one-row step of `gaussum._combine.add_row`, the same floating-point
   operations in the same order (so the same bits), without numpy's per-call overhead.
+- `merge_pair_packed`: the pairwise rule of `gaussum._combine.merge_pair` on two small summaries'
+  packed fields, likewise the same bits.
 
-Which path runs is decided by `use_rows` / `use_row_step`; `forced` overrides that (the tests run
+Which path runs is decided by `use_rows` / `use_small_steps`; `forced` overrides that (the tests run
 the same accuracy, NIST, property and weights tests on both paths), as does the environment
 variable ``GAUSSUM_KERNEL`` (``numpy`` or ``compiled``) read at import.
 """
@@ -34,13 +36,13 @@ import numpy as np
 __all__ = [
     "MAX_D",
     "MIN_VALUES",
-    "ROW_STEP_AFTER",
+    "SMALL_STEPS_AFTER",
     "available",
     "forced",
     "kernels",
     "use_centring",
-    "use_row_step",
     "use_rows",
+    "use_small_steps",
 ]
 
 #: Inputs of fewer values than this stay on the numpy path: below it the kernels' one-time load
@@ -50,9 +52,9 @@ MIN_VALUES = 100_000
 #: about 16 variables one BLAS matrix product per block does that arithmetic faster (at d = 256 the
 #: product is nearly all of the time), so wider data keeps the BLAS path.
 MAX_D = 16
-#: One-row updates in a process after which `update(row)` loads the compiled step: a long stream
-#: repays the load, a handful of updates does not.
-ROW_STEP_AFTER = 2_000
+#: One-row updates and pair merges (``+``) in a process after which they load the compiled steps:
+#: a long stream repays the load, a handful of updates does not.
+SMALL_STEPS_AFTER = 2_000
 
 _MODES = ("auto", "numpy", "compiled")
 _mode = os.environ.get("GAUSSUM_KERNEL", "auto")
@@ -61,7 +63,7 @@ if _mode not in _MODES:
 
 _kernels: Any = None  # the namespace of compiled functions, False when numba is unusable
 _available: bool | None = None
-_row_updates = 0
+_small_steps = 0
 
 
 def available() -> bool:
@@ -116,16 +118,17 @@ def use_centring(values: int) -> bool:
     return kernels() is not None
 
 
-def use_row_step(count: bool = True) -> bool:
-    """Whether a one-row `update` should run the compiled step; `count` it as one row of a stream."""
-    global _row_updates
+def use_small_steps(count: bool = True) -> bool:
+    """Whether a one-row `update` or a pair merge should run its compiled step; `count` it as one
+    step of a stream."""
+    global _small_steps
     if _mode == "numpy":
         return False
     if _kernels:  # already loaded (by a large input, or earlier rows): nothing left to repay
         return True
     if _mode == "auto":
-        _row_updates += count
-        if _row_updates < ROW_STEP_AFTER:
+        _small_steps += count
+        if _small_steps < SMALL_STEPS_AFTER:
             return False
     return kernels() is not None
 

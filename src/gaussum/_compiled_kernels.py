@@ -15,7 +15,7 @@ from typing import Any, TypeVar, cast
 import numba
 import numpy as np
 
-__all__ = ["block_sums", "centre_and_sum", "first_shift", "row_step", "row_step_packed"]
+__all__ = ["block_sums", "centre_and_sum", "first_shift", "merge_pair_packed", "row_step", "row_step_packed"]
 
 
 _Function = TypeVar("_Function", bound=Callable[..., Any])
@@ -380,3 +380,79 @@ def row_step_packed(n: float, mean: Any, M2: Any, err: Any, row: Any, out: Any) 
         out[i] = hi
         out[d + i] = (mean[i] - (hi - part)) + (step - part)
     return total_weight
+
+
+@_jit()
+def merge_pair_packed(
+    n_a: float, a: Any, n_b: float, b: Any, d: int, q: float, q_err: float, weight: float, out: Any
+) -> bool:
+    """`gaussum._combine.merge_pair` of two packed summaries (``n_a, n_b > 0``) into `out`.
+
+    `a`, `b` and `out` hold ``[mean, mean_err, M2 raveled]`` (M2 of d * d or d entries), the
+    layout of a packed `GaussianSummary`. ``q + q_err`` is ``min(n_a, n_b) / (n_a + n_b)`` and
+    `weight` the weight of ``outer(delta, delta)``, as `merge_pair` takes them
+    (`gaussum._combine.pair_weights`). The same floating-point operations in the same order as
+    the numpy rule, so the same bits. Returns False when the mean or a variance of the result is
+    not finite (the caller tells overflow from NaN inputs).
+    """
+    m = a.shape[0] - 2 * d
+    # delta and its residue (`_combine._delta`), kept in out's mean and error parts for now.
+    for i in range(d):
+        mb, neg_ma = b[i], -a[i]
+        hi = mb + neg_ma
+        b_part = hi - mb
+        lo = (mb - (hi - b_part)) + (neg_ma - b_part)
+        rest = lo + (b[d + i] - a[d + i])
+        delta = hi + rest
+        out[i] = delta
+        out[d + i] = rest - (delta - hi)
+    from_a = n_a > n_b
+    if n_a == n_b:  # step from the side whose mean is smaller at the first difference
+        from_a = True
+        for i in range(d):
+            if out[i] != 0.0:
+                from_a = out[i] > 0.0
+                break
+    base = a if from_a else b
+    # M2 first: it needs delta, which the mean's step overwrites. outer(delta, delta) is the same
+    # for either side's sign.
+    if m == d:
+        for i in range(d):
+            delta = out[i]
+            out[2 * d + i] = (a[2 * d + i] + b[2 * d + i]) + (delta * delta) * weight
+    else:
+        for i in range(d):
+            delta_i = out[i]
+            for j in range(d):
+                k = 2 * d + i * d + j
+                out[k] = (a[k] + b[k]) + (delta_i * out[j]) * weight
+    # The mean (`_combine._step` and `_renormalised`): two-product of delta and q, two-sum.
+    t = _SPLITTER * q
+    q_hi = t - (t - q)
+    q_lo = q - q_hi
+    finite = True
+    for i in range(d):
+        delta, res = (out[i], out[d + i]) if from_a else (-out[i], -out[d + i])
+        p = delta * q
+        t = _SPLITTER * delta
+        d_hi = t - (t - delta)
+        d_lo = delta - d_hi
+        p_err = ((d_hi * q_hi - p) + d_hi * q_lo + d_lo * q_hi) + d_lo * q_lo
+        mean = base[i]
+        hi = mean + p
+        p_part = hi - mean
+        lo = (mean - (hi - p_part)) + (p - p_part)
+        lo += base[d + i] + (p_err + (res * q + delta * q_err))
+        if not np.isfinite(lo):
+            lo = 0.0
+        total = hi + lo
+        err = lo - (total - hi)
+        out[i] = total
+        out[d + i] = err if np.isfinite(err) else 0.0
+        square = out[2 * d + i * (d + 1)] if m != d else out[2 * d + i]
+        finite = finite and np.isfinite(total) and np.isfinite(square)
+    return finite
+
+
+# Dekker's splitter 2**27 + 1, as `gaussum._combine._SPLITTER`.
+_SPLITTER = 134217729.0
