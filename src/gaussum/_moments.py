@@ -104,13 +104,18 @@ def consistent_scatter(M2: np.ndarray) -> np.ndarray:
     variance clipped at zero, or the square of a tiny value underflowing while its product with a
     larger one does not. Clipping keeps every computed value one that the checks accept.
     """
+    d = M2.shape[-1]
     diagonal = np.diagonal(M2, axis1=-2, axis2=-1)
     root = np.sqrt(diagonal)
     bound = root[..., :, None] * root[..., None, :]
-    # sqrt(M2_ii)**2 may round below M2_ii: the diagonal bounds itself, exactly.
-    index = np.arange(M2.shape[-1])
-    bound[..., index, index] = diagonal
-    return np.clip(M2, -bound, bound, out=M2)
+    # sqrt(M2_ii)**2 may round below M2_ii: the diagonal bounds itself, exactly. (bound is a new
+    # contiguous array, so its diagonal is every (d + 1)-th entry.)
+    bound.reshape(*bound.shape[:-2], d * d)[..., :: d + 1] = diagonal
+    # np.clip's own checks cost more than its two ufuncs at small d; the same ones, in its order
+    # (which settles the sign of a zero: 0.0 stays 0.0).
+    np.maximum(M2, -bound, out=M2)
+    np.minimum(M2, bound, out=M2)
+    return M2
 
 
 def needs_clipping(M2: np.ndarray) -> bool:
