@@ -205,9 +205,12 @@ def _centred_sums(
         # part then brings each value down to full precision. Without it, X - coarse is a multiple
         # of ulp(coarse), and sums of such coarsely quantised squares round with a bias (measured:
         # 4e-15 relative at mean/spread = 1e9) that fully centred values do not show.
-        Y = np.subtract(X, coarse)
-        if fine.any():
-            Y -= fine
+        if coarse.any() or fine.any():
+            Y = np.subtract(X, coarse)
+            if fine.any():
+                Y -= fine
+        else:
+            Y = X  # nothing shifted (data centred near zero): X - 0 is X, read in place, never written
     n = float(X.shape[0]) if w is None else float(w.sum())
     if Y.shape[1] == 1:
         # One variable: numpy's pairwise summation (error ~ u log k) rather than BLAS's long
