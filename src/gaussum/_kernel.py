@@ -354,14 +354,13 @@ def _raw_sums_settled(
     return _settled_sums(hi, lo, magnitudes, rows, blocks, chunk)
 
 
-def _raw_sums_needed(coarse: np.ndarray, spread: np.ndarray, values: int, rows: int) -> bool:
-    """Whether some variable's mean may be one `_near_zero` flags, so that the compiled kernel
-    should take its raw sums error-free: one left unshifted, or one whose shift (the first rows'
-    mean) is within twice `_near_zero`'s bound of zero (the first rows only estimate the whole)."""
-    if (coarse == 0).any():
-        return True
+def _raw_sums_needed(coarse: np.ndarray, spread: np.ndarray, values: int, rows: int) -> np.ndarray:
+    """The variables whose mean may be one `_near_zero` flags, whose raw sums the compiled kernel
+    should take error-free (indices, ascending): those left unshifted, and those whose shift (the
+    first rows' mean) is within twice `_near_zero`'s bound of zero (the first rows only estimate
+    the whole). The others keep the kernel's sums about the shift, for they cost a Sum2 each."""
     ratio = _NEAR_ZERO_STDS if values <= _SMALL_VALUES else _CENTRED_RATIO / math.sqrt(max(rows, 1))
-    return bool((np.abs(coarse) < 2.0 * ratio * spread).any())
+    return np.flatnonzero((coarse == 0) | (np.abs(coarse) < 2.0 * ratio * spread))
 
 
 def _blocks(
@@ -973,7 +972,7 @@ def _summarize_compiled(
             return None
         spread = np.sqrt(moments[2])
         coarse, fine = _settled_shift(*two_sum(moments[0], moments[1]), spread)
-        raw = w is None and _raw_sums_needed(coarse, spread, N * d, N)
+        raw = _raw_sums_needed(coarse, spread, N * d, N) if w is None else np.empty(0, dtype=np.intp)
         blocks = -(-N // rows)
         products = d if diagonal else d * (d + 1) // 2
         n_b, c_b, s_b = np.empty(blocks), np.empty((blocks, 2, d)), np.empty((blocks, products))
@@ -986,9 +985,10 @@ def _summarize_compiled(
             c, c_err = _compensated_sum(c_b[:, 0], c_b[:, 1])
             if n == 0:
                 return None
-            if raw:
-                raw_sums = c, c_err
-                c, c_err = _sums_about_shift(c, c_err, n, (coarse, fine))
+            if raw.size:
+                raw_sums = c[raw], c_err[raw]
+                c, c_err = c.copy(), c_err.copy()
+                c[raw], c_err[raw] = _sums_about_shift(*raw_sums, n, (coarse[raw], fine[raw]))
             offset = c / n
             far = _far(offset, n, packed[diag_entries], (coarse, fine))
             if not far.any() or attempt == 2:
@@ -1003,9 +1003,12 @@ def _summarize_compiled(
     w2 = n if q is None else float(q.sum())
     result = _finish(n, w2, (c, c_err), scatter, (coarse, fine), diagonal, nan_policy, name, 0)
     settled = None
-    if raw:
-        squares = packed[diag_entries]
-        settled = _raw_sums_settled(*raw_sums, squares, n, (coarse, fine), rows, blocks, kernels.CHUNK)
+    if raw.size:
+        squares = packed[diag_entries][raw]
+        settled = np.zeros(d, dtype=bool)
+        settled[raw] = _raw_sums_settled(
+            *raw_sums, squares, n, (coarse[raw], fine[raw]), rows, blocks, kernels.CHUNK
+        )
     return _refined(X, weights, rows, result, settled=settled)
 
 
