@@ -121,7 +121,7 @@ def _sum2_rows(X: Any, start: int, k: int, columns: Any, hi: Any, lo: Any) -> No
     (Even and odd rows in two lanes measured slower: 1.9x against 1.4x the old kernel at d = 8.)
     """
     d = X.shape[1]
-    if columns.shape[0] <= 2 and columns.shape[0] < d or d == 1:
+    if (columns.shape[0] <= 2 and columns.shape[0] < d) or d == 1:
         # One or two variables: each down its column in registers, two chains of rows at once.
         # The lanes below keep hi and lo in memory, and a store-load per row made one variable's
         # sum take 3.5 ms per 1e6 rows against 1.0 ms here.
@@ -216,9 +216,10 @@ def block_sums(
     ``c_out[b, 1]`` the rounding they left (Neumaier's compensation, kept for the compensated
     mean); for the variables listed in `raw` (ascending indices; unweighted rows only) they are
     instead the column sums of X itself, taken error-free chunk by chunk (`_sum2_rows`), from
-    which `gaussum._kernel` takes means to the last bit and derives the sums about the shift. ``s_out[b]`` gets the row-major upper
-    triangle (or the diagonal) of block b's scatter ``Y^T W Y``. Blocks run in parallel, each into its own
-    slot: the caller merges them in a fixed order, so the result does not depend on the threads.
+    which `gaussum._kernel` takes means to the last bit and derives the sums about the shift.
+    ``s_out[b]`` gets the row-major upper triangle (or the diagonal) of block b's scatter
+    ``Y^T W Y``. Blocks run in parallel, each into its own slot: the caller merges them in a fixed
+    order, so the result does not depend on the threads.
     """
     N, d = X.shape
     weighted = w.shape[0] > 0

@@ -641,7 +641,7 @@ def _corrected_scatter(scatter: np.ndarray, c: np.ndarray, n: float, diagonal: b
     clipped at zero and covariances at Cauchy-Schwarz: the corrected two-pass about a shift."""
     with np.errstate(all="ignore"):
         if diagonal:
-            M2 = scatter - c * c / n
+            M2: np.ndarray = scatter - c * c / n
             np.maximum(M2, 0.0, out=M2)
             return M2
         M2 = mirror_upper(scatter)
