@@ -386,3 +386,13 @@ def test_tiny_weighted_data_with_dropped_rows_keeps_exact_means():
     for j in range(2):
         exact = sum((wi * Fraction(float(x)) for wi, x in zip(w, X[keep, j], strict=True)), Fraction(0)) / sum(w)
         assert within_an_ulp(s.mean[j], exact, 1e4)
+
+
+def test_rows_omitted_across_the_small_data_size_leave_the_clean_rows_bits():
+    """512 x 2 clean rows take the small-data path; with NaN rows added (past its 1,024 values,
+    so the streamed path drops them) the result is still that of the clean rows, to the bit."""
+    for seed in range(20):
+        clean = 1e3 + np.random.default_rng(seed).standard_normal((512, 2))
+        marked = np.insert(clean, [0, 100, 512], [[np.nan, 0.0], [1.0, np.inf], [np.nan, np.nan]], axis=0)
+        s, dropped = GaussianSummary._from_samples_counted(marked, nan_policy="omit")
+        assert dropped == 3 and s == GaussianSummary.from_samples(clean)

@@ -433,3 +433,16 @@ def test_the_kept_centring_buffer_serves_threads_and_calls_apart():
     assert together == alone * 3
     for X, s in zip(inputs, alone, strict=True):
         assert relative_frobenius(s.covariance(), np.cov(X, rowvar=False)) <= 1e-14
+
+
+def test_compiled_pair_merge_refuses_an_overflowing_count_or_w2():
+    """Counts or sums of squared weights that overflow in ``a + b`` are refused on both paths."""
+    a = GaussianSummary.from_samples([1.0, 2.0], aweights=[7e153, 7e153])  # w2 = 9.8e307
+    b = GaussianSummary.from_samples([3.0, 5.0], aweights=[7e153, 7e153])
+    heavy = GaussianSummary(1e308, [1.0, 2.0], np.eye(2)), GaussianSummary(1e308, [3.0, 2.0], np.eye(2))
+    for mode in ("compiled", "numpy"):
+        with _compiled.forced(mode):
+            with pytest.raises(Float64OverflowError):
+                a + b
+            with pytest.raises(Float64OverflowError):
+                heavy[0] + heavy[1]

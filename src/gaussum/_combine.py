@@ -82,12 +82,12 @@ def mirror_upper(M: np.ndarray) -> np.ndarray:
     return M
 
 
-#: Widest d whose lower-triangle mask is kept (256 KiB at most): np.tril_indices took 13 µs of a
-#: 100-row summary at d = 4, the kept mask a tenth of that.
-_KEPT_MASK_D = 512
+#: Widest d whose lower-triangle mask is kept (64 KiB each, 16 of them, 1 MiB at most):
+#: np.tril_indices took 13 µs of a 100-row summary at d = 4, the kept mask a tenth of that.
+_KEPT_MASK_D = 256
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=16)
 def _strictly_lower(d: int) -> np.ndarray:
     mask = np.tri(d, d, -1, dtype=bool)
     mask.setflags(write=False)
@@ -193,8 +193,9 @@ def merge_packed(n_a: float, fields_a: np.ndarray, n_b: float, fields_b: np.ndar
     `fields_a` and `fields_b` are ``[mean, mean_err, M2 raveled]`` of d variables (the packed
     layout of `GaussianSummary`); the result is the merge's fields in that layout, read-only,
     with the same bits as `merge_pair`'s. None when the compiled kernels are not in use (a stream
-    of merges loads them after `gaussum._compiled.SMALL_STEPS_AFTER` steps) or when the result is
-    not finite: the numpy rule then runs and reports it.
+    of merges loads them after `gaussum._compiled.SMALL_STEPS_AFTER` steps) or when the mean or a
+    variance of the result is not finite: the numpy rule then runs and reports it. (The caller
+    checks the counts and w2, which the kernel does not see.)
     """
     if not _compiled.use_small_steps():
         return None

@@ -507,23 +507,35 @@ def summarize_rows(
         out.
     """
     N, d = X.shape
-    if 0 < N * d <= _SMALL_PATH_VALUES and weights[0] is None and type(X) is np.ndarray:
-        small = _summarize_small(X, diagonal, nan_policy, name)
-        if small is not None:
-            return small
     rows = block_rows or rows_per_block(d)
-    if _compiled.use_rows(N * d, d):
+    if _compiled.use_rows(N * d, d):  # never for small data, unless the compiled path is forced
         result = _summarize_compiled(X, weights, diagonal, nan_policy, rows, name)
         if result is not None:
             return result
+    # An explicit block size asks for the streamed path (the tests use it to cut small data).
+    small_path = block_rows is None and weights[0] is None and type(X) is np.ndarray
+    if small_path and 0 < N * d <= _SMALL_PATH_VALUES:
+        small = _summarize_small(X, diagonal, nan_policy, name)
+        if small is not None:
+            return small
     centring = None
     if weights[0] is None and _compiled.use_centring(N * d):
         centring = CompiledCentring(_compiled.kernels(), min(rows, N), d)
     try:
-        return _summarize_numpy(X, weights, diagonal, nan_policy, rows, name, centring)
+        result = _summarize_numpy(X, weights, diagonal, nan_policy, rows, name, centring)
     finally:
         if centring is not None:
             centring.close()
+    dropped = result[5]
+    if small_path and dropped and 0 < (N - dropped) * d <= _SMALL_PATH_VALUES:
+        # Rows left out brought the data under the small path's size: its result, so the same
+        # finite rows give the same bits with or without the rows nan_policy="omit" dropped.
+        with np.errstate(all="ignore"):
+            kept = X[np.isfinite(X).all(axis=1)]
+        small = _summarize_small(kept, diagonal, nan_policy, name)
+        if small is not None:
+            return (*small[:5], dropped)
+    return result
 
 
 # Unweighted data of at most this many values takes `_summarize_small`. Measured per call against
@@ -548,6 +560,7 @@ def _summarize_small(
     """
     dropped = 0
     with np.errstate(all="ignore"):
+        X = np.asarray(X, dtype=np.float64)  # as the streamed path's blocks: sums of float64 values
         columns = X.T.tolist()
         try:
             hi = [math.fsum(column) for column in columns]
@@ -566,7 +579,7 @@ def _summarize_small(
         mean, mean_err = two_sum(*quotient(np.array(hi), np.array(lo), n))
         # The two parts of the exact mean: centred on `mean` alone, data far from zero would be
         # multiples of ulp(mean), whose squares sum with a bias (2.5e-15 on 187 rows at 1e9).
-        _, c, scatter = _centred_sums(np.asarray(X, dtype=np.float64), None, (mean, mean_err), diagonal)
+        _, c, scatter = _centred_sums(X, None, (mean, mean_err), diagonal)
         if not np.isfinite(scatter if diagonal else np.diagonal(scatter)).all():  # squares overflowed
             return None
     return n, mean, _corrected_scatter(scatter, c, n, diagonal), n, mean_err, 0

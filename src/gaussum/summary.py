@@ -743,23 +743,20 @@ class GaussianSummary(Frozen):
         self._check_compatible(other, "merge")
         if other.names is not None:
             other = other._aligned(self.names, "merge")
-        if self._fields is not None and other._fields is not None and self.n > 0 and other.n > 0:
+        n, w2, fields_a, fields_b = self.n + other.n, self.w2 + other.w2, self._fields, other._fields
+        finite = math.isfinite(n) and math.isfinite(w2)
+        if fields_a is not None and fields_b is not None and self.n > 0 and other.n > 0 and finite:
             # Small summaries in a stream of merges: the compiled rule on the packed fields (the
-            # same bits), without numpy's thirty calls of a microsecond each.
+            # same bits), without numpy's thirty calls of a microsecond each. (An overflowed n or
+            # w2 goes to the numpy rule, which refuses it.)
             d = self.mean.size
-            fields = _combine.merge_packed(self.n, self._fields, other.n, other._fields, d)
+            fields = _combine.merge_packed(self.n, fields_a, other.n, fields_b, d)
             if fields is not None:
                 names = self.names if self.names is not None else other.names
                 mean, error, M2 = fields[:d], fields[d : 2 * d], fields[2 * d :]
                 shape = self.mean.shape
                 return GaussianSummary._trusted_frozen(
-                    self.n + other.n,
-                    mean.reshape(shape),
-                    M2.reshape(self.M2.shape),
-                    self.w2 + other.w2,
-                    error.reshape(shape),
-                    names,
-                    fields,
+                    n, mean.reshape(shape), M2.reshape(self.M2.shape), w2, error.reshape(shape), names, fields
                 )
         with np.errstate(over="ignore", invalid="ignore"):
             moments = _combine.merge_pair(*self._as_1d(), *other._as_1d())
