@@ -1210,25 +1210,31 @@ def _assign(
 ) -> None:
     """Set the fields of a new summary, read-only: packed into one buffer ``[mean, mean_error,
     M2]`` when small (`_PACKED_FLOATS`), else the arrays themselves (marked by `readonly`)."""
-    set_field = object.__setattr__
+    set_fields, set_layout, set_n, set_mean, set_M2, set_w2, set_error, set_names = _SLOT_SETTERS
     if 2 * mean.size + M2.size <= _PACKED_FLOATS:
-        fields = np.concatenate((mean.reshape(-1), mean_error.reshape(-1), M2.reshape(-1)))
-        fields.setflags(write=False)
-        d = mean.size
-        mean = fields[:d].reshape(mean.shape)
-        mean_error = fields[d : 2 * d].reshape(mean.shape)
+        # (A 1-D mean needs no reshape: each call is a sizeable part of a one-row update.)
+        if mean.ndim == 1:
+            fields = np.concatenate((mean, mean_error, M2.reshape(-1)))
+            fields.setflags(write=False)
+            d = mean.size
+            mean, mean_error = fields[:d], fields[d : 2 * d]
+        else:
+            fields = np.concatenate((mean.reshape(-1), mean_error.reshape(-1), M2.reshape(-1)))
+            fields.setflags(write=False)
+            d = mean.size
+            mean, mean_error = fields[:d].reshape(mean.shape), fields[d : 2 * d].reshape(mean.shape)
         M2 = fields[2 * d :].reshape(M2.shape)
     else:
         fields = None
         mean, M2, mean_error = readonly(mean), readonly(M2), readonly(mean_error)
-    set_field(self, "_fields", fields)
-    set_field(self, "_layout", _layout_of(mean, M2))
-    set_field(self, "n", n)
-    set_field(self, "mean", mean)
-    set_field(self, "M2", M2)
-    set_field(self, "w2", w2)
-    set_field(self, "mean_error", mean_error)
-    set_field(self, "names", names)
+    set_fields(self, fields)
+    set_layout(self, _layout_of(mean, M2))
+    set_n(self, n)
+    set_mean(self, mean)
+    set_M2(self, M2)
+    set_w2(self, w2)
+    set_error(self, mean_error)
+    set_names(self, names)
 
 
 def _stacked(s: GaussianSummary) -> _combine.Stacked:
