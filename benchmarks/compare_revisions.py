@@ -5,10 +5,12 @@ Usage::
     python benchmarks/compare_revisions.py                      # against FIRST_VERSION
     python benchmarks/compare_revisions.py --baseline b9b18fe~1 # against any git revision
     python benchmarks/compare_revisions.py --only 'a \\+ b|merge_all' --rounds 9
+    python benchmarks/compare_revisions.py --baseline site-packages  # a folder: an installed release
 
-The baseline's ``src/gaussum`` is taken from git (``git archive``) into a temporary folder and
-imported under another name, so both versions run in the same process on the same arrays:
-whatever load the machine carries hits both alike. Each round times the two versions in turn
+The baseline's ``src/gaussum`` is taken from git (``git archive``) into a temporary folder, or
+from a folder that holds a ``gaussum`` package, and imported under another name, so both
+versions run in the same process on the same arrays: whatever load the machine carries hits both
+alike. Each round times the two versions in turn
 (the order alternating between rounds, each sample repeated until it lasts ``--min-sample``
 seconds) and the table gives the median of the per-round ratios ``new / baseline``, with the
 medians of the times beside it. Before timing, the two results of every case are compared (means,
@@ -163,29 +165,38 @@ def _merge_all(g: ModuleType, shards: Any) -> Callable[[], Any]:
 
 
 @contextlib.contextmanager
-def baseline_package(revision: str) -> Iterator[ModuleType]:
-    """`revision`'s ``src/gaussum`` imported as the package ``gaussum_baseline``."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", revision, "src/gaussum"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    with tempfile.TemporaryDirectory(prefix="gaussum-baseline-") as folder:
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(folder, filter="data")
-        package = Path(folder) / "src" / "gaussum"
-        spec = importlib.util.spec_from_file_location(
-            "gaussum_baseline", package / "__init__.py", submodule_search_locations=[str(package)]
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["gaussum_baseline"] = module
-        try:
-            spec.loader.exec_module(module)
-            yield module
-        finally:
-            for name in [m for m in sys.modules if m == "gaussum_baseline" or m.startswith("gaussum_baseline.")]:
-                del sys.modules[name]
+def baseline_package(baseline: str) -> Iterator[ModuleType]:
+    """The package ``gaussum_baseline``: `baseline`'s ``src/gaussum``, where `baseline` is a git
+    revision of this repository or a folder holding a ``gaussum`` package (an unpacked release)."""
+    folder = Path(baseline)
+    try:
+        if (folder / "gaussum" / "__init__.py").is_file():
+            yield _imported(folder / "gaussum")
+            return
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", "--format=tar", baseline, "src/gaussum"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        with tempfile.TemporaryDirectory(prefix="gaussum-baseline-") as unpacked:
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                tar.extractall(unpacked, filter="data")
+            yield _imported(Path(unpacked) / "src" / "gaussum")
+    finally:
+        for name in [m for m in sys.modules if m == "gaussum_baseline" or m.startswith("gaussum_baseline.")]:
+            del sys.modules[name]
+
+
+def _imported(package: Path) -> ModuleType:
+    """The package at `package` imported as ``gaussum_baseline``."""
+    spec = importlib.util.spec_from_file_location(
+        "gaussum_baseline", package / "__init__.py", submodule_search_locations=[str(package)]
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gaussum_baseline"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _summary_of(result: Any) -> tuple[np.ndarray, np.ndarray, float]:
@@ -239,7 +250,9 @@ def _seconds(t: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--baseline", default=FIRST_VERSION, help=f"git revision to compare with (default {FIRST_VERSION})"
+        "--baseline",
+        default=FIRST_VERSION,
+        help=f"git revision, or a folder holding a gaussum package, to compare with (default {FIRST_VERSION})",
     )
     parser.add_argument("--only", help="regular expression: the cases whose name it matches")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per case (default 7)")
@@ -273,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _describe(revision: str) -> str:
+    if Path(revision).is_dir():
+        return "a folder"
     done = subprocess.run(
         ["git", "-C", str(ROOT), "log", "-1", "--format=%h %cs", revision], capture_output=True, text=True
     )

@@ -95,3 +95,18 @@ def test_binary_and_reduction_benchmarks_check_and_time() -> None:
     assert [lv.nodes for lv in reduction.levels] == [43, 7, 1]
     assert reduction.bytes_moved == 300 * reduction.payload + sum(lv.bytes_in for lv in reduction.levels[1:])
     assert reduction.driver_peak > 0
+
+
+def test_compare_revisions_runs_both_versions_side_by_side(capsys, monkeypatch) -> None:
+    """compare_revisions imports a second gaussum (here the checkout's own sources, as a folder)
+    under another name, checks that both agree, and prints a ratio per case."""
+    import compare_revisions
+
+    monkeypatch.setenv("GAUSSUM_KERNEL", "auto")  # the script sets it for both versions
+    folder = Path(compare_revisions.ROOT) / "src"
+    args = ["--baseline", str(folder), "--only", r"a \+ b|100 x 4", "--rounds", "1", "--min-sample", "0.001"]
+    assert compare_revisions.main(args) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| a + b") or "100 x 4" in line]
+    assert len(rows) == 2
+    assert all(float(row.rstrip(" |").rsplit("|", 1)[1]) > 0 for row in rows)
+    assert "gaussum_baseline" not in sys.modules  # the second copy is gone again
