@@ -227,7 +227,9 @@ def test_overflow_is_reported_not_returned_as_inf():
         (np.ones((2, 2), dtype=complex), r"must be real, got complex dtype complex128 of shape \(2, 2\)"),
         (np.ones((2, 2, 2)), r"shape \(N,\) or \(N, d\)"),
         (np.ones((3, 0)), "at least one column"),
-        ([[1.0, 2.0], [3.0]], "rectangular"),
+        ([[1.0, 2.0], [3.0]], "rectangular numeric array; row 1 has 1 value, row 0 has 2 values$"),
+        ([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0, 7.0]], "; row 2 has 3 values, row 0 has 2 values$"),
+        ([1.0, [2.0, 3.0]], "; row 1 has 2 values, row 0 has a single value$"),
         (np.array([object(), object()]), "must be numeric"),
     ],
 )

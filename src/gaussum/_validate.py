@@ -47,7 +47,7 @@ def as_numeric(value: Any, name: str) -> np.ndarray:
     try:
         array = np.asarray(value)
     except (ValueError, TypeError, OverflowError) as exc:  # ragged nested lists
-        raise ValueError(f"{name} must be a rectangular numeric array: {exc}") from None
+        raise ValueError(f"{name} must be a rectangular numeric array{_ragged_rows(value) or f': {exc}'}") from None
     if array.dtype.kind in "biuf":
         return array
     if array.dtype.kind == "c":
@@ -60,6 +60,25 @@ def as_numeric(value: Any, name: str) -> np.ndarray:
         except (ValueError, TypeError):
             pass
     raise ValueError(f"{name} must be numeric, got dtype {array.dtype} with shape {array.shape}")
+
+
+def _ragged_rows(value: Any) -> str:
+    """``"; row i has m values, row 0 has k"`` for a list of rows of unequal lengths, else ""."""
+    if not isinstance(value, (list, tuple)) or not value:
+        return ""
+    lengths = [len(row) if isinstance(row, (list, tuple, np.ndarray)) else None for row in value]
+    if lengths[0] is None:
+        bad = next((i for i, k in enumerate(lengths) if k is not None), None)
+    else:
+        bad = next((i for i, k in enumerate(lengths) if k != lengths[0]), None)
+    if bad is None:
+        return ""
+
+    def described(i: int) -> str:
+        count = lengths[i]
+        return "a single value" if count is None else f"{count} value{'' if count == 1 else 's'}"
+
+    return f"; row {bad} has {described(bad)}, row 0 has {described(0)}"
 
 
 def as_data(X: Any, name: str = "X") -> np.ndarray:
