@@ -316,17 +316,24 @@ def merge_segments(
     sizes = np.diff(np.append(starts, p))
     run = np.repeat(np.arange(starts.size), sizes)
     n = np.add.reduceat(ns, starts)
-    position = np.where(ns == np.maximum.reduceat(ns, starts)[run], np.arange(p), p)
+    # Each run's values for each of its rows: broadcast as they are when there is one run (merge_all
+    # of 10,000 shards: a gather of (p, d) rows was 2.7 ms of 17).
+    one_run = starts.size == 1
+
+    def per_row(values: np.ndarray) -> np.ndarray:
+        return values if one_run else values[run]
+
+    position = np.where(ns == per_row(np.maximum.reduceat(ns, starts)), np.arange(p), p)
     heaviest = np.minimum.reduceat(position, starts)
     reference, reference_err = means[heaviest], errs[heaviest]
-    offsets, offsets_res = _delta(reference[run], reference_err[run], means, errs)
+    offsets, offsets_res = _delta(per_row(reference), per_row(reference_err), means, errs)
     safe_n = np.where(n > 0, n, 1.0)
     weights = ns[:, None]
     products, products_err = _weighted_products(ns, offsets)
     total, total_err = segment_sums(products, starts, sizes)
     total_err += finite_or_zero(np.add.reduceat(products_err + weights * offsets_res, starts))
     shift, shift_err = fast_two_sum(*quotient(total, total_err, safe_n[:, None]))
-    deviations = offsets - shift[run]
+    deviations = offsets - per_row(shift)
     weighted = weights * deviations
     c = np.add.reduceat(weighted, starts)
     if M2s.ndim == 2:
