@@ -185,17 +185,7 @@ class GaussianSummary(Frozen):
         """`_trusted` for float fields and views of one read-only packed buffer, `fields`
         (`_compiled.row_update`: the layout of `_assign`)."""
         self = object.__new__(cls)
-        # The slots' own setters: this runs once per row in the row-by-row update, and
-        # object.__setattr__ would look each one up again.
-        set_fields, set_layout, set_n, set_mean, set_M2, set_w2, set_error, set_names = _SLOT_SETTERS
-        set_fields(self, fields)
-        set_layout(self, 3 * mean.size + M2.ndim if mean.ndim else 0)  # `_layout_of`
-        set_n(self, n)
-        set_mean(self, mean)
-        set_M2(self, M2)
-        set_w2(self, w2)
-        set_error(self, mean_error)
-        set_names(self, names)
+        _set_slots(self, fields, n, mean, M2, w2, mean_error, names)
         return self
 
     @classmethod
@@ -1210,7 +1200,6 @@ def _assign(
 ) -> None:
     """Set the fields of a new summary, read-only: packed into one buffer ``[mean, mean_error,
     M2]`` when small (`_PACKED_FLOATS`), else the arrays themselves (marked by `readonly`)."""
-    set_fields, set_layout, set_n, set_mean, set_M2, set_w2, set_error, set_names = _SLOT_SETTERS
     if 2 * mean.size + M2.size <= _PACKED_FLOATS:
         # (A 1-D mean needs no reshape: each call is a sizeable part of a one-row update.)
         if mean.ndim == 1:
@@ -1227,6 +1216,23 @@ def _assign(
     else:
         fields = None
         mean, M2, mean_error = readonly(mean), readonly(M2), readonly(mean_error)
+    _set_slots(self, fields, n, mean, M2, w2, mean_error, names)
+
+
+def _set_slots(
+    self: GaussianSummary,
+    fields: np.ndarray | None,
+    n: float,
+    mean: np.ndarray,
+    M2: np.ndarray,
+    w2: float,
+    mean_error: np.ndarray,
+    names: tuple[str, ...] | None,
+) -> None:
+    """Set the fields of a new summary (the one place that writes them; the arrays read-only)."""
+    # The slots' own setters: this runs once per row in a row-by-row update, and
+    # object.__setattr__ would look each one up again.
+    set_fields, set_layout, set_n, set_mean, set_M2, set_w2, set_error, set_names = _SLOT_SETTERS
     set_fields(self, fields)
     set_layout(self, _layout_of(mean, M2))
     set_n(self, n)
