@@ -378,3 +378,32 @@ def test_every_value_built_from_finite_input_loads_back(X, data):
             round_trips(s)
         except ValueError as exc:
             raise AssertionError(f"path {path} built a value that does not load back: {exc}") from None
+
+
+def test_removal_leaving_rounding_residue_is_a_scatter_matrix():
+    """Removing all rows but one, where the variables' scales differ by 1e9: every remaining
+    variance is cancellation residue, which is zeroed with its covariances (a single row has no
+    scatter), instead of a matrix of pairwise-clipped residues that is not positive
+    semi-definite and that from_dict would refuse (found by the property above)."""
+    X = np.array(
+        [
+            [1e-3, -1e6, 0.0, 0.0],
+            [3e-3, 5e5, -1e-3, 0.0],
+            [0.0, -1e6, 3e-3, 0.0],
+            [3e-3, 0.0, -1e-3, 0.0],
+            [3e-3, 5e5, 3e-3, 0.0],
+            [3e-3, 1e6, 3e-3, 0.0],
+            [3e-3, 0.0, 0.0, 0.0],
+            [1e-3, 0.0, 1e-3, 0.0],
+            [5e-4, 3e6, 5e-4, -0.0],
+        ]
+    )
+    for cut in range(1, 9):
+        rest = GaussianSummary.from_samples(X) - GaussianSummary.from_samples(X[cut:])
+        assert GaussianSummary.from_dict(rest.to_dict()) == rest
+        exact = np.cov(X[:cut], rowvar=False, ddof=0) * cut
+        squares = np.diag(np.cov(X, rowvar=False, ddof=0)) * 9  # the magnitudes the removal cancels
+        scale = np.sqrt(np.outer(squares, squares))
+        assert np.all(np.abs(rest.M2 - exact) <= 1e-12 * scale + 1e-300)
+    single = GaussianSummary.from_samples(X) - GaussianSummary.from_samples(X[1:])
+    assert np.array_equal(single.M2, np.zeros((4, 4))) and np.allclose(single.mean, X[0], rtol=1e-9, atol=1e-9)

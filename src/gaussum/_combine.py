@@ -382,13 +382,13 @@ def subtract(
     The inverse of the pairwise rule: if ``u = r + t`` then ``subtract(u, t) == r`` up to
     rounding. Arrays are stacked over g groups (means and their errors ``(g, d)``, M2 ``(g, d, d)``
     or ``(g, d)``); the remaining mean is taken from both parts of each mean, as in `merge_pair`.
-    Cancellation makes the result lose accuracy in proportion to how much of u is removed, so
-    variances that come out negative by no more than rounding are clipped at zero (with the
-    matching covariances). Rounding is bounded by `_REMOVAL_ULPS` units of the magnitudes that
-    enter each remaining variance, ``M2u_ii + M2t_ii + w delta_i^2``, plus the rounding of the
-    stored means carried through ``delta`` (``2 w |delta_i| (|mean_u_i| + |mean_t_i|)``); a
-    remainder more negative than that, or a t that takes all of u's weight without having u's
-    mean and spread, cannot have been part of u.
+    Cancellation makes the result lose accuracy in proportion to how much of u is removed.
+    Rounding is bounded by `_REMOVAL_ULPS` units of the magnitudes that enter each remaining
+    variance, ``M2u_ii + M2t_ii + w delta_i^2``, plus the rounding of the stored means carried
+    through ``delta`` (``2 w |delta_i| (|mean_u_i| + |mean_t_i|)``) (`_removal_rounding`): a
+    remaining variance within that bound of zero, either side, is set to zero with its
+    covariances; a remainder more negative than that, or a t that takes all of u's weight without
+    having u's mean and spread, cannot have been part of u.
 
     Raises
     ------
@@ -418,14 +418,19 @@ def subtract(
         M2 = M2_u - M2_t - delta * delta * weight[:, None]
     else:
         M2 = M2_u - M2_t - (delta[:, :, None] * delta[:, None, :]) * weight[:, None, None]
-    _check_removable(M2, M2_u, M2_t, delta, weight, means_u, means_t, counts_u, counts_t, emptied & (counts_t > 0))
+    noise = _removal_rounding(M2_u, M2_t, delta, weight, means_u, means_t)
+    _check_removable(M2, M2_u, M2_t, delta, means_u, means_t, counts_u, counts_t, emptied & (counts_t > 0), noise)
+    # A remaining variance within the rounding of the removal (below zero, or above it by no more
+    # than that) is indistinguishable from none: the variable has none left, and its covariances
+    # are rounding residue too. Zeroing its row and column keeps M2 positive semi-definite, which
+    # clipping each covariance alone does not (three variables' residues can be pairwise bounded
+    # and still not a scatter matrix).
     if diagonal:
-        np.maximum(M2, 0.0, out=M2)
+        M2[M2 <= noise] = 0.0
     else:
-        negative = np.diagonal(M2, axis1=1, axis2=2) < 0
-        if negative.any():
-            # A variable whose variance cancelled to below zero has none left: zero its row and column.
-            group, var = np.nonzero(negative)
+        vanished = np.diagonal(M2, axis1=1, axis2=2) <= noise
+        if vanished.any():
+            group, var = np.nonzero(vanished)
             M2[group, var, :] = 0.0
             M2[group, :, var] = 0.0
         # Cancellation can also push a covariance past Cauchy-Schwarz; keep the matrix one that
@@ -456,24 +461,41 @@ def _squares(M2: np.ndarray) -> np.ndarray:
     return np.diagonal(M2, axis1=1, axis2=2) if M2.ndim == 3 else M2
 
 
-def _check_removable(
-    M2: np.ndarray,
+def _removal_rounding(
     M2_u: np.ndarray,
     M2_t: np.ndarray,
     delta: np.ndarray,
     weight: np.ndarray,
     means_u: np.ndarray,
     means_t: np.ndarray,
+) -> np.ndarray:
+    """`_REMOVAL_ULPS` units of rounding of the magnitudes that enter each remaining variance of
+    `subtract`, ``M2u_ii + M2t_ii + w delta_i^2``, plus what the stored means carry through
+    ``delta`` (``2 w |delta_i| (|mean_u_i| + |mean_t_i|)``): shape (g, d)."""
+    u = np.finfo(np.float64).eps / 2
+    magnitude = _squares(M2_u) + _squares(M2_t) + weight[:, None] * delta * delta
+    magnitude += 2 * weight[:, None] * np.abs(delta) * (np.abs(means_u) + np.abs(means_t))
+    rounding: np.ndarray = _REMOVAL_ULPS * u * magnitude
+    return rounding
+
+
+def _check_removable(
+    M2: np.ndarray,
+    M2_u: np.ndarray,
+    M2_t: np.ndarray,
+    delta: np.ndarray,
+    means_u: np.ndarray,
+    means_t: np.ndarray,
     counts_u: np.ndarray,
     counts_t: np.ndarray,
     emptied: np.ndarray,
+    noise: np.ndarray,
 ) -> None:
-    """Raise ValueError where t could not have been part of u (see `subtract`)."""
+    """Raise ValueError where t could not have been part of u (see `subtract`); `noise` is
+    `_removal_rounding`."""
     u = np.finfo(np.float64).eps / 2
     remaining, su, st = _squares(M2), _squares(M2_u), _squares(M2_t)
-    magnitude = su + st + weight[:, None] * delta * delta
-    magnitude += 2 * weight[:, None] * np.abs(delta) * (np.abs(means_u) + np.abs(means_t))
-    bad = remaining < -_REMOVAL_ULPS * u * magnitude
+    bad = remaining < -noise
     bad[emptied] = False
     if emptied.any():
         # Removing all of u's weight leaves nothing: t must then be u itself, up to rounding.
