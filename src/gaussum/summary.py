@@ -1169,7 +1169,7 @@ class GaussianSummary(Frozen):
 
 _layouts = operator.attrgetter("_layout")
 _pack_three_floats = struct.Struct("3d").pack
-#: The setters of `GaussianSummary`'s slots, in `_trusted_frozen`'s order.
+#: The setters of `GaussianSummary`'s slots, in `_set_slots`' order.
 _SLOT_SETTERS = tuple(
     vars(GaussianSummary)[name].__set__
     for name in ("_fields", "_layout", "n", "mean", "M2", "w2", "mean_error", "names")
@@ -1201,17 +1201,14 @@ def _assign(
     """Set the fields of a new summary, read-only: packed into one buffer ``[mean, mean_error,
     M2]`` when small (`_PACKED_FLOATS`), else the arrays themselves (marked by `readonly`)."""
     if 2 * mean.size + M2.size <= _PACKED_FLOATS:
-        # (A 1-D mean needs no reshape: each call is a sizeable part of a one-row update.)
-        if mean.ndim == 1:
-            fields = np.concatenate((mean, mean_error, M2.reshape(-1)))
-            fields.setflags(write=False)
-            d = mean.size
-            mean, mean_error = fields[:d], fields[d : 2 * d]
-        else:
-            fields = np.concatenate((mean.reshape(-1), mean_error.reshape(-1), M2.reshape(-1)))
-            fields.setflags(write=False)
-            d = mean.size
-            mean, mean_error = fields[:d].reshape(mean.shape), fields[d : 2 * d].reshape(mean.shape)
+        d, shape = mean.size, mean.shape
+        # A 1-D mean needs no reshape: each call is a sizeable part of a one-row update.
+        means = (mean, mean_error) if mean.ndim == 1 else (mean.reshape(-1), mean_error.reshape(-1))
+        fields = np.concatenate((*means, M2.reshape(-1)))
+        fields.setflags(write=False)
+        mean, mean_error = fields[:d], fields[d : 2 * d]
+        if len(shape) != 1:
+            mean, mean_error = mean.reshape(shape), mean_error.reshape(shape)
         M2 = fields[2 * d :].reshape(M2.shape)
     else:
         fields = None
