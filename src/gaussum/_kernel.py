@@ -354,7 +354,7 @@ def _raw_sums_settled(
     return _settled_sums(hi, lo, magnitudes, rows, blocks, chunk)
 
 
-def _raw_sums_needed(coarse: np.ndarray, spread: np.ndarray, values: int, rows: int) -> np.ndarray:
+def _raw_sum_variables(coarse: np.ndarray, spread: np.ndarray, values: int, rows: int) -> np.ndarray:
     """The variables whose mean may be one `_near_zero` flags, whose raw sums the compiled kernel
     should take error-free (indices, ascending): those left unshifted, and those whose shift (the
     first rows' mean) is within twice `_near_zero`'s bound of zero (the first rows only estimate
@@ -551,9 +551,9 @@ def _summarize_small(
 
     The column sums are exact (``math.fsum``, Shewchuk's algorithm, each kept as a double-float),
     so the mean is correctly rounded; the rows are then centred on it once and M2 is the
-    corrected two-pass about that shift (`_centred_sums`, `_corrected_scatter`). Below a few hundred values
-    this costs a third of the streamed path's calls (its shift estimate, re-centring test and
-    exact sums of the means near zero, all made needless by an exact mean). Rows with NaN or inf
+    corrected two-pass about that shift (`_centred_sums`, `_corrected_scatter`). Below a few
+    hundred values this costs a third of the streamed path's calls (its shift estimate,
+    re-centring test and exact sums of the means near zero, all made needless by an exact mean). Rows with NaN or inf
     are raised or dropped here as on the streamed path, so the same finite rows give the same
     bits with or without them. None under ``nan_policy="propagate"`` with such rows, or when a
     sum or a square overflows: the streamed path then gives the NaN result or reports overflow.
@@ -561,22 +561,20 @@ def _summarize_small(
     dropped = 0
     with np.errstate(all="ignore"):
         X = np.asarray(X, dtype=np.float64)  # as the streamed path's blocks: sums of float64 values
-        columns = X.T.tolist()
         try:
-            hi = [math.fsum(column) for column in columns]
+            hi, lo = _fsum_sums(X.T.tolist())
         except ValueError:  # inf - inf
-            hi = [math.nan]
+            hi = np.array([math.nan])
         except OverflowError:  # an intermediate sum overflowed
             return None
-        if not all(map(math.isfinite, hi)):  # NaN or inf in the data
+        if not np.isfinite(hi).all():  # NaN or inf in the data
             if nan_policy == "propagate" or first_nonfinite_row(X) is None:
                 return None
             X, _, _, dropped = _apply_nan_policy(X, None, None, 0, nan_policy, name)
             rest = _summarize_small(X, diagonal, nan_policy, name) if X.shape[0] else None
             return None if rest is None else (*rest[:5], dropped)
         n = float(X.shape[0])
-        lo = [math.fsum([*column, -total]) for column, total in zip(columns, hi, strict=True)]
-        mean, mean_err = two_sum(*quotient(np.array(hi), np.array(lo), n))
+        mean, mean_err = two_sum(*quotient(hi, lo, n))
         # The two parts of the exact mean: centred on `mean` alone, data far from zero would be
         # multiples of ulp(mean), whose squares sum with a bias (2.5e-15 on 187 rows at 1e9).
         _, c, scatter = _centred_sums(X, None, (mean, mean_err), diagonal)
@@ -853,8 +851,7 @@ def _fsum_refined(
             weights = w.tolist()
             n_hi = math.fsum(weights)
             total = np.array([n_hi]), np.array([math.fsum([*weights, -n_hi])])
-        hi = np.array([math.fsum(part) for part in parts])
-        lo = np.array([math.fsum([*part, -h]) for part, h in zip(parts, hi.tolist(), strict=True)])
+        hi, lo = _fsum_sums(parts)
         q, q_err = _double_quotient(hi, lo, *total)
         exact, exact_err = two_sum(q, q_err)
     if not (np.isfinite(exact).all() and np.isfinite(exact_err).all()):
@@ -862,6 +859,14 @@ def _fsum_refined(
     mean, mean_err = mean.copy(), mean_err.copy()
     mean[columns], mean_err[columns] = exact, exact_err
     return n, mean, M2, w2, mean_err, dropped
+
+
+def _fsum_sums(parts: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Each list's exact sum as a double-float ``hi + lo`` (``math.fsum``, Shewchuk's algorithm:
+    hi correctly rounded, lo the fsum of what it left). Raises as ``math.fsum`` does."""
+    hi = [math.fsum(part) for part in parts]
+    lo = [math.fsum([*part, -total]) for part, total in zip(parts, hi, strict=True)]
+    return np.array(hi), np.array(lo)
 
 
 # Rows of the variables near zero summed at a time by `ExactSums`.
@@ -985,7 +990,7 @@ def _summarize_compiled(
             return None
         spread = np.sqrt(moments[2])
         coarse, fine = _settled_shift(*two_sum(moments[0], moments[1]), spread)
-        raw = _raw_sums_needed(coarse, spread, N * d, N) if w is None else np.empty(0, dtype=np.intp)
+        raw = _raw_sum_variables(coarse, spread, N * d, N) if w is None else np.empty(0, dtype=np.intp)
         blocks = -(-N // rows)
         products = d if diagonal else d * (d + 1) // 2
         n_b, c_b, s_b = np.empty(blocks), np.empty((blocks, 2, d)), np.empty((blocks, products))
