@@ -385,10 +385,11 @@ def subtract(
     Cancellation makes the result lose accuracy in proportion to how much of u is removed.
     Rounding is bounded by `_REMOVAL_ULPS` units of the magnitudes that enter each remaining
     variance, ``M2u_ii + M2t_ii + w delta_i^2``, plus the rounding of the stored means carried
-    through ``delta`` (``2 w |delta_i| (|mean_u_i| + |mean_t_i|)``) (`_removal_rounding`): a
-    remaining variance within that bound of zero, either side, is set to zero with its
-    covariances; a remainder more negative than that, or a t that takes all of u's weight without
-    having u's mean and spread, cannot have been part of u.
+    through ``delta`` (``2 w |delta_i| (|mean_u_i| + |mean_t_i|)``) (`_removal_rounding`,
+    `_means_rounding`): a remainder more negative than that, or a t that takes all of u's weight
+    without having u's mean and spread, cannot have been part of u. A remaining variance within
+    the removal's own rounding (the first part) of zero, either side, is set to zero with its
+    covariances.
 
     Raises
     ------
@@ -418,13 +419,16 @@ def subtract(
         M2 = M2_u - M2_t - delta * delta * weight[:, None]
     else:
         M2 = M2_u - M2_t - (delta[:, :, None] * delta[:, None, :]) * weight[:, None, None]
-    noise = _removal_rounding(M2_u, M2_t, delta, weight, means_u, means_t)
-    _check_removable(M2, M2_u, M2_t, delta, means_u, means_t, counts_u, counts_t, emptied & (counts_t > 0), noise)
-    # A remaining variance within the rounding of the removal (below zero, or above it by no more
-    # than that) is indistinguishable from none: the variable has none left, and its covariances
-    # are rounding residue too. Zeroing its row and column keeps M2 positive semi-definite, which
-    # clipping each covariance alone does not (three variables' residues can be pairwise bounded
-    # and still not a scatter matrix).
+    noise = _removal_rounding(M2_u, M2_t, delta, weight)
+    lenient = noise + _means_rounding(delta, weight, means_u, means_t)
+    _check_removable(M2, M2_u, M2_t, delta, means_u, means_t, counts_u, counts_t, emptied & (counts_t > 0), lenient)
+    # A remaining variance within the rounding of the removal itself (below zero, or above it by
+    # no more than that) is indistinguishable from none: the variable has none left, and its
+    # covariances are rounding residue too. Zeroing its row and column keeps M2 positive
+    # semi-definite, which clipping each covariance alone does not (three variables' residues can
+    # be pairwise bounded and still not a scatter matrix). (Not the lenient bound that refuses a
+    # removal: the compensated means make delta accurate, and a small remainder far from zero is
+    # real.)
     if diagonal:
         M2[M2 <= noise] = 0.0
     else:
@@ -461,21 +465,19 @@ def _squares(M2: np.ndarray) -> np.ndarray:
     return np.diagonal(M2, axis1=1, axis2=2) if M2.ndim == 3 else M2
 
 
-def _removal_rounding(
-    M2_u: np.ndarray,
-    M2_t: np.ndarray,
-    delta: np.ndarray,
-    weight: np.ndarray,
-    means_u: np.ndarray,
-    means_t: np.ndarray,
-) -> np.ndarray:
+def _removal_rounding(M2_u: np.ndarray, M2_t: np.ndarray, delta: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """`_REMOVAL_ULPS` units of rounding of the magnitudes that enter each remaining variance of
-    `subtract`, ``M2u_ii + M2t_ii + w delta_i^2``, plus what the stored means carry through
-    ``delta`` (``2 w |delta_i| (|mean_u_i| + |mean_t_i|)``): shape (g, d)."""
+    `subtract`, ``M2u_ii + M2t_ii + w delta_i^2``: shape (g, d)."""
     u = np.finfo(np.float64).eps / 2
-    magnitude = _squares(M2_u) + _squares(M2_t) + weight[:, None] * delta * delta
-    magnitude += 2 * weight[:, None] * np.abs(delta) * (np.abs(means_u) + np.abs(means_t))
-    rounding: np.ndarray = _REMOVAL_ULPS * u * magnitude
+    rounding: np.ndarray = _REMOVAL_ULPS * u * (_squares(M2_u) + _squares(M2_t) + weight[:, None] * delta * delta)
+    return rounding
+
+
+def _means_rounding(delta: np.ndarray, weight: np.ndarray, means_u: np.ndarray, means_t: np.ndarray) -> np.ndarray:
+    """`_REMOVAL_ULPS` units of what the stored means can carry into a remaining variance through
+    ``delta``, ``2 w |delta_i| (|mean_u_i| + |mean_t_i|)``: shape (g, d)."""
+    u = np.finfo(np.float64).eps / 2
+    rounding: np.ndarray = _REMOVAL_ULPS * u * 2 * weight[:, None] * np.abs(delta) * (np.abs(means_u) + np.abs(means_t))
     return rounding
 
 
@@ -491,8 +493,8 @@ def _check_removable(
     emptied: np.ndarray,
     noise: np.ndarray,
 ) -> None:
-    """Raise ValueError where t could not have been part of u (see `subtract`); `noise` is
-    `_removal_rounding`."""
+    """Raise ValueError where t could not have been part of u (see `subtract`); `noise` is the
+    rounding a remainder may show (`_removal_rounding` plus `_means_rounding`)."""
     u = np.finfo(np.float64).eps / 2
     remaining, su, st = _squares(M2), _squares(M2_u), _squares(M2_t)
     bad = remaining < -noise
