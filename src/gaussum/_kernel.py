@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import _compiled, _keys
-from ._combine import mirror_upper, quotient, segment_sums, two_product, two_sum
+from ._combine import each_row, mirror_upper, ones, quotient, run_sums, segment_sums, two_product, two_sum
 from ._moments import consistent_scatter
 from ._validate import first_nonfinite_row, nonfinite_row_error, overflow_error
 from .errors import Float64OverflowError
@@ -110,7 +110,7 @@ def group_block_rows(d: int, diagonal: bool) -> int:
 
 def _column_sums(Y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
     """(Weighted) column sums of Y with one BLAS call: fast, with BLAS's long running sums."""
-    sums: np.ndarray = (w @ Y) if w is not None else (np.ones(Y.shape[0]) @ Y)
+    sums: np.ndarray = (w @ Y) if w is not None else (ones(Y.shape[0]) @ Y)
     return sums
 
 
@@ -125,14 +125,15 @@ def _accurate_column_sums(Y: np.ndarray, w: np.ndarray | None) -> np.ndarray:
     if m < 2:
         return _column_sums(Y, w)
     cut = m * _SUM_CHUNK
-    head_weights = np.ones((m, 1, _SUM_CHUNK)) if w is None else w[:cut].reshape(m, 1, _SUM_CHUNK)
+    head_weights = ones(cut).reshape(m, 1, _SUM_CHUNK) if w is None else w[:cut].reshape(m, 1, _SUM_CHUNK)
     head: np.ndarray = (head_weights @ Y[:cut].reshape(m, _SUM_CHUNK, d)).sum(axis=0)[0]
     total: np.ndarray = head + _column_sums(Y[cut:], None if w is None else w[cut:])
     return total
 
 
-def _first_shift(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
-    """A two-part shift ``(coarse, fine)`` near the mean of block X, or None if X has no weight.
+def _first_shift(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A two-part shift ``(coarse, fine)`` near the mean of block X, and the block's standard
+    deviations: ``(coarse, fine, spread)``, or None if X has no weight.
 
     See `_settled_shift` for the variables left unshifted and the fine parts set to zero.
     """
@@ -140,10 +141,12 @@ def _first_shift(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.nd
     if n == 0:
         return None
     coarse = _column_sums(X, w) / n
-    deviations = X - coarse
+    deviations = _borrow_buffer(X.size).reshape(X.shape)
+    each_row(np.subtract, X, coarse, deviations)
     fine = _column_sums(deviations, w) / n
-    spread = np.sqrt(_column_sums(deviations * deviations, w) / n)
-    return _settled_shift(*two_sum(coarse, fine), spread)
+    spread = np.sqrt(_column_sums(np.multiply(deviations, deviations, out=deviations), w) / n)
+    _give_back(deviations)
+    return (*_settled_shift(*two_sum(coarse, fine), spread), spread)
 
 
 # A variable whose mean is within this many standard deviations of zero is not shifted at all;
@@ -190,43 +193,60 @@ def _centred_sums(
     shift: tuple[np.ndarray, np.ndarray],
     diagonal: bool,
     centring: CompiledCentring | None = None,
-) -> tuple[float, np.ndarray, np.ndarray]:
+    *,
+    column_sums: bool = True,
+) -> tuple[float, np.ndarray | None, np.ndarray]:
     """Total weight, column sums and scatter (``Y^T W Y``, or its diagonal) of ``Y = X - shift``.
 
     With `centring` (unweighted rows only) Y is made by the compiled kernel in its buffer, and
     the column sums returned are instead the raw ones of X, error-free, as ``(2, d)`` parts.
+    With ``column_sums=False`` they are not taken (None): the caller takes them error-free.
     """
     coarse, fine = shift
     sums = None
+    borrowed = []  # buffers from `_borrow_buffer`, given back at the end
     if centring is not None:
         Y, sums = centring.centre(X, shift)
-    else:
+    elif coarse.any() or fine.any():
         # X - coarse is exact (Sterbenz) for data whose spread is small next to its mean; the fine
         # part then brings each value down to full precision. Without it, X - coarse is a multiple
         # of ulp(coarse), and sums of such coarsely quantised squares round with a bias (measured:
         # 4e-15 relative at mean/spread = 1e9) that fully centred values do not show.
-        if coarse.any() or fine.any():
-            Y = np.subtract(X, coarse)
-            if fine.any():
-                Y -= fine
-        else:
-            Y = X  # nothing shifted (data centred near zero): X - 0 is X, read in place, never written
+        Y = _borrow_buffer(X.size).reshape(X.shape)
+        borrowed.append(Y)
+        each_row(np.subtract, X, coarse, Y)
+        if fine.any():
+            each_row(np.subtract, Y, fine, Y)
+    else:
+        Y = X  # nothing shifted (data centred near zero): X - 0 is X, read in place, never written
+    owned = Y is not X  # Y may be overwritten once its sums are taken
+
+    def squared(Y: np.ndarray) -> np.ndarray:
+        """``Y * Y``, in place where Y is ours."""
+        if not owned:
+            borrowed.append(_borrow_buffer(Y.size).reshape(Y.shape))
+        result: np.ndarray = np.multiply(Y, Y, out=Y if owned else borrowed[-1])
+        return result
+
     n = float(X.shape[0]) if w is None else float(w.sum())
     if Y.shape[1] == 1:
         # One variable: numpy's pairwise summation (error ~ u log k) rather than BLAS's long
         # running sums, which err by up to ~u k on repeated values (NIST's NumAcc2: 1.2e-14).
         y = Y[:, 0]
         yw = y if w is None else y * w
-        c = np.array([yw.sum()]) if sums is None else sums
-        squares = (yw * y).sum()
-        return n, c, np.full((1,) if diagonal else (1, 1), squares)
-    c = _accurate_column_sums(Y, w) if sums is None else sums
-    if diagonal:
-        if centring is not None:  # Y is the kernel's buffer: square it in place
-            return n, c, _accurate_column_sums(np.multiply(Y, Y, out=Y), None)
-        return n, c, _accurate_column_sums(Y * Y, w)
-    Yw = Y if w is None else Y * w[:, None]
-    return n, c, Yw.T @ Y
+        c = sums if sums is not None or not column_sums else np.array([yw.sum()])
+        squares = squared(Y)[:, 0].sum() if w is None else (yw * y).sum()
+        scatter = np.full((1,) if diagonal else (1, 1), squares)
+    else:
+        c = sums if sums is not None or not column_sums else _accurate_column_sums(Y, w)
+        if diagonal:
+            scatter = _accurate_column_sums(squared(Y), None) if w is None else _accurate_column_sums(Y * Y, w)
+        else:
+            Yw = Y if w is None else Y * w[:, None]
+            scatter = Yw.T @ Y
+    for buffer in borrowed:
+        _give_back(buffer)
+    return n, c, scatter
 
 
 # One buffer per thread for the centred block, kept between calls: a fresh 2 MiB array is memory
@@ -234,20 +254,23 @@ def _centred_sums(
 # of 10,000-row batches (measured: 100 batches of 10,000 x 32, 350 ms with a buffer per block,
 # 135 ms with the allocator's pages reused). Buffers above `_KEPT_BUFFER_BYTES` are not kept.
 _KEPT_BUFFER_BYTES = 2 * _BLOCK_BYTES
+# Buffers kept per thread: a block's centred copy, and its squares or the parts of its exact sums.
+_KEPT_BUFFERS = 2
 _buffers = threading.local()
 
 
 def _borrow_buffer(size: int) -> np.ndarray:
-    """A float64 buffer of `size` values: the thread's kept one when it is large enough.
+    """A float64 buffer of `size` values: one of the thread's kept ones when one is large enough.
 
     It is taken out of the pool while in use, so a nested call (an array-like whose slicing
-    summarises something) gets a buffer of its own.
+    summarises something) gets a buffer of its own. A buffer never given back (an exception
+    between) costs only its reuse.
     """
-    kept: np.ndarray | None = getattr(_buffers, "kept", None)
-    _buffers.kept = None
-    if kept is None or kept.size < size:
-        kept = np.empty(size)
-    return kept[:size]
+    pool = _pool()
+    for i, kept in enumerate(pool):
+        if kept.size >= size:
+            return pool.pop(i)[:size]
+    return np.empty(size)
 
 
 def _give_back(buffer: np.ndarray) -> None:
@@ -255,7 +278,18 @@ def _give_back(buffer: np.ndarray) -> None:
     while isinstance(whole, np.ndarray) and whole.base is not None:
         whole = whole.base
     if isinstance(whole, np.ndarray) and whole.nbytes <= _KEPT_BUFFER_BYTES:
-        _buffers.kept = whole
+        pool = _pool()
+        pool.append(whole)
+        if len(pool) > _KEPT_BUFFERS:  # keep the largest
+            pool.sort(key=lambda kept: kept.size)
+            del pool[0]
+
+
+def _pool() -> list[np.ndarray]:
+    pool: list[np.ndarray] | None = getattr(_buffers, "pool", None)
+    if pool is None:
+        pool = _buffers.pool = []
+    return pool
 
 
 class CompiledCentring:
@@ -283,11 +317,12 @@ class CompiledCentring:
         d = self._sums.shape[1]
         self.hi, self.lo, self.blocks = np.zeros(d), np.zeros(d), 0
 
-    def first_shift(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def first_shift(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`_first_shift` of an unweighted block by the compiled kernel: no temporaries."""
         moments = np.empty((3, block.shape[1]))
         self._kernels.first_shift(block, _NO_WEIGHTS, block.shape[0], moments)
-        return _settled_shift(*two_sum(moments[0], moments[1]), np.sqrt(moments[2]))
+        spread = np.sqrt(moments[2])
+        return (*_settled_shift(*two_sum(moments[0], moments[1]), spread), spread)
 
     def centre(self, block: np.ndarray, shift: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """``Y = block - shift`` (a view of the buffer) and the block's raw column sums, ``(2, d)``."""
@@ -409,10 +444,11 @@ def _sums_about(
     """One pass over X: total weight, w2, column sums (two parts) and scatter about `shift`, rows dropped.
 
     With ``shift=None`` the shift is taken from the first block that has weight, and the
-    error-free sums of the variables it leaves unshifted (near zero) are taken too (the last
-    item; None when there are none, when a shift was given, or with `centring`, whose raw sums
-    serve instead). Non-finite values are found without an extra pass: a block with NaN or inf
-    has non-finite sums, and only then is it searched, so clean data pays nothing for the check.
+    error-free raw sums of the variables whose mean it puts near zero are taken too
+    (`_exact_candidates`; the last item; None when there are none, when a shift was given, or
+    with `centring`, whose raw sums serve instead). Non-finite values are found without an extra
+    pass: a block with NaN or inf has non-finite sums, and only then is it searched, so clean
+    data pays nothing for the check.
     """
     d = X.shape[1]
     n, w2, c, c_err = 0.0, 0.0, np.zeros(d), np.zeros(d)
@@ -425,7 +461,7 @@ def _sums_about(
         cleaned = False
         if shift is None:
             first = _first_shift(block, w) if centring is None else centring.first_shift(block)
-            if nan_policy != "propagate" and (first is None or not _all_finite(*first)):
+            if nan_policy != "propagate" and (first is None or not _all_finite(*first[:2])):
                 if first is not None or not np.isfinite(block).all():
                     block, w, q, k = _apply_nan_policy(block, w, q, start, nan_policy, name)
                     dropped += k
@@ -433,26 +469,38 @@ def _sums_about(
                 first = _first_shift(block, w) if block.shape[0] else None
             if first is None:
                 continue
-            shift = first
-            unshifted = _exact_candidates(block, w, shift, X.shape[0] * d, X.shape[0])
-            if unshifted.size and centring is None:
-                # Variables near zero: their error-free sums are taken in this pass, while each
-                # block is in cache, for `_refined` (a mean near zero needs them).
-                exact = ExactSums(None if unshifted.size == d else unshifted, unshifted.size, X.shape[0])
-        n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal, centring)
+            shift = first[0], first[1]
+            candidates = _exact_candidates(shift[0], first[2], X.shape[0] * d, X.shape[0])
+            if candidates.size and centring is None:
+                # Variables whose mean may be near zero: their error-free sums are taken in this
+                # pass, while each block is in cache, for `_refined` (such a mean needs them).
+                exact = ExactSums(None if candidates.size == d else candidates, candidates.size)
+        # Every variable's raw sums taken error-free in this pass anyway: the column sums come from them.
+        sums_by_exact = exact is not None and exact.columns is None and w is None
+        n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal, centring, column_sums=not sums_by_exact)
         squares = s_b if diagonal else np.diagonal(s_b)
-        if nan_policy != "propagate" and not _all_finite(c_b, squares):
+        # Finite squares mean finite values, and so finite sums.
+        if nan_policy != "propagate" and not _all_finite(squares, *(() if c_b is None else (c_b,))):
             if cleaned:
                 raise overflow_error(name, block, start)
             block, w, q, k = _apply_nan_policy(block, w, q, start, nan_policy, name)
             dropped += k
             if block.shape[0] == 0:
                 continue
-            n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal, centring)
-            if not _all_finite(c_b, s_b if diagonal else np.diagonal(s_b)):
+            n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal, centring, column_sums=not sums_by_exact)
+            squares = s_b if diagonal else np.diagonal(s_b)
+            if not _all_finite(squares, *(() if c_b is None else (c_b,))):
                 raise overflow_error(name, block)  # rows were dropped: indices no longer apply
+        c_b_err: np.ndarray | float = 0.0
         if exact is not None:
-            exact.add(block, w)
+            bound = None
+            if w is None:  # |x| <= |y| + |shift| (to rounding), and |y| <= sqrt(sum y^2)
+                with np.errstate(all="ignore"):
+                    bound = 2.0 * (np.sqrt(squares) + np.abs(shift[0]) + np.abs(shift[1]))
+            block_sums = exact.add(block, w, bound)
+            if c_b is None:  # the sums about the shift, as two parts
+                c_b, c_b_err = _sums_about_shift(*block_sums, float(block.shape[0]), shift)
+        assert c_b is not None
         n += n_b
         w2 += n_b if q is None else float(q.sum())
         if centring is not None:
@@ -461,7 +509,7 @@ def _sums_about(
             # The blocks' column sums are added with their rounding kept (two-sum): it is d floats
             # a block, and the mean then carries no error from the number of blocks.
             c, lost = two_sum(c, c_b)
-            c_err += lost
+            c_err += lost + c_b_err
         scatter += s_b
     if centring is not None and shift is not None:
         c, c_err = centring.column_sums(n, shift)
@@ -580,6 +628,7 @@ def _summarize_small(
         _, c, scatter = _centred_sums(X, None, (mean, mean_err), diagonal)
         if not np.isfinite(scatter if diagonal else np.diagonal(scatter)).all():  # squares overflowed
             return None
+    assert c is not None
     return n, mean, _corrected_scatter(scatter, c, n, diagonal), n, mean_err, 0
 
 
@@ -718,98 +767,80 @@ def _near_zero(mean: np.ndarray, squares: np.ndarray, n: float, values: int) -> 
     return near
 
 
-def _exact_candidates(
-    block: np.ndarray, w: np.ndarray | None, shift: tuple[np.ndarray, np.ndarray], values: int, rows: int
-) -> np.ndarray:
-    """The variables, left unshifted, whose mean the first block puts where `_near_zero` will flag it.
-
-    Twice `_near_zero`'s bound, for the first block's mean is only an estimate of the whole's.
-    """
-    unshifted = np.flatnonzero(shift[0] == 0)
-    if values <= _FSUM_VALUES:  # `_fsum_refined` does small data more cheaply afterwards
-        return unshifted[:0]
-    if not unshifted.size or values <= _SMALL_VALUES:
-        return unshifted
-    n = float(block.shape[0]) if w is None else float(w.sum())
-    with np.errstate(all="ignore"):
-        part = block[:, unshifted]
-        mean = _column_sums(part, w) / n
-        spread = np.sqrt(_column_sums((part - mean) ** 2, w) / n)
-    near: np.ndarray = unshifted[np.abs(mean) < 2 * _CENTRED_RATIO / math.sqrt(rows) * spread]
-    return near
+def _exact_candidates(coarse: np.ndarray, spread: np.ndarray, values: int, rows: int) -> np.ndarray:
+    """The variables whose error-free sums the numpy path takes in its pass (`_raw_sum_variables`):
+    none for data small enough for `_fsum_refined`, which does it more cheaply afterwards."""
+    if values <= _FSUM_VALUES:
+        return np.empty(0, dtype=np.intp)
+    return _raw_sum_variables(coarse, spread, values, rows)
 
 
 class ExactSums:
     """Error-free column sums ``sum w_i x_i``, and ``sum w_i``, of some variables, block by block.
 
-    Dekker's two-product for the weighted values, then Rump, Ogita and Oishi's extraction
-    (`_combine.segment_sums`) over about `_EXACT_ROWS` rows at a time, those sums added by
-    two-sum: every sum is a double-float right to about u**2 of the largest term. Rows are
-    gathered into a buffer first, so the numpy calls are paid once per buffer, not per block.
+    Each block's sums are Rump, Ogita and Oishi's extraction (`_combine.run_sums`), after
+    Dekker's two-product for weighted values; the blocks' sums are added by two-sum. Every sum is
+    a double-float right to about u**2 of the largest term. The blocks are read in place, in row
+    order, while they are in cache: no copy but the picked columns.
     """
 
-    def __init__(self, columns: np.ndarray | None, k: int, rows: int) -> None:
+    def __init__(self, columns: np.ndarray | None, k: int) -> None:
         self.columns = columns  # None: every variable
-        self._column_list = [] if columns is None else [int(c) for c in columns]
         self.hi, self.lo = np.zeros(k), np.zeros(k)
         self.n_hi, self.n_lo = 0.0, 0.0
         self.weighted = False
-        # Variables by rows: reductions along rows are contiguous. No larger than the data.
-        self._capacity = max(1, min(rows, _EXACT_ROWS))
-        self._values = np.empty((k, self._capacity))
-        self._weights = np.empty(self._capacity)
-        self._filled = 0
 
-    def add(self, block: np.ndarray, w: np.ndarray | None) -> None:
-        """Add the rows of a float64 block (all of its variables) and their weights (None: ones)."""
-        start = 0
-        while start < block.shape[0]:
-            take = min(block.shape[0] - start, self._capacity - self._filled)
-            rows = block[start:start + take]
-            out = self._values[:, self._filled:self._filled + take]
-            if self.columns is None:
-                out[...] = rows.T
-            else:
-                for i, column in enumerate(self._column_list):  # strided copies: cheaper than fancy indexing
-                    out[i] = rows[:, column]
-            if w is not None:
-                self.weighted = True
-                self._weights[self._filled:self._filled + take] = w[start:start + take]
-            elif self.weighted:
-                self._weights[self._filled:self._filled + take] = 1.0
-            self._filled += take
-            start += take
-            if self._filled == self._capacity:
-                self._flush()
+    def add(
+        self, block: np.ndarray, w: np.ndarray | None, bound: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Add the rows of a float64 block (all of its variables) and their weights (None: ones).
 
-    def _flush(self) -> None:
-        k = self._filled
-        if not k:
-            return
-        values = self._values[:, :k]
+        `bound`, for unweighted rows, bounds the magnitude of every variable's values in the
+        block, if known: it saves the pass that finds the largest ones. Returns the block's own
+        sums of these variables, ``hi, lo``.
+        """
+        columns = self.columns
+        picked = None
+        if columns is not None and 2 * columns.size > block.shape[1] and w is None:
+            # Most variables: the whole block is summed, in place, rather than copied in part.
+            picked, columns = columns, None
+        borrowed: list[np.ndarray] = []
+        if columns is None:
+            values = block
+        else:
+            values = _borrow_buffer(block.shape[0] * columns.size).reshape(block.shape[0], columns.size)
+            np.take(block, columns, axis=1, out=values, mode="clip")  # "raise" would buffer
+            borrowed.append(values)
         with np.errstate(all="ignore"):
-            values_err = None
-            if self.weighted:
-                w = self._weights[:k]
-                values, values_err = two_product(values, w)
-                head, tail = _one_segment_sum(w[None])
-                self.n_hi, lost = two_sum(self.n_hi, float(head[0]))
-                self.n_lo += lost + float(tail[0])
-            head, tail = _one_segment_sum(values)
-            self.hi, lost = two_sum(self.hi, head)
-            self.lo += lost + tail
-            if values_err is not None:
-                self.lo += values_err.sum(axis=1)
-        self._filled = 0
+            if w is None:
+                if bound is not None and columns is not None:
+                    bound = bound[columns]
+                borrowed.append(_borrow_buffer(values.size).reshape(values.shape))
+                hi, lo = run_sums(values, bound, borrowed[-1])
+                if picked is not None:
+                    hi, lo = hi[picked], lo[picked]
+                self.n_hi, lost = two_sum(self.n_hi, float(values.shape[0]))
+            else:
+                self.weighted = True
+                products, products_err = two_product(values, w[:, None])
+                hi, lo = run_sums(products)
+                lo += ones(w.shape[0]) @ products_err
+                n_hi, n_lo = run_sums(w[:, None])
+                self.n_hi, lost = two_sum(self.n_hi, float(n_hi[0]))
+                lost += float(n_lo[0])
+            self.n_lo += lost
+            self.hi, lost_sum = two_sum(self.hi, hi)
+            self.lo += lost_sum + lo
+        for buffer in borrowed:
+            _give_back(buffer)
+        return hi, lo
 
-    def mean(self, n: float, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    def mean(self, n: float) -> tuple[np.ndarray, np.ndarray]:
         """The means and their rounding errors; `n` is the count when unweighted (exact)."""
-        self._flush()
         with np.errstate(all="ignore"):
             if not self.weighted:
                 q, q_err = quotient(self.hi, self.lo, n)
             else:
-                # Rows added before the first weighted block counted 1 each.
                 total = self.n_hi + self.n_lo
                 q, q_err = _double_quotient(
                     self.hi, self.lo, np.array(total), np.array((self.n_hi - total) + self.n_lo)
@@ -869,26 +900,6 @@ def _fsum_sums(parts: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(hi), np.array(lo)
 
 
-# Rows of the variables near zero summed at a time by `ExactSums`.
-_EXACT_ROWS = 2**15
-
-
-def _one_segment_sum(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`_combine.segment_sums` along the rows of `values` (f, k), as one run: ``hi, lo`` of shape (f,)."""
-    largest = np.abs(values).max(axis=1)
-    sigma = np.ldexp(1.0, np.frexp(largest)[1] + math.ceil(math.log2(values.shape[1] + 2)))[:, None]
-    head = values + sigma
-    head -= sigma
-    hi: np.ndarray = head.sum(axis=1)
-    np.subtract(values, head, out=head)
-    lo: np.ndarray = head.sum(axis=1)
-    if not (np.isfinite(hi).all() and np.isfinite(lo).all()):  # sigma overflowed: plain sums
-        plain = values.sum(axis=1)
-        bad = ~(np.isfinite(hi) & np.isfinite(lo))
-        hi, lo = np.where(bad, plain, hi), np.where(bad, 0.0, lo)
-    return hi, lo
-
-
 def _refined(
     X: np.ndarray,
     weights: Weights,
@@ -924,14 +935,14 @@ def _refined(
         # Small data: math.fsum per variable is exact, and cheaper than numpy calls this small.
         return _fsum_refined(X, weights[0], near, result)
     if not (near <= covered).all():
-        exact = ExactSums(None if near.all() else np.flatnonzero(near), int(near.sum()), X.shape[0])
+        exact = ExactSums(None if near.all() else np.flatnonzero(near), int(near.sum()))
         for _, block, w, _ in _blocks(X, weights, rows):
             if dropped:  # the rows nan_policy="omit" left out: those with NaN or inf
                 finite = np.isfinite(block).all(axis=1)
                 block, w = block[finite], None if w is None else w[finite]
             exact.add(block, w)
     assert exact is not None
-    exact_mean, exact_err = exact.mean(n, X.shape[0])
+    exact_mean, exact_err = exact.mean(n)
     if not (np.isfinite(exact_mean).all() and np.isfinite(exact_err).all()):
         return result
     columns = np.arange(d) if exact.columns is None else exact.columns
