@@ -181,11 +181,12 @@ class GaussianSummary(Frozen):
         mean_error: np.ndarray,
         names: tuple[str, ...] | None,
         fields: np.ndarray,
+        layout: int | None = None,
     ) -> GaussianSummary:
         """`_trusted` for float fields and views of one read-only packed buffer, `fields`
-        (`_compiled.row_update`: the layout of `_assign`)."""
+        (`_compiled.row_update`: the layout of `_assign`); `layout` is `_layout_of` theirs, if known."""
         self = object.__new__(cls)
-        _set_slots(self, fields, n, mean, M2, w2, mean_error, names)
+        _set_slots(self, fields, n, mean, M2, w2, mean_error, names, layout)
         return self
 
     @classmethod
@@ -874,7 +875,7 @@ class GaussianSummary(Frozen):
                 # cost of np.array and setflags); ``fields[i, ...]`` is a 0-d view.
                 fields = np.frombuffer(_pack_three_floats(mean, err, M2))
                 return GaussianSummary._trusted_frozen(
-                    n, fields[0, ...], fields[2, ...], self.w2 + 1.0, fields[1, ...], None, fields
+                    n, fields[0, ...], fields[2, ...], self.w2 + 1.0, fields[1, ...], None, fields, 0
                 )
             return self._add_rows(np.array([[x]]), None, None, nan_policy)
         if _arrays.is_device_array(x):  # torch, CuPy, JAX, ...: summarised on their own device
@@ -1225,13 +1226,18 @@ def _set_slots(
     w2: float,
     mean_error: np.ndarray,
     names: tuple[str, ...] | None,
+    layout: int | None = None,
 ) -> None:
-    """Set the fields of a new summary (the one place that writes them; the arrays read-only)."""
+    """Set the fields of a new summary (the one place that writes them; the arrays read-only).
+
+    `layout` is `_layout_of(mean, M2)` where the caller knows it (three attribute reads of numpy
+    arrays are a tenth of a one-value update).
+    """
     # The slots' own setters: this runs once per row in a row-by-row update, and
     # object.__setattr__ would look each one up again.
     set_fields, set_layout, set_n, set_mean, set_M2, set_w2, set_error, set_names = _SLOT_SETTERS
     set_fields(self, fields)
-    set_layout(self, _layout_of(mean, M2))
+    set_layout(self, _layout_of(mean, M2) if layout is None else layout)
     set_n(self, n)
     set_mean(self, mean)
     set_M2(self, M2)
