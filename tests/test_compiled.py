@@ -364,6 +364,60 @@ def test_centred_means_are_correctly_rounded_from_the_kernels_own_pass(monkeypat
         assert abs(double - exact) <= abs(exact) * Fraction(2.0**-90)
 
 
+@pytest.mark.parametrize("exponent", [-200, -150, -100, -10, 0, 10, 100, 290, 306])
+def test_chunk_sums_are_exact_to_their_stated_bound(exponent):
+    """`_exact_total` (integer heads, float tails) against the exact sum (Fraction) of chunks of
+    many magnitudes, with the kernel's loose bound on sum |a|: ``hi + lo`` within
+    ``4 (k u)**2 size``. Magnitudes where that bound leaves the range of the split (squares
+    underflowing, sigma overflowing) take Sum2, whose bound is smaller."""
+    from fractions import Fraction
+
+    kernels = _compiled.kernels()
+    rng = np.random.default_rng(exponent + 400)
+    for _ in range(40):
+        k = int(rng.integers(1, 257))
+        a = rng.standard_normal(k) * np.exp2(rng.integers(-20, 20, k)) + rng.normal() * 2.0**10
+        a = np.ascontiguousarray(a / np.abs(a).max() * 10.0**exponent)
+        with np.errstate(all="ignore"):
+            size = 2.0 * np.sqrt(k * float(np.dot(a, a)))  # the kernel's bound, from the squares
+        hi, lo = kernels._exact_total(a, k, size)
+        exact = sum(map(Fraction, a.tolist()))
+        magnitude = sum(abs(Fraction(x)) for x in a.tolist())
+        bound = max(magnitude, Fraction(size)) if np.isfinite(size) else magnitude
+        assert abs(Fraction(hi) + Fraction(lo) - exact) <= 4 * (k * Fraction(U)) ** 2 * bound
+
+
+def test_chunk_sums_of_nan_or_inf_are_not_finite():
+    kernels = _compiled.kernels()
+    for bad in (np.nan, np.inf):
+        a = np.array([1.0, bad, 2.0])
+        hi, lo = kernels._exact_total(a, 3, float("nan") if np.isnan(bad) else float("inf"))
+        assert not np.isfinite(hi + lo)
+
+
+@pytest.mark.parametrize("mode", ["numpy", "compiled"])
+def test_means_of_values_whose_squares_underflow_are_correctly_rounded(mode):
+    """Values so small that their squares underflow: the spread taken from them is then too small
+    to judge the mean far from zero (it was shifted, 11 ulps off on the numpy path and 2 on the
+    compiled one), so such variables take exact sums; every mean, of the whole and of each
+    group, is within an ulp of the exact one (Fraction)."""
+    from fractions import Fraction
+
+    from gaussum import GroupedSummary
+
+    rng = np.random.default_rng(8)
+    X = np.ascontiguousarray(rng.standard_normal((20_000, 3)) * np.array([1e-163, 1e-155, 1e-120]))
+    X[:, 0] += 3e-166
+    keys = np.arange(len(X)) % 2_000  # groups of 10 rows: the grouped kernel's segments
+    with _compiled.forced(mode):
+        s = GaussianSummary.from_samples(X)
+        g = GroupedSummary.from_samples(keys, X)
+    for rows, mean in [(X, s.mean)] + [(X[keys == key], g[key].mean) for key in range(0, 2_000, 97)]:
+        for j in range(3):
+            exact = sum(map(Fraction, rows[:, j].tolist())) / len(rows)
+            assert abs(Fraction(float(mean[j])) - exact) <= Fraction(float(np.spacing(abs(float(exact)))))
+
+
 def test_a_sum_too_close_to_zero_for_the_bound_is_taken_again_exactly():
     """Rows and their negatives: the exact mean is 0, below any bound on the kernel's sum, so the
     mean is taken again from error-free sums: exactly 0, with no error term."""

@@ -395,7 +395,23 @@ def _raw_sum_variables(coarse: np.ndarray, spread: np.ndarray, values: int, rows
     first rows' mean) is within twice `_near_zero`'s bound of zero (the first rows only estimate
     the whole). The others keep the kernel's sums about the shift, for they cost a Sum2 each."""
     ratio = _NEAR_ZERO_STDS if values <= _SMALL_VALUES else _CENTRED_RATIO / math.sqrt(max(rows, 1))
-    return np.flatnonzero((coarse == 0) | (np.abs(coarse) < 2.0 * ratio * spread))
+    near = (coarse == 0) | (np.abs(coarse) < 2.0 * ratio * spread) | _spread_underflowed(coarse, spread)
+    return np.flatnonzero(near)
+
+
+# Below this spread the squares of the deviations are subnormal or zero (1e-290 and less), so the
+# spread computed from them may be far too small; `_spread_underflowed` then asks for exact sums.
+_UNDERFLOW_SPREAD = 1e-145
+_TINY_MEAN = 1e-140
+
+
+def _spread_underflowed(mean: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """Variables of values so small that their spread may have underflowed (its squares below
+    the normal range): their mean cannot be judged far from zero by it, so it is taken from exact
+    sums. Not columns of zeros (mean and spread both 0), nor a tiny spread about a mean that is
+    not tiny (the shift then centres the values well)."""
+    underflowed: np.ndarray = (spread < _UNDERFLOW_SPREAD) & (np.abs(mean) < _TINY_MEAN) & ((mean != 0) | (spread != 0))
+    return underflowed
 
 
 def _blocks(
@@ -763,7 +779,7 @@ def _near_zero(mean: np.ndarray, squares: np.ndarray, n: float, values: int) -> 
     with np.errstate(all="ignore"):
         spread = np.sqrt(squares / n)
     ratio = _NEAR_ZERO_STDS if values <= _SMALL_VALUES else _CENTRED_RATIO / math.sqrt(max(n, 1.0))
-    near: np.ndarray = np.abs(mean) < ratio * spread
+    near: np.ndarray = (np.abs(mean) < ratio * spread) | _spread_underflowed(mean, spread)
     return near
 
 
@@ -1050,15 +1066,16 @@ def _settled_sums(
     A kernel's raw sum of a variable (`block_sums` with ``raw``, `centre_and_sum`) is a
     double-float whose error is at most
     ``u**2`` times the sum of the magnitudes times a count of the roundings it went through:
-    two-sums along chunks of `chunk` rows (Sum2: ``chunk**2``), ``m`` chunk totals per block by
-    Neumaier's sum (``2 m**2``) and the blocks' totals (``B + B m``); four times that to spare.
+    the sums along chunks of `chunk` rows (``4 chunk**2``: `block_sums`' extraction; Sum2's
+    is ``chunk**2``), ``m`` chunk totals per block by Neumaier's sum (``2 m**2``) and the
+    blocks' totals (``B + B m``); four times that to spare.
     Where that bound is under a quarter of an ulp of the sum, the mean (``sum / n``, taken to
     about ``u**2``) rounds to within 0.75 ulp of the exact mean. Only unweighted rows qualify:
     they enter the sums exactly.
     """
     u = np.finfo(np.float64).eps / 2
     m = -(-rows // chunk)
-    roundings = chunk * chunk + 2 * m * m + blocks + blocks * m
+    roundings = 4 * chunk * chunk + 2 * m * m + blocks + blocks * m
     with np.errstate(all="ignore"):
         bound = 4.0 * roundings * u * u * magnitudes
         settled: np.ndarray = (magnitudes > 0) & (bound <= 0.25 * u * np.abs(c + c_err))
@@ -1158,7 +1175,8 @@ def _near_zero_segments(mean: np.ndarray, squares: np.ndarray, n: np.ndarray, si
     with np.errstate(all="ignore"):
         spread = np.sqrt(squares / np.where(n > 0, n, 1.0))
         ratio = np.where(sizes * d <= _SMALL_VALUES, _NEAR_ZERO_STDS, _CENTRED_RATIO / np.sqrt(np.maximum(n, 1.0)))
-        near: np.ndarray = (np.abs(mean) < ratio * spread).any(axis=0) & (n > 0) & np.isfinite(mean).all(axis=0)
+        near_zero = (np.abs(mean) < ratio * spread) | _spread_underflowed(mean, spread)
+        near: np.ndarray = near_zero.any(axis=0) & (n > 0) & np.isfinite(mean).all(axis=0)
     return near
 
 
