@@ -170,7 +170,6 @@ def _raw_chunk_sums(
     coarse: Any,
     fine: Any,
     squares: Any,
-    column: Any,
     hi: Any,
     lo: Any,
 ) -> None:
@@ -180,17 +179,15 @@ def _raw_chunk_sums(
     ``sum |x| <= sqrt(k sum y^2) + k (|coarse| + |fine|)`` (Cauchy-Schwarz, and
     ``x = y + coarse + fine`` to rounding), doubled to spare: no pass to find the magnitudes. A
     variable the shift leaves at zero is read from the centred chunk Y (``(x - 0) - 0`` is x);
-    the others are gathered from X's rows, which are in cache, into `column`.
+    the others are read down X's column, whose rows are in cache.
     """
     for j in range(raw.shape[0]):
         i = raw[j]
         size = 2.0 * (math.sqrt(k * squares[i]) + k * (abs(coarse[i]) + abs(fine[i])))
         if coarse[i] == 0.0 and fine[i] == 0.0:
             hi[i], lo[i] = _exact_total(Y[i], k, size)
-            continue
-        for r in range(k):
-            column[r] = X[start + r, i]
-        hi[i], lo[i] = _exact_total(column, k, size)
+        else:
+            hi[i], lo[i] = _exact_total(X[start:start + k, i], k, size)
 
 
 @_jit()
@@ -254,7 +251,6 @@ def block_sums(
         chunk_hi = np.zeros(d)
         chunk_lo = np.zeros(d)
         squares = np.zeros(d)  # the chunk's sums of squares, for `_raw_chunk_sums`
-        column = np.zeros(CHUNK)
         stop = min(N, (b + 1) * rows)
         for start in range(b * rows, stop, CHUNK):
             k = min(CHUNK, stop - start)
@@ -283,7 +279,7 @@ def block_sums(
                         if i == j:
                             squares[i] = product
             if exact:
-                _raw_chunk_sums(X, Y, start, k, raw, coarse, fine, squares, column, chunk_hi, chunk_lo)
+                _raw_chunk_sums(X, Y, start, k, raw, coarse, fine, squares, chunk_hi, chunk_lo)
             for i in range(d):
                 if is_raw[i]:
                     _add(c, c_comp, i, chunk_hi[i])
