@@ -204,7 +204,7 @@ def _centred_sums(
     """
     coarse, fine = shift
     sums = None
-    borrowed = []  # buffers from `_borrow_buffer`, given back at the end
+    borrowed: list[np.ndarray] = []  # buffers from `_borrow_buffer`, given back at the end
     if centring is not None:
         Y, sums = centring.centre(X, shift)
     elif coarse.any() or fine.any():
@@ -212,8 +212,7 @@ def _centred_sums(
         # part then brings each value down to full precision. Without it, X - coarse is a multiple
         # of ulp(coarse), and sums of such coarsely quantised squares round with a bias (measured:
         # 4e-15 relative at mean/spread = 1e9) that fully centred values do not show.
-        Y = _borrow_buffer(X.size).reshape(X.shape)
-        borrowed.append(Y)
+        Y = _scratch(X.shape, borrowed)
         each_row(np.subtract, X, coarse, Y)
         if fine.any():
             each_row(np.subtract, Y, fine, Y)
@@ -223,9 +222,7 @@ def _centred_sums(
 
     def squared(Y: np.ndarray) -> np.ndarray:
         """``Y * Y``, in place where Y is ours."""
-        if not owned:
-            borrowed.append(_borrow_buffer(Y.size).reshape(Y.shape))
-        result: np.ndarray = np.multiply(Y, Y, out=Y if owned else borrowed[-1])
+        result: np.ndarray = np.multiply(Y, Y, out=Y if owned else _scratch(Y.shape, borrowed))
         return result
 
     n = float(X.shape[0]) if w is None else float(w.sum())
@@ -259,6 +256,11 @@ _KEPT_BUFFERS = 2
 _buffers = threading.local()
 
 
+# Arrays smaller than this are allocated fresh (from the allocator's small-block pools, no page
+# faults), not borrowed: the pool's bookkeeping cost more than that at a few hundred values.
+_POOLED_VALUES = 2**13
+
+
 def _borrow_buffer(size: int) -> np.ndarray:
     """A float64 buffer of `size` values: one of the thread's kept ones when one is large enough.
 
@@ -271,6 +273,17 @@ def _borrow_buffer(size: int) -> np.ndarray:
         if kept.size >= size:
             return pool.pop(i)[:size]
     return np.empty(size)
+
+
+def _scratch(shape: tuple[int, ...], borrowed: list[np.ndarray]) -> np.ndarray:
+    """A float64 work array of `shape`: borrowed (and listed in `borrowed`, to give back) when it
+    is large enough for the pool to pay, else fresh."""
+    size = math.prod(shape)
+    if size < _POOLED_VALUES:
+        return np.empty(shape)
+    buffer = _borrow_buffer(size).reshape(shape)
+    borrowed.append(buffer)
+    return buffer
 
 
 def _give_back(buffer: np.ndarray) -> None:
