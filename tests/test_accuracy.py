@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from _paths import kernel_path  # noqa: F401 - every test runs on the numpy and the compiled path
 from exact import exact_moments, relative_frobenius, rounded, ulps
@@ -131,3 +134,45 @@ def test_diagonal_summaries_are_as_accurate_as_full_ones(weighted):
         M2 = sum((a * (b - mean) ** 2 for a, b in zip(ws, col, strict=False)), Fraction(0))
         assert abs(Fraction(float(s.M2[j])) - M2) / M2 <= 1.8e-15
         assert ulps(s.mean[j], mean) <= 1.0
+
+
+@given(
+    rows=st.integers(1, 700),
+    d=st.integers(1, 40),
+    exponent=st.integers(-120, 250),
+    seed=st.integers(0, 2**32 - 1),
+    bounded=st.booleans(),
+)
+def test_run_sums_are_exact_to_u_squared_of_the_magnitudes(rows, d, exponent, seed, bounded):
+    """`_combine.run_sums` (the numpy path's error-free column sums) against Fraction, with the
+    bound on the magnitudes taken from the values or given loosely (twice the root of the sum of
+    squares, as the row kernel passes it): the heads sum exactly, and the tails, each under half
+    an ulp of ``sigma``, leave at most ``rows**2 u ulp(sigma) / 2``."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((rows, d)) * np.exp2(rng.integers(-30, 30, d)) + rng.normal(size=d)
+    X = X / np.abs(X).max() * 10.0**exponent
+    with np.errstate(over="ignore"):
+        bound = 2.0 * np.sqrt((X * X).sum(axis=0)) if bounded else np.abs(X).max(axis=0)
+    hi, lo = _combine.run_sums(X, bound if bounded else None)
+    if not np.isfinite(bound).all():  # squares overflowed: run_sums takes the largest values
+        bound = np.abs(X).max(axis=0)
+    for j in range(d):
+        column = X[:, j].tolist()
+        sigma = math.ldexp(1.0, math.frexp(float(bound[j]))[1] + math.ceil(math.log2(rows + 2)))
+        error = abs(Fraction(float(hi[j])) + Fraction(float(lo[j])) - sum(map(Fraction, column)))
+        assert error <= rows**2 * Fraction(U) * Fraction(float(np.spacing(sigma))) / 2
+
+
+@pytest.mark.parametrize("d", [1, 3, 8, 20, 31, 40])
+@pytest.mark.parametrize("rows", [1, 5, 63, 64, 65, 1000, 1001])
+def test_each_row_applies_the_row_to_every_row(rows, d):
+    """`_combine.each_row` (a row broadcast in long inner loops) gives numpy's broadcast bits."""
+    rng = np.random.default_rng(rows * 100 + d)
+    a, row = rng.standard_normal((rows, d)), rng.standard_normal(d)
+    for operation in (np.add, np.subtract):
+        out = np.empty_like(a)
+        _combine.each_row(operation, a, row, out)
+        np.testing.assert_array_equal(out, operation(a, row))
+    in_place = a.copy()
+    _combine.each_row(np.subtract, in_place, row, in_place)
+    np.testing.assert_array_equal(in_place, a - row)
