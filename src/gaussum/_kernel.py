@@ -406,7 +406,8 @@ def _raw_sum_variables(coarse: np.ndarray, spread: np.ndarray, values: int, rows
     """The variables whose mean may be one `_near_zero` flags, whose raw sums the compiled kernel
     should take error-free (indices, ascending): those left unshifted, and those whose shift (the
     first rows' mean) is within twice `_near_zero`'s bound of zero (the first rows only estimate
-    the whole). The others keep the kernel's sums about the shift, for they cost a Sum2 each."""
+    the whole), and those whose spread may have underflowed. The others keep the kernel's sums
+    about the shift, for an exact sum costs a pass of its own over each chunk."""
     ratio = _NEAR_ZERO_STDS if values <= _SMALL_VALUES else _CENTRED_RATIO / math.sqrt(max(rows, 1))
     near = (coarse == 0) | (np.abs(coarse) < 2.0 * ratio * spread) | _spread_underflowed(coarse, spread)
     return np.flatnonzero(near)
