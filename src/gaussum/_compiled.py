@@ -9,7 +9,9 @@ the kernels are compiled in memory, once per process).
 - `block_sums`: the row kernel of `gaussum._kernel.summarize_rows` for small d. One read of each
   row: every 256-row chunk is centred on the two-part shift into a small transposed buffer (in
   cache), whose column sums and upper-triangle scatter are then taken as dot products that the
-  compiler vectorises; chunk results go into the block's totals with Neumaier's compensated sum.
+  compiler vectorises; the raw sums of the variables whose mean may be near zero are taken
+  error-free from the same chunk (integer heads and float tails, `_exact_total`); chunk results
+  go into the block's totals with Neumaier's compensated sum.
   Blocks are merged afterwards in a fixed pairwise order, on one thread (not parallel: numba's
   OpenMP layer makes a later fork() abort).
 - `first_shift`: the two-part shift of `gaussum._kernel._first_shift`, in two passes over a few
