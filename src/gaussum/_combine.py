@@ -274,27 +274,24 @@ def segment_sums(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> t
     return hi, lo
 
 
-def run_sums(
-    values: np.ndarray, bound: np.ndarray | None = None, out: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def run_sums(values: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The column sums of `values` (k, d) as ``hi, lo``, right to about u**2: `segment_sums` for one run.
 
-    `bound`, if given, bounds each column's largest magnitude (any larger value serves as well:
-    it only makes the remainders larger); otherwise it is taken, which costs a pass. `out`, a
-    C-contiguous buffer of `values`' shape, holds the parts if given. The sums of the parts are
-    BLAS products with a vector of ones: exact for the leading parts in any order.
+    ``sigma`` comes from each column's largest magnitude (a looser bound would leave larger
+    remainders, whose rounded sum is then less accurate). `out`, a C-contiguous buffer of
+    `values`' shape, holds the parts if given. The heads' sums are BLAS products with a vector of
+    ones, exact in any order.
     """
     k = values.shape[0]
     with np.errstate(all="ignore"):
         head = np.empty(values.shape) if out is None else out
-        if bound is None or not np.isfinite(bound).all():
-            bound = np.abs(values, out=head).max(axis=0)
-        sigma = np.ldexp(1.0, np.frexp(bound)[1] + math.ceil(math.log2(k + 2)))
+        largest = np.abs(values, out=head).max(axis=0)
+        sigma = np.ldexp(1.0, np.frexp(largest)[1] + math.ceil(math.log2(k + 2)))
         each_row(np.add, values, sigma, head)
         each_row(np.subtract, head, sigma, head)
         hi: np.ndarray = ones(k) @ head
         np.subtract(values, head, out=head)
-        lo: np.ndarray = ones(k) @ head
+        lo: np.ndarray = head.sum(axis=0)
         if not (np.isfinite(hi).all() and np.isfinite(lo).all()):  # sigma overflowed: plain sums
             plain = values.sum(axis=0)
             bad = ~(np.isfinite(hi) & np.isfinite(lo))

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import _compiled, _keys
-from ._combine import each_row, mirror_upper, ones, quotient, run_sums, segment_sums, two_product, two_sum
+from ._combine import each_row, mirror_upper, ones, quotient, segment_sums, two_product, two_sum
 from ._moments import consistent_scatter
 from ._validate import first_nonfinite_row, nonfinite_row_error, overflow_error
 from .errors import Float64OverflowError
@@ -193,14 +193,11 @@ def _centred_sums(
     shift: tuple[np.ndarray, np.ndarray],
     diagonal: bool,
     centring: CompiledCentring | None = None,
-    *,
-    column_sums: bool = True,
-) -> tuple[float, np.ndarray | None, np.ndarray]:
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Total weight, column sums and scatter (``Y^T W Y``, or its diagonal) of ``Y = X - shift``.
 
     With `centring` (unweighted rows only) Y is made by the compiled kernel in its buffer, and
     the column sums returned are instead the raw ones of X, error-free, as ``(2, d)`` parts.
-    With ``column_sums=False`` they are not taken (None): the caller takes them error-free.
     """
     coarse, fine = shift
     sums = None
@@ -231,11 +228,11 @@ def _centred_sums(
         # running sums, which err by up to ~u k on repeated values (NIST's NumAcc2: 1.2e-14).
         y = Y[:, 0]
         yw = y if w is None else y * w
-        c = sums if sums is not None or not column_sums else np.array([yw.sum()])
+        c = np.array([yw.sum()]) if sums is None else sums
         squares = squared(Y)[:, 0].sum() if w is None else (yw * y).sum()
         scatter = np.full((1,) if diagonal else (1, 1), squares)
     else:
-        c = sums if sums is not None or not column_sums else _accurate_column_sums(Y, w)
+        c = _accurate_column_sums(Y, w) if sums is None else sums
         if diagonal:
             scatter = _accurate_column_sums(squared(Y), None) if w is None else _accurate_column_sums(Y * Y, w)
         else:
@@ -504,33 +501,21 @@ def _sums_about(
             if candidates.size and centring is None:
                 # Variables whose mean may be near zero: their error-free sums are taken in this
                 # pass, while each block is in cache, for `_refined` (such a mean needs them).
-                exact = ExactSums(None if candidates.size == d else candidates, candidates.size)
-        # Every variable's raw sums taken error-free in this pass anyway: the column sums come from them.
-        sums_by_exact = exact is not None and exact.columns is None and w is None
-        n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal, centring, column_sums=not sums_by_exact)
+                exact = ExactSums(None if candidates.size == d else candidates, candidates.size, X.shape[0])
+        n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal, centring)
         squares = s_b if diagonal else np.diagonal(s_b)
-        # Finite squares mean finite values, and so finite sums.
-        if nan_policy != "propagate" and not _all_finite(squares, *(() if c_b is None else (c_b,))):
+        if nan_policy != "propagate" and not _all_finite(c_b, squares):
             if cleaned:
                 raise overflow_error(name, block, start)
             block, w, q, k = _apply_nan_policy(block, w, q, start, nan_policy, name)
             dropped += k
             if block.shape[0] == 0:
                 continue
-            n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal, centring, column_sums=not sums_by_exact)
-            squares = s_b if diagonal else np.diagonal(s_b)
-            if not _all_finite(squares, *(() if c_b is None else (c_b,))):
+            n_b, c_b, s_b = _centred_sums(block, w, shift, diagonal, centring)
+            if not _all_finite(c_b, s_b if diagonal else np.diagonal(s_b)):
                 raise overflow_error(name, block)  # rows were dropped: indices no longer apply
-        c_b_err: np.ndarray | float = 0.0
         if exact is not None:
-            bound = None
-            if w is None:  # |x| <= |y| + |shift| (to rounding), and |y| <= sqrt(sum y^2)
-                with np.errstate(all="ignore"):
-                    bound = 2.0 * (np.sqrt(squares) + np.abs(shift[0]) + np.abs(shift[1]))
-            block_sums = exact.add(block, w, bound)
-            if c_b is None:  # the sums about the shift, as two parts
-                c_b, c_b_err = _sums_about_shift(*block_sums, float(block.shape[0]), shift)
-        assert c_b is not None
+            exact.add(block, w)
         n += n_b
         w2 += n_b if q is None else float(q.sum())
         if centring is not None:
@@ -539,7 +524,7 @@ def _sums_about(
             # The blocks' column sums are added with their rounding kept (two-sum): it is d floats
             # a block, and the mean then carries no error from the number of blocks.
             c, lost = two_sum(c, c_b)
-            c_err += lost + c_b_err
+            c_err += lost
         scatter += s_b
     if centring is not None and shift is not None:
         c, c_err = centring.column_sums(n, shift)
@@ -658,7 +643,6 @@ def _summarize_small(
         _, c, scatter = _centred_sums(X, None, (mean, mean_err), diagonal)
         if not np.isfinite(scatter if diagonal else np.diagonal(scatter)).all():  # squares overflowed
             return None
-    assert c is not None
     return n, mean, _corrected_scatter(scatter, c, n, diagonal), n, mean_err, 0
 
 
@@ -808,69 +792,74 @@ def _exact_candidates(coarse: np.ndarray, spread: np.ndarray, values: int, rows:
 class ExactSums:
     """Error-free column sums ``sum w_i x_i``, and ``sum w_i``, of some variables, block by block.
 
-    Each block's sums are Rump, Ogita and Oishi's extraction (`_combine.run_sums`), after
-    Dekker's two-product for weighted values; the blocks' sums are added by two-sum. Every sum is
-    a double-float right to about u**2 of the largest term. The blocks are read in place, in row
-    order, while they are in cache: no copy but the picked columns.
+    Dekker's two-product for the weighted values, then Rump, Ogita and Oishi's extraction
+    (`_combine.segment_sums`) over about `_EXACT_ROWS` rows at a time, those sums added by
+    two-sum: every sum is a double-float right to about u**2 of the largest term. Rows are
+    gathered into a buffer first, so the numpy calls are paid once per buffer, not per block.
     """
 
-    def __init__(self, columns: np.ndarray | None, k: int) -> None:
+    def __init__(self, columns: np.ndarray | None, k: int, rows: int) -> None:
         self.columns = columns  # None: every variable
+        self._column_list = [] if columns is None else [int(c) for c in columns]
         self.hi, self.lo = np.zeros(k), np.zeros(k)
         self.n_hi, self.n_lo = 0.0, 0.0
         self.weighted = False
+        # Variables by rows: reductions along rows are contiguous. No larger than the data.
+        self._capacity = max(1, min(rows, _EXACT_ROWS))
+        self._values = np.empty((k, self._capacity))
+        self._weights = np.empty(self._capacity)
+        self._filled = 0
 
-    def add(
-        self, block: np.ndarray, w: np.ndarray | None, bound: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Add the rows of a float64 block (all of its variables) and their weights (None: ones).
-
-        `bound`, for unweighted rows, bounds the magnitude of every variable's values in the
-        block, if known: it saves the pass that finds the largest ones. Returns the block's own
-        sums of these variables, ``hi, lo``.
-        """
-        columns = self.columns
-        picked = None
-        if columns is not None and 2 * columns.size > block.shape[1] and w is None:
-            # Most variables: the whole block is summed, in place, rather than copied in part.
-            picked, columns = columns, None
-        borrowed: list[np.ndarray] = []
-        if columns is None:
-            values = block
-        else:
-            values = _borrow_buffer(block.shape[0] * columns.size).reshape(block.shape[0], columns.size)
-            np.take(block, columns, axis=1, out=values, mode="clip")  # "raise" would buffer
-            borrowed.append(values)
-        with np.errstate(all="ignore"):
-            if w is None:
-                if bound is not None and columns is not None:
-                    bound = bound[columns]
-                borrowed.append(_borrow_buffer(values.size).reshape(values.shape))
-                hi, lo = run_sums(values, bound, borrowed[-1])
-                if picked is not None:
-                    hi, lo = hi[picked], lo[picked]
-                self.n_hi, lost = two_sum(self.n_hi, float(values.shape[0]))
+    def add(self, block: np.ndarray, w: np.ndarray | None) -> None:
+        """Add the rows of a float64 block (all of its variables) and their weights (None: ones)."""
+        start = 0
+        while start < block.shape[0]:
+            take = min(block.shape[0] - start, self._capacity - self._filled)
+            rows = block[start:start + take]
+            out = self._values[:, self._filled:self._filled + take]
+            if self.columns is None:
+                out[...] = rows.T
             else:
+                for i, column in enumerate(self._column_list):  # strided copies: cheaper than fancy indexing
+                    out[i] = rows[:, column]
+            if w is not None:
                 self.weighted = True
-                products, products_err = two_product(values, w[:, None])
-                hi, lo = run_sums(products)
-                lo += ones(w.shape[0]) @ products_err
-                n_hi, n_lo = run_sums(w[:, None])
-                self.n_hi, lost = two_sum(self.n_hi, float(n_hi[0]))
-                lost += float(n_lo[0])
-            self.n_lo += lost
-            self.hi, lost_sum = two_sum(self.hi, hi)
-            self.lo += lost_sum + lo
-        for buffer in borrowed:
-            _give_back(buffer)
-        return hi, lo
+                self._weights[self._filled:self._filled + take] = w[start:start + take]
+            elif self.weighted:
+                self._weights[self._filled:self._filled + take] = 1.0
+            self._filled += take
+            start += take
+            if self._filled == self._capacity:
+                self._flush()
 
-    def mean(self, n: float) -> tuple[np.ndarray, np.ndarray]:
+    def _flush(self) -> None:
+        k = self._filled
+        if not k:
+            return
+        values = self._values[:, :k]
+        with np.errstate(all="ignore"):
+            values_err = None
+            if self.weighted:
+                w = self._weights[:k]
+                values, values_err = two_product(values, w)
+                head, tail = _one_segment_sum(w[None])
+                self.n_hi, lost = two_sum(self.n_hi, float(head[0]))
+                self.n_lo += lost + float(tail[0])
+            head, tail = _one_segment_sum(values)
+            self.hi, lost = two_sum(self.hi, head)
+            self.lo += lost + tail
+            if values_err is not None:
+                self.lo += values_err.sum(axis=1)
+        self._filled = 0
+
+    def mean(self, n: float, rows: int) -> tuple[np.ndarray, np.ndarray]:
         """The means and their rounding errors; `n` is the count when unweighted (exact)."""
+        self._flush()
         with np.errstate(all="ignore"):
             if not self.weighted:
                 q, q_err = quotient(self.hi, self.lo, n)
             else:
+                # Rows added before the first weighted block counted 1 each.
                 total = self.n_hi + self.n_lo
                 q, q_err = _double_quotient(
                     self.hi, self.lo, np.array(total), np.array((self.n_hi - total) + self.n_lo)
@@ -930,6 +919,26 @@ def _fsum_sums(parts: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(hi), np.array(lo)
 
 
+# Rows of the variables near zero summed at a time by `ExactSums`.
+_EXACT_ROWS = 2**15
+
+
+def _one_segment_sum(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_combine.segment_sums` along the rows of `values` (f, k), as one run: ``hi, lo`` of shape (f,)."""
+    largest = np.abs(values).max(axis=1)
+    sigma = np.ldexp(1.0, np.frexp(largest)[1] + math.ceil(math.log2(values.shape[1] + 2)))[:, None]
+    head = values + sigma
+    head -= sigma
+    hi: np.ndarray = head.sum(axis=1)
+    np.subtract(values, head, out=head)
+    lo: np.ndarray = head.sum(axis=1)
+    if not (np.isfinite(hi).all() and np.isfinite(lo).all()):  # sigma overflowed: plain sums
+        plain = values.sum(axis=1)
+        bad = ~(np.isfinite(hi) & np.isfinite(lo))
+        hi, lo = np.where(bad, plain, hi), np.where(bad, 0.0, lo)
+    return hi, lo
+
+
 def _refined(
     X: np.ndarray,
     weights: Weights,
@@ -965,14 +974,14 @@ def _refined(
         # Small data: math.fsum per variable is exact, and cheaper than numpy calls this small.
         return _fsum_refined(X, weights[0], near, result)
     if not (near <= covered).all():
-        exact = ExactSums(None if near.all() else np.flatnonzero(near), int(near.sum()))
+        exact = ExactSums(None if near.all() else np.flatnonzero(near), int(near.sum()), X.shape[0])
         for _, block, w, _ in _blocks(X, weights, rows):
             if dropped:  # the rows nan_policy="omit" left out: those with NaN or inf
                 finite = np.isfinite(block).all(axis=1)
                 block, w = block[finite], None if w is None else w[finite]
             exact.add(block, w)
     assert exact is not None
-    exact_mean, exact_err = exact.mean(n)
+    exact_mean, exact_err = exact.mean(n, X.shape[0])
     if not (np.isfinite(exact_mean).all() and np.isfinite(exact_err).all()):
         return result
     columns = np.arange(d) if exact.columns is None else exact.columns
