@@ -274,17 +274,16 @@ def segment_sums(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> t
     return hi, lo
 
 
-def run_sums(values: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def run_sums(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The column sums of `values` (k, d) as ``hi, lo``, right to about u**2: `segment_sums` for one run.
 
     ``sigma`` comes from each column's largest magnitude (a looser bound would leave larger
-    remainders, whose rounded sum is then less accurate). `out`, a C-contiguous buffer of
-    `values`' shape, holds the parts if given. The heads' sums are BLAS products with a vector of
-    ones, exact in any order.
+    remainders, whose rounded sum is then less accurate). The heads' sums are BLAS products with
+    a vector of ones, exact in any order; the remainders are summed as numpy sums them.
     """
     k = values.shape[0]
     with np.errstate(all="ignore"):
-        head = np.empty(values.shape) if out is None else out
+        head = np.empty(values.shape)
         largest = np.abs(values, out=head).max(axis=0)
         sigma = np.ldexp(1.0, np.frexp(largest)[1] + math.ceil(math.log2(k + 2)))
         each_row(np.add, values, sigma, head)
