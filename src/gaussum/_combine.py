@@ -279,15 +279,21 @@ def run_sums(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     ``sigma`` comes from each column's largest magnitude (a looser bound would leave larger
     remainders, whose rounded sum is then less accurate). The heads' sums are BLAS products with
-    a vector of ones, exact in any order; the remainders are summed as numpy sums them.
+    a vector of ones, exact in any order; the remainders are summed as numpy sums them: pairwise
+    when the columns are contiguous (`values` the transpose of a C-ordered array), which keeps
+    the remainders' rounding near u log k, not u k.
     """
     k = values.shape[0]
     with np.errstate(all="ignore"):
-        head = np.empty(values.shape)
+        head = np.empty_like(values)  # in the layout of `values`
         largest = np.abs(values, out=head).max(axis=0)
         sigma = np.ldexp(1.0, np.frexp(largest)[1] + math.ceil(math.log2(k + 2)))
-        each_row(np.add, values, sigma, head)
-        each_row(np.subtract, head, sigma, head)
+        if head.flags.c_contiguous:
+            each_row(np.add, values, sigma, head)
+            each_row(np.subtract, head, sigma, head)
+        else:  # sigma is constant along each contiguous column: one inner loop per column
+            np.add(values, sigma, out=head)
+            head -= sigma
         hi: np.ndarray = ones(k) @ head
         np.subtract(values, head, out=head)
         lo: np.ndarray = head.sum(axis=0)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import _compiled, _keys
-from ._combine import each_row, mirror_upper, ones, quotient, segment_sums, two_product, two_sum
+from ._combine import each_row, mirror_upper, ones, quotient, run_sums, segment_sums, two_product, two_sum
 from ._moments import consistent_scatter
 from ._validate import first_nonfinite_row, nonfinite_row_error, overflow_error
 from .errors import Float64OverflowError
@@ -924,19 +924,9 @@ _EXACT_ROWS = 2**15
 
 
 def _one_segment_sum(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`_combine.segment_sums` along the rows of `values` (f, k), as one run: ``hi, lo`` of shape (f,)."""
-    largest = np.abs(values).max(axis=1)
-    sigma = np.ldexp(1.0, np.frexp(largest)[1] + math.ceil(math.log2(values.shape[1] + 2)))[:, None]
-    head = values + sigma
-    head -= sigma
-    hi: np.ndarray = head.sum(axis=1)
-    np.subtract(values, head, out=head)
-    lo: np.ndarray = head.sum(axis=1)
-    if not (np.isfinite(hi).all() and np.isfinite(lo).all()):  # sigma overflowed: plain sums
-        plain = values.sum(axis=1)
-        bad = ~(np.isfinite(hi) & np.isfinite(lo))
-        hi, lo = np.where(bad, plain, hi), np.where(bad, 0.0, lo)
-    return hi, lo
+    """`_combine.run_sums` along the rows of `values` (f, k), C-ordered: ``hi, lo`` of shape (f,),
+    the remainders summed pairwise along each row."""
+    return run_sums(values.T)
 
 
 def _refined(
