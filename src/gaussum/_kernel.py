@@ -248,7 +248,7 @@ def _centred_sums(
 # of 10,000-row batches (measured: 100 batches of 10,000 x 32, 350 ms with a buffer per block,
 # 135 ms with the allocator's pages reused). Buffers above `_KEPT_BUFFER_BYTES` are not kept.
 _KEPT_BUFFER_BYTES = 2 * _BLOCK_BYTES
-# Buffers kept per thread: a block's centred copy, and its squares or the parts of its exact sums.
+# Buffers kept per thread: a block's centred copy, and its squares or the first block's deviations.
 _KEPT_BUFFERS = 2
 _buffers = threading.local()
 
