@@ -942,14 +942,16 @@ def _refined(
     The mean is then correctly rounded to within an ulp. The sums of the variables the shift left
     at zero come from the pass itself (`exact`, or for the compiled kernel the variables
     `settled` marks, whose sums it proved close enough); any other flagged variable costs one
-    more read of X. Only for finite results (rows that ``nan_policy="omit"`` dropped are left out
-    again); M2 is kept.
+    more read of X. Only for finite means (rows that ``nan_policy="omit"`` dropped are left out
+    again; under "propagate" a NaN or inf mean is the answer, and the other variables are still
+    refined); M2 is kept.
     """
     n, mean, M2, w2, mean_err, dropped = result
-    if n == 0 or not np.isfinite(mean).all():
+    finite = np.isfinite(mean)
+    if n == 0 or not finite.any():
         return result
     squares = M2 if M2.ndim == 1 else np.diagonal(M2)
-    near = _near_zero(mean, squares, n, X.shape[0] * X.shape[1])
+    near = _near_zero(mean, squares, n, X.shape[0] * X.shape[1]) & finite
     if settled is not None:
         near &= ~settled
     d = X.shape[1]
@@ -957,7 +959,7 @@ def _refined(
     if exact is not None:
         # Sums taken in the pass already: every variable they cover gets the error-free mean.
         covered[slice(None) if exact.columns is None else exact.columns] = True
-        near |= covered
+        near |= covered & finite
     if not near.any():
         return result
     if not (near <= covered).all() and X.shape[0] * X.shape[1] <= _FSUM_VALUES and type(X) is np.ndarray:
@@ -972,11 +974,10 @@ def _refined(
             exact.add(block, w)
     assert exact is not None
     exact_mean, exact_err = exact.mean(n, X.shape[0])
-    if not (np.isfinite(exact_mean).all() and np.isfinite(exact_err).all()):
-        return result
     columns = np.arange(d) if exact.columns is None else exact.columns
     mean, mean_err = mean.copy(), mean_err.copy()
-    take = near[columns]
+    # Not where an exact sum overflowed (or a covered variable holds NaN): the result stays.
+    take = near[columns] & np.isfinite(exact_mean) & np.isfinite(exact_err)
     mean[columns[take]], mean_err[columns[take]] = exact_mean[take], exact_err[take]
     return n, mean, M2, w2, mean_err, dropped
 
