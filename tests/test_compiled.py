@@ -500,3 +500,16 @@ def test_compiled_pair_merge_refuses_an_overflowing_count_or_w2():
                 a + b
             with pytest.raises(Float64OverflowError):
                 heavy[0] + heavy[1]
+
+
+def test_raw_sums_are_not_settled_by_squares_that_underflowed():
+    """`_raw_sums_settled` bounds the sum of magnitudes by the squares (Cauchy-Schwarz); squares
+    that underflowed undercount it, so a variable of such tiny values and tiny shift is never
+    settled by them (its mean is taken again), while one whose shift dominates still is."""
+    n = 1000.0
+    squares = np.array([1e-310, 1e-310])  # deviations near 1e-157: their squares are subnormal
+    coarse = np.array([1e-150, 5.0])
+    shift = (coarse, np.zeros(2))
+    hi, lo = n * coarse * 1.5, np.zeros(2)
+    settled = _kernel._raw_sums_settled(hi, lo, squares, n, shift, 1000, 1, 256)
+    assert settled.tolist() == [False, True]

@@ -392,11 +392,15 @@ def _raw_sums_settled(
     The sums of magnitudes that bound is stated in come from what the pass has: each
     ``|x| <= |y| + |coarse| + |fine|`` (to rounding), and ``sum |y| <= sqrt(n sum y^2)``
     (Cauchy-Schwarz) with `squares` the scatter's diagonal about the shift; twice that, to spare.
+    Squares that may have underflowed (`_spread_underflowed`) undercount ``sum |y|``, so no
+    variable whose shift is as tiny is settled by them: its mean is taken again.
     """
     coarse, fine = shift
     with np.errstate(all="ignore"):
         magnitudes = 2.0 * (np.sqrt(n * squares) + n * (np.abs(coarse) + np.abs(fine)))
-    return _settled_sums(hi, lo, magnitudes, rows, blocks, chunk)
+        unreliable = _spread_underflowed(coarse + fine, np.sqrt(squares / n))
+    settled: np.ndarray = _settled_sums(hi, lo, magnitudes, rows, blocks, chunk) & ~unreliable
+    return settled
 
 
 def _raw_sum_variables(coarse: np.ndarray, spread: np.ndarray, values: int, rows: int) -> np.ndarray:
