@@ -364,34 +364,47 @@ def test_centred_means_are_correctly_rounded_from_the_kernels_own_pass(monkeypat
         assert abs(double - exact) <= abs(exact) * Fraction(2.0**-90)
 
 
+def _raw_chunk_sum(column: np.ndarray, shift: float) -> tuple[float, float, float]:
+    """`block_sums` on one chunk of one variable, its raw sum asked for: ``(hi, lo, size)``, with
+    `size` the bound on ``sum |x|`` the kernel takes from the chunk's squares about `shift`."""
+    kernels = _compiled.kernels()
+    X = np.ascontiguousarray(column[:, None])
+    coarse, fine = np.array([shift]), np.zeros(1)
+    n, c, s = np.empty(1), np.empty((1, 2, 1)), np.empty((1, 1))
+    kernels.block_sums(X, np.empty(0), coarse, fine, len(X), False, np.array([0], dtype=np.intp), n, c, s)
+    size = 2.0 * (np.sqrt(len(X) * s[0, 0]) + len(X) * abs(shift))
+    return float(c[0, 0, 0]), float(c[0, 1, 0]), float(size)
+
+
+@pytest.mark.parametrize("shifted", [False, True], ids=["from the centred chunk", "down X's column"])
 @pytest.mark.parametrize("exponent", [-200, -150, -100, -10, 0, 10, 100, 290, 306])
-def test_chunk_sums_are_exact_to_their_stated_bound(exponent):
-    """`_exact_total` (integer heads, float tails) against the exact sum (Fraction) of chunks of
-    many magnitudes, with the kernel's loose bound on sum |a|: ``hi + lo`` within
-    ``4 (k u)**2 size``. Magnitudes where that bound leaves the range of the split (squares
-    underflowing, sigma overflowing) take Sum2, whose bound is smaller."""
+def test_chunk_sums_are_exact_to_their_stated_bound(exponent, shifted):
+    """The kernel's raw chunk sums (integer heads, float tails: `_split_row`, `_split_column`)
+    against the exact sum (Fraction) of chunks of many magnitudes, with the kernel's loose bound
+    on sum |x|: ``hi + lo`` within ``4 (k u)**2 size``. Magnitudes where that bound leaves the
+    range of the split (squares underflowing, sigma overflowing) take Sum2, whose bound is
+    smaller. A shifted variable is read from X itself, an unshifted one from its centred copy."""
     from fractions import Fraction
 
-    kernels = _compiled.kernels()
     rng = np.random.default_rng(exponent + 400)
     for _ in range(40):
-        k = int(rng.integers(1, 257))
+        k = int(rng.integers(1, _compiled.kernels().CHUNK + 1))
         a = rng.standard_normal(k) * np.exp2(rng.integers(-20, 20, k)) + rng.normal() * 2.0**10
-        a = np.ascontiguousarray(a / np.abs(a).max() * 10.0**exponent)
+        a = a / np.abs(a).max() * 10.0**exponent
         with np.errstate(all="ignore"):
-            size = 2.0 * np.sqrt(k * float(np.dot(a, a)))  # the kernel's bound, from the squares
-        hi, lo = kernels._exact_total(a, k, size)
+            hi, lo, size = _raw_chunk_sum(a, float(a[0]) / 3 if shifted else 0.0)
         exact = sum(map(Fraction, a.tolist()))
         magnitude = sum(abs(Fraction(x)) for x in a.tolist())
-        bound = max(magnitude, Fraction(size)) if np.isfinite(size) else magnitude
+        # The kernel's squares round: its size is the test's to a relative k u, well within 1%.
+        bound = max(magnitude, Fraction(size) * Fraction(101, 100)) if np.isfinite(size) else magnitude
         assert abs(Fraction(hi) + Fraction(lo) - exact) <= 4 * (k * Fraction(U)) ** 2 * bound
 
 
-def test_chunk_sums_of_nan_or_inf_are_not_finite():
-    kernels = _compiled.kernels()
+@pytest.mark.parametrize("shifted", [False, True], ids=["from the centred chunk", "down X's column"])
+def test_chunk_sums_of_nan_or_inf_are_not_finite(shifted):
     for bad in (np.nan, np.inf):
-        a = np.array([1.0, bad, 2.0])
-        hi, lo = kernels._exact_total(a, 3, float("nan") if np.isnan(bad) else float("inf"))
+        with np.errstate(all="ignore"):
+            hi, lo, _ = _raw_chunk_sum(np.array([1.0, bad, 2.0]), 0.5 if shifted else 0.0)
         assert not np.isfinite(hi + lo)
 
 

@@ -10,7 +10,7 @@ the kernels are compiled in memory, once per process).
   row: every 256-row chunk is centred on the two-part shift into a small transposed buffer (in
   cache), whose column sums and upper-triangle scatter are then taken as dot products that the
   compiler vectorises; the raw sums of the variables whose mean may be near zero are taken
-  error-free from the same chunk (integer heads and float tails, `_exact_total`); chunk results
+  error-free from the same chunk (integer heads and float tails, `_split_row`); chunk results
   go into the block's totals with Neumaier's compensated sum.
   Blocks are merged afterwards in a fixed pairwise order, on one thread (not parallel: numba's
   OpenMP layer makes a later fork() abort).

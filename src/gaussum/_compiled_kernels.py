@@ -64,20 +64,30 @@ def _weigh(Y: Any, w: Any, start: int, k: int, out: Any) -> None:
 
 # Reassociation lets the compiler split each 256-term sum over several vector accumulators: that
 # is what brings the kernel to memory speed, and it costs no accuracy (a sum split in pieces rounds
-# less than one running sum). Only these reductions get it.
+# less than one running sum). Only these reductions get it. Rows are passed by index, never as
+# views (``A[i]``): numba builds and reference-counts a view on every call, which on a 256-value
+# chunk cost more than the arithmetic.
 @_jit(fastmath={"reassoc"})
-def _total(a: Any, k: int) -> float:
+def _span_total(a: Any, start: int, k: int) -> float:
     t = 0.0
-    for r in range(k):
+    for r in range(start, start + k):
         t += a[r]
     return t
 
 
 @_jit(fastmath={"reassoc"})
-def _dot(a: Any, b: Any, k: int) -> float:
+def _row_total(A: Any, i: int, k: int) -> float:
     t = 0.0
     for r in range(k):
-        t += a[r] * b[r]
+        t += A[i, r]
+    return t
+
+
+@_jit(fastmath={"reassoc"})
+def _row_dot(A: Any, i: int, B: Any, j: int, k: int) -> float:
+    t = 0.0
+    for r in range(k):
+        t += A[i, r] * B[j, r]
     return t
 
 
@@ -111,83 +121,63 @@ def _tile(A: Any, B: Any, i: int, j: int, k: int) -> tuple[float, ...]:
     return (t00, t01, t02, t03, t10, t11, t12, t13, t20, t21, t22, t23, t30, t31, t32, t33)
 
 
-# Reassociation is safe here: the heads are integers (a conversion no reordering can undo), and
-# the tails are summed in any order.
+# The raw sums of the variables whose mean may be near zero, chunk by chunk (`block_sums`):
+# ``sum |x| <= size`` sets a grid (`_grid`) on which each value is a whole number of grids (its
+# head, an int64) plus a tail below one grid, taken exactly (``x - head grid``). The heads' sum is
+# exact and the tails' rounded sum leaves at most ``4 (k u)**2 size``: Rump, Ogita and Oishi's
+# extraction, with integer heads. Reassociation is safe here, unlike in ``(x + sigma) - sigma``
+# (which it may fold to x): no reordering can undo an integer conversion, and the tails are
+# summed in any order. Measured against Sum2's two-sum chain per value (`_sum2_column`): 0.15-0.2
+# against 1.34 ns a value.
+@_jit()
+def _grid(size: float) -> tuple[float, float]:
+    """``(scale, grid)`` with ``grid = 2**(e - 52)`` for ``size < 2**e`` and ``scale = 1 / grid``,
+    or ``(0.0, 0.0)`` where Sum2 must serve instead: `size` not finite (NaN or inf in the data),
+    past 1e300, or below 1e-140 (where squares underflow, so a bound taken from them may fall
+    short)."""
+    if not 1e-140 < size < 1e300:
+        return 0.0, 0.0
+    e = math.frexp(size)[1]
+    return math.ldexp(1.0, 52 - e), math.ldexp(1.0, e - 52)
+
+
 @_jit(fastmath={"reassoc"})
-def _integer_split_sum(a: Any, k: int, scale: float, grid: float) -> tuple[int, float]:
+def _split_row(A: Any, i: int, k: int, scale: float, grid: float) -> tuple[int, float]:
+    """The heads (an integer number of grids) and the tails of ``A[i, :k]``, summed."""
     heads = 0
     tails = 0.0
     for r in range(k):
-        head = int(a[r] * scale)  # truncated: |a scale| < 2**52, so the integer is exact
+        head = int(A[i, r] * scale)  # truncated: |a scale| < 2**52, so the integer is exact
         heads += head
-        tails += a[r] - head * grid
+        tails += A[i, r] - head * grid
+    return heads, tails
+
+
+@_jit(fastmath={"reassoc"})
+def _split_column(A: Any, start: int, i: int, k: int, scale: float, grid: float) -> tuple[int, float]:
+    """`_split_row` of ``A[start:start + k, i]``."""
+    heads = 0
+    tails = 0.0
+    for r in range(start, start + k):
+        head = int(A[r, i] * scale)
+        heads += head
+        tails += A[r, i] - head * grid
     return heads, tails
 
 
 @_jit()
-def _exact_total(a: Any, k: int, size: float) -> tuple[float, float]:
-    """The sum of ``a[:k]`` as ``hi, lo``, given ``size >= sum |a|``: an error-free split in one
-    vector pass.
-
-    With ``grid = 2**(e - 52)`` for ``size < 2**e``, each value is a whole number of grids (its
-    head, an int64 below 2**52 in magnitude, whose sum is exact and below 2**52 too) plus a tail
-    below one grid, ``4 u size``, taken exactly (``a - head grid``); the tails' rounded sum
-    leaves at most ``4 (k u)**2 size``: Rump, Ogita and Oishi's extraction with integer heads.
-    Measured against Sum2's two-sum chain per value (`_sum2_row`): 0.28 against 1.34 ns a value.
-    Sum2 serves where `size` is not finite (NaN or inf in the data), past 1e300, or below 1e-140
-    (where squares underflow, so a bound taken from them may fall short).
-    """
-    if not 1e-140 < size < 1e300:
-        return _sum2_row(a, k)
-    e = math.frexp(size)[1]
-    grid = math.ldexp(1.0, e - 52)
-    heads, tails = _integer_split_sum(a, k, math.ldexp(1.0, 52 - e), grid)
-    return heads * grid, tails
-
-
-@_jit()
-def _sum2_row(a: Any, k: int) -> tuple[float, float]:
-    """Ogita, Rump and Oishi's Sum2 of ``a[:k]`` (Knuth's two-sum per value): ``hi + lo`` is the
-    exact sum to ``(k u)**2`` times the sum of the magnitudes. No fastmath: reassociation would
-    cancel the two-sums to zero."""
+def _sum2_column(A: Any, start: int, i: int, k: int) -> tuple[float, float]:
+    """Ogita, Rump and Oishi's Sum2 of ``A[start:start + k, i]`` (Knuth's two-sum per value):
+    ``hi + lo`` is the exact sum to ``(k u)**2`` times the sum of the magnitudes. No fastmath:
+    reassociation would cancel the two-sums to zero."""
     s = e = 0.0
-    for r in range(k):
-        x = a[r]
+    for r in range(start, start + k):
+        x = A[r, i]
         t = s + x
         part = t - s
         e += (s - (t - part)) + (x - part)
         s = t
     return s, e
-
-
-@_jit()
-def _raw_chunk_sums(
-    X: Any,
-    Y: Any,
-    start: int,
-    k: int,
-    raw: Any,
-    coarse: Any,
-    fine: Any,
-    squares: Any,
-    hi: Any,
-    lo: Any,
-) -> None:
-    """``hi[i] + lo[i]``: the exact sums of ``X[start:start + k, i]`` (`_exact_total`) for the
-    variables i in `raw`, given the chunk's sums of squares about the shift, ``squares``.
-
-    ``sum |x| <= sqrt(k sum y^2) + k (|coarse| + |fine|)`` (Cauchy-Schwarz, and
-    ``x = y + coarse + fine`` to rounding), doubled to spare: no pass to find the magnitudes. A
-    variable the shift leaves at zero is read from the centred chunk Y (``(x - 0) - 0`` is x);
-    the others are read down X's column, whose rows are in cache.
-    """
-    for j in range(raw.shape[0]):
-        i = raw[j]
-        size = 2.0 * (math.sqrt(k * squares[i]) + k * (abs(coarse[i]) + abs(fine[i])))
-        if coarse[i] == 0.0 and fine[i] == 0.0:
-            hi[i], lo[i] = _exact_total(Y[i], k, size)
-        else:
-            hi[i], lo[i] = _exact_total(X[start:start + k, i], k, size)
 
 
 @_jit()
@@ -224,7 +214,7 @@ def block_sums(
     ``w`` has length 0 for unweighted rows. ``c_out[b, 0]`` gets the column sums of Y and
     ``c_out[b, 1]`` the rounding they left (Neumaier's compensation, kept for the compensated
     mean); for the variables listed in `raw` (ascending indices; unweighted rows only) they are
-    instead the column sums of X itself, taken error-free chunk by chunk (`_raw_chunk_sums`), from
+    instead the column sums of X itself, taken error-free chunk by chunk (`_split_row`), from
     which `gaussum._kernel` takes means to the last bit and derives the sums about the shift.
     ``s_out[b]`` gets the row-major upper triangle (or the diagonal) of block b's scatter
     ``Y^T W Y``. Blocks run in parallel, each into its own slot: the caller merges them in a fixed
@@ -250,14 +240,14 @@ def block_sums(
         n_comp = np.zeros(1)
         chunk_hi = np.zeros(d)
         chunk_lo = np.zeros(d)
-        squares = np.zeros(d)  # the chunk's sums of squares, for `_raw_chunk_sums`
+        squares = np.zeros(d)  # the chunk's sums of squares: the raw sums' bound
         stop = min(N, (b + 1) * rows)
         for start in range(b * rows, stop, CHUNK):
             k = min(CHUNK, stop - start)
             _centre(X, start, k, coarse, fine, Y)
             if weighted:
                 _weigh(Y, w, start, k, Yw)
-                _add(n, n_comp, 0, _total(w[start:start + k], k))
+                _add(n, n_comp, 0, _span_total(w, start, k))
             else:
                 n[0] += k
             if tiles:
@@ -274,18 +264,32 @@ def block_sums(
             else:
                 for i in range(d):
                     for j in range(i, i + 1 if diagonal else d):
-                        product = _dot(Yw[i], Y[j], k)
+                        product = _row_dot(Yw, i, Y, j, k)
                         _add(S[i], S_comp[i], j, product)
                         if i == j:
                             squares[i] = product
+            # The exact raw sums of the variables in `raw`, written out here: as a function of
+            # its own, the arrays passed cost 2-4x the arithmetic (measured at d = 4 and 8).
             if exact:
-                _raw_chunk_sums(X, Y, start, k, raw, coarse, fine, squares, chunk_hi, chunk_lo)
+                for i in raw:
+                    # sum |x| <= sqrt(k sum y^2) + k (|coarse| + |fine|) (Cauchy-Schwarz, and
+                    # x = y + coarse + fine to rounding), doubled to spare: no pass to find it.
+                    size = 2.0 * (math.sqrt(k * squares[i]) + k * (abs(coarse[i]) + abs(fine[i])))
+                    scale, grid = _grid(size)
+                    if grid == 0.0:
+                        chunk_hi[i], chunk_lo[i] = _sum2_column(X, start, i, k)
+                        continue
+                    if coarse[i] == 0.0 and fine[i] == 0.0:  # then x - 0 - 0 is x: read it from Y
+                        heads, tails = _split_row(Y, i, k, scale, grid)
+                    else:  # down X's column, whose rows are in cache
+                        heads, tails = _split_column(X, start, i, k, scale, grid)
+                    chunk_hi[i], chunk_lo[i] = heads * grid, tails
             for i in range(d):
                 if is_raw[i]:
                     _add(c, c_comp, i, chunk_hi[i])
                     c_comp[i] += chunk_lo[i]
                 else:
-                    _add(c, c_comp, i, _total(Yw[i], k))
+                    _add(c, c_comp, i, _row_total(Yw, i, k))
         n_out[b] = n[0] + n_comp[0]
         for i in range(d):
             total = c[i] + c_comp[i]  # two-sum: c may be near zero, below its compensation
@@ -307,7 +311,7 @@ def centre_and_sum(X: Any, coarse: Any, fine: Any, Y: Any, out: Any) -> None:
     """``Y = (X - coarse) - fine`` for a block of rows, and the column sums of X, error-free.
 
     The numpy path's centring (`gaussum._kernel._centred_sums`, the same operations, so the same
-    bits in Y) fused with Sum2 (`_sum2_row`, the variables as lanes) of the raw values along chunks of `CHUNK` rows,
+    bits in Y) fused with Sum2 (`_sum2_column`, the variables as lanes) of the raw values along chunks of `CHUNK` rows,
     the chunk sums added by Neumaier's sum: ``out[0] + out[1]`` is the exact column sum of X to
     the bound `gaussum._kernel._settled_sums` states. One read of X instead of numpy's
     subtraction and then its column sums: measured 0.6-0.8x their time for 2 MiB blocks at
