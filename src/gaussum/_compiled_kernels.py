@@ -225,13 +225,17 @@ def block_sums(
     # Variables padded to a multiple of 4 with rows of zeros, so the scatter is whole 4 x 4 tiles.
     padded = (d + 3) // 4 * 4
     tiles = not diagonal and d > 2  # one or two variables: plain dot products do less work
+    # Rows of the chunk buffer 2 KiB apart map to the same few L1 cache sets; past 8 rows the 4 x 4
+    # tiles' reads then evict each other. Padding each row by 64 bytes spreads them: measured at
+    # d = 16 on 1e6 rows, 0.90-0.93x the time (and no gain at d = 8 or less).
+    width = CHUNK + 8 if padded > 8 else CHUNK
     exact = raw.shape[0] > 0 and not weighted
     is_raw = np.zeros(d, dtype=np.bool_)
     for i in raw:
         is_raw[i] = exact
     for b in numba.prange(n_out.shape[0]):
-        Y = np.zeros((padded, CHUNK))
-        Yw = np.zeros((padded, CHUNK)) if weighted else Y
+        Y = np.zeros((padded, width))
+        Yw = np.zeros((padded, width)) if weighted else Y
         c = np.zeros(d)
         c_comp = np.zeros(d)
         S = np.zeros((padded, padded))
