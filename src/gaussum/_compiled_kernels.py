@@ -46,13 +46,54 @@ CHUNK = 256
 
 
 @_jit()
-def _centre(X: Any, start: int, k: int, coarse: Any, fine: Any, out: Any) -> None:
-    # No fastmath here: (x - coarse) - fine must not be reassociated into x - (coarse + fine),
-    # which rounds the two-part shift back to one float64 and loses what it is for.
-    d = X.shape[1]
+def _centre(Xf: Any, d: int, start: int, k: int, coarse: Any, fine: Any, out: Any) -> None:
+    """``out[:, :k]``: rows ``start:start + k`` of X (`Xf`, raveled, d variables) centred on the
+    two-part shift, transposed.
+
+    For d below 8 the row length is made a compile-time constant (`_centre_fixed_rows`), which
+    lets the compiler load whole rows as vectors and split them into the variables' lanes (a
+    runtime d leaves one scalar load and store per value). Measured on 1e6 rows, the whole
+    kernel (`block_sums`) then takes 0.45x the time at d = 1, 0.55x at d = 2, 0.7-0.75x at d = 3
+    and 4, 0.9x at d = 5 to 7, and the same at d = 8.
+    """
+    if d == 1:
+        c, f = coarse[0], fine[0]
+        for r in range(k):
+            out[0, r] = (Xf[start + r] - c) - f
+    elif d == 2:
+        _centre_fixed_rows(Xf, 2, start, k, coarse, fine, out)
+    elif d == 3:
+        _centre_fixed_rows(Xf, 3, start, k, coarse, fine, out)
+    elif d == 4:
+        _centre_fixed_rows(Xf, 4, start, k, coarse, fine, out)
+    elif d == 5:
+        _centre_fixed_rows(Xf, 5, start, k, coarse, fine, out)
+    elif d == 6:
+        _centre_fixed_rows(Xf, 6, start, k, coarse, fine, out)
+    elif d == 7:
+        _centre_fixed_rows(Xf, 7, start, k, coarse, fine, out)
+    else:
+        _centre_rows(Xf, d, start, k, coarse, fine, out)
+
+
+# No fastmath in the centring: (x - coarse) - fine must not be reassociated into
+# x - (coarse + fine), which rounds the two-part shift back to one float64 and loses what it is for.
+@_jit()
+def _centre_rows(Xf: Any, d: int, start: int, k: int, coarse: Any, fine: Any, out: Any) -> None:
     for r in range(k):
+        row = (start + r) * d
         for i in range(d):
-            out[i, r] = (X[start + r, i] - coarse[i]) - fine[i]
+            out[i, r] = (Xf[row + i] - coarse[i]) - fine[i]
+
+
+@_jit()
+def _centre_fixed_rows(Xf: Any, d: Any, start: int, k: int, coarse: Any, fine: Any, out: Any) -> None:
+    """`_centre_rows`, compiled once for each literal d it is called with."""
+    numba.literally(d)  # type: ignore[attr-defined]  # public, though not in numba's __all__
+    for r in range(k):
+        row = (start + r) * d
+        for i in range(d):
+            out[i, r] = (Xf[row + i] - coarse[i]) - fine[i]
 
 
 @_jit()
@@ -233,6 +274,7 @@ def block_sums(
     is_raw = np.zeros(d, dtype=np.bool_)
     for i in raw:
         is_raw[i] = exact
+    Xf = X.reshape(-1)  # C-contiguous: a view
     for b in numba.prange(n_out.shape[0]):
         Y = np.zeros((padded, width))
         Yw = np.zeros((padded, width)) if weighted else Y
@@ -248,7 +290,7 @@ def block_sums(
         stop = min(N, (b + 1) * rows)
         for start in range(b * rows, stop, CHUNK):
             k = min(CHUNK, stop - start)
-            _centre(X, start, k, coarse, fine, Y)
+            _centre(Xf, d, start, k, coarse, fine, Y)
             if weighted:
                 _weigh(Y, w, start, k, Yw)
                 _add(n, n_comp, 0, _span_total(w, start, k))
