@@ -45,17 +45,21 @@ def _jit(**options: Any) -> Callable[[_Function], _Function]:
 CHUNK = 256
 
 
+# No fastmath in the centring: (x - coarse) - fine must not be reassociated into
+# x - (coarse + fine), which rounds the two-part shift back to one float64 and loses what it is for.
 @_jit()
-def _centre(Xf: Any, d: int, start: int, k: int, coarse: Any, fine: Any, out: Any) -> None:
-    """``out[:, :k]``: rows ``start:start + k`` of X (`Xf`, raveled, d variables) centred on the
-    two-part shift, transposed.
+def _centre(X: Any, Xf: Any, start: int, k: int, coarse: Any, fine: Any, out: Any) -> None:
+    """``out[:, :k]``: rows ``start:start + k`` of X (`Xf` is X raveled) centred on the two-part
+    shift, transposed.
 
     For d below 8 the row length is made a compile-time constant (`_centre_fixed_rows`), which
     lets the compiler load whole rows as vectors and split them into the variables' lanes (a
     runtime d leaves one scalar load and store per value). Measured on 1e6 rows, the whole
     kernel (`block_sums`) then takes 0.45x the time at d = 1, 0.55x at d = 2, 0.7-0.75x at d = 3
-    and 4, 0.9x at d = 5 to 7, and the same at d = 8.
+    and 4, 0.9x at d = 5 to 7; at d = 8 and more, indexing X's rows was 5-10% faster than a
+    constant or a runtime row length in the raveled X.
     """
+    d = X.shape[1]
     if d == 1:
         c, f = coarse[0], fine[0]
         for r in range(k):
@@ -73,22 +77,14 @@ def _centre(Xf: Any, d: int, start: int, k: int, coarse: Any, fine: Any, out: An
     elif d == 7:
         _centre_fixed_rows(Xf, 7, start, k, coarse, fine, out)
     else:
-        _centre_rows(Xf, d, start, k, coarse, fine, out)
-
-
-# No fastmath in the centring: (x - coarse) - fine must not be reassociated into
-# x - (coarse + fine), which rounds the two-part shift back to one float64 and loses what it is for.
-@_jit()
-def _centre_rows(Xf: Any, d: int, start: int, k: int, coarse: Any, fine: Any, out: Any) -> None:
-    for r in range(k):
-        row = (start + r) * d
-        for i in range(d):
-            out[i, r] = (Xf[row + i] - coarse[i]) - fine[i]
+        for r in range(k):
+            for i in range(d):
+                out[i, r] = (X[start + r, i] - coarse[i]) - fine[i]
 
 
 @_jit()
 def _centre_fixed_rows(Xf: Any, d: Any, start: int, k: int, coarse: Any, fine: Any, out: Any) -> None:
-    """`_centre_rows`, compiled once for each literal d it is called with."""
+    """`_centre`'s loop for X raveled, compiled once for each literal d it is called with."""
     numba.literally(d)  # type: ignore[attr-defined]  # public, though not in numba's __all__
     for r in range(k):
         row = (start + r) * d
@@ -290,7 +286,7 @@ def block_sums(
         stop = min(N, (b + 1) * rows)
         for start in range(b * rows, stop, CHUNK):
             k = min(CHUNK, stop - start)
-            _centre(Xf, d, start, k, coarse, fine, Y)
+            _centre(X, Xf, start, k, coarse, fine, Y)
             if weighted:
                 _weigh(Y, w, start, k, Yw)
                 _add(n, n_comp, 0, _span_total(w, start, k))
