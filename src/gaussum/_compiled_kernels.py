@@ -48,18 +48,24 @@ CHUNK = 256
 # No fastmath in the centring: (x - coarse) - fine must not be reassociated into
 # x - (coarse + fine), which rounds the two-part shift back to one float64 and loses what it is for.
 @_jit()
-def _centre(X: Any, Xf: Any, start: int, k: int, coarse: Any, fine: Any, out: Any) -> None:
-    """``out[:, :k]``: rows ``start:start + k`` of X (`Xf` is X raveled) centred on the two-part
-    shift, transposed.
-
-    For d below 8 the row length is made a compile-time constant (`_centre_fixed_rows`), which
-    lets the compiler load whole rows as vectors and split them into the variables' lanes (a
-    runtime d leaves one scalar load and store per value). Measured on 1e6 rows, the whole
-    kernel (`block_sums`) then takes 0.45x the time at d = 1, 0.55x at d = 2, 0.7-0.75x at d = 3
-    and 4, 0.9x at d = 5 to 7; at d = 8 and more, indexing X's rows was 5-10% faster than a
-    constant or a runtime row length in the raveled X.
-    """
+def _centre(X: Any, start: int, k: int, coarse: Any, fine: Any, out: Any) -> None:
+    """``out[:, :k]``: rows ``start:start + k`` of X centred on the two-part shift, transposed."""
     d = X.shape[1]
+    for r in range(k):
+        for i in range(d):
+            out[i, r] = (X[start + r, i] - coarse[i]) - fine[i]
+
+
+@_jit()
+def _centre_narrow(Xf: Any, d: int, start: int, k: int, coarse: Any, fine: Any, out: Any) -> None:
+    """`_centre` for d < 8, on X raveled (`Xf`), with the row length a compile-time constant.
+
+    That lets the compiler load whole rows as vectors and split them into the variables' lanes,
+    where a runtime d leaves one scalar load and store per value. Measured on 1e6 rows, the whole
+    kernel (`block_sums`) then takes 0.45x the time at d = 1, 0.55x at d = 2, 0.7-0.75x at
+    d = 3 and 4, 0.9x at d = 5 to 7. At d = 8 a constant row length gained nothing, and this
+    larger function, called rather than inlined, cost 5%: `block_sums` calls `_centre` there.
+    """
     if d == 1:
         c, f = coarse[0], fine[0]
         for r in range(k):
@@ -74,17 +80,13 @@ def _centre(X: Any, Xf: Any, start: int, k: int, coarse: Any, fine: Any, out: An
         _centre_fixed_rows(Xf, 5, start, k, coarse, fine, out)
     elif d == 6:
         _centre_fixed_rows(Xf, 6, start, k, coarse, fine, out)
-    elif d == 7:
-        _centre_fixed_rows(Xf, 7, start, k, coarse, fine, out)
     else:
-        for r in range(k):
-            for i in range(d):
-                out[i, r] = (X[start + r, i] - coarse[i]) - fine[i]
+        _centre_fixed_rows(Xf, 7, start, k, coarse, fine, out)
 
 
 @_jit()
 def _centre_fixed_rows(Xf: Any, d: Any, start: int, k: int, coarse: Any, fine: Any, out: Any) -> None:
-    """`_centre`'s loop for X raveled, compiled once for each literal d it is called with."""
+    """`_centre`'s loop on X raveled, compiled once for each literal d it is called with."""
     numba.literally(d)  # type: ignore[attr-defined]  # public, though not in numba's __all__
     for r in range(k):
         row = (start + r) * d
@@ -286,7 +288,10 @@ def block_sums(
         stop = min(N, (b + 1) * rows)
         for start in range(b * rows, stop, CHUNK):
             k = min(CHUNK, stop - start)
-            _centre(X, Xf, start, k, coarse, fine, Y)
+            if d < 8:
+                _centre_narrow(Xf, d, start, k, coarse, fine, Y)
+            else:
+                _centre(X, start, k, coarse, fine, Y)
             if weighted:
                 _weigh(Y, w, start, k, Yw)
                 _add(n, n_comp, 0, _span_total(w, start, k))
