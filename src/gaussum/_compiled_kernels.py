@@ -15,6 +15,11 @@ from typing import Any, TypeVar, cast
 
 import numba
 import numpy as np
+from numba.np.unsafe import ndarray as numba_arrays
+
+#: numba's intrinsic: the first `length` values of a 1-D array as a tuple (length a literal), so
+#: that a loop over them keeps them in registers. Typed Any: mypy sees numba's intrinsic class.
+to_fixed_tuple: Any = numba_arrays.to_fixed_tuple
 
 __all__ = ["block_sums", "centre_and_sum", "first_shift", "merge_pair_packed", "row_step", "row_step_packed"]
 
@@ -61,10 +66,11 @@ def _centre_narrow(Xf: Any, d: int, start: int, k: int, coarse: Any, fine: Any, 
     """`_centre` for d < 8, on X raveled (`Xf`), with the row length a compile-time constant.
 
     That lets the compiler load whole rows as vectors and split them into the variables' lanes,
-    where a runtime d leaves one scalar load and store per value. Measured on 1e6 rows, the whole
-    kernel (`block_sums`) then takes 0.45x the time at d = 1, 0.55x at d = 2, 0.7-0.75x at
-    d = 3 and 4, 0.9x at d = 5 to 7. At d = 8 a constant row length gained nothing, and this
-    larger function, called rather than inlined, cost 5%: `block_sums` calls `_centre` there.
+    and keep the shift in registers (`to_fixed_tuple`), where a runtime d leaves a scalar load of
+    the value and of both parts of the shift, and a store, per value. Measured on 1e6 rows, the
+    whole kernel (`block_sums`) then takes 0.45x the time at d = 1, 0.45x at d = 2, 0.6x at
+    d = 3 and 4, 0.85-0.9x at d = 5 to 7 and 0.93x at d = 8 (`_centre_eight`, the loop written
+    out: as a loop it gained 2%).
     """
     if d == 1:
         c, f = coarse[0], fine[0]
@@ -88,10 +94,28 @@ def _centre_narrow(Xf: Any, d: int, start: int, k: int, coarse: Any, fine: Any, 
 def _centre_fixed_rows(Xf: Any, d: Any, start: int, k: int, coarse: Any, fine: Any, out: Any) -> None:
     """`_centre`'s loop on X raveled, compiled once for each literal d it is called with."""
     numba.literally(d)  # type: ignore[attr-defined]  # public, though not in numba's __all__
+    shift, shift_fine = to_fixed_tuple(coarse, d), to_fixed_tuple(fine, d)
     for r in range(k):
         row = (start + r) * d
         for i in range(d):
-            out[i, r] = (Xf[row + i] - coarse[i]) - fine[i]
+            out[i, r] = (Xf[row + i] - shift[i]) - shift_fine[i]
+
+
+@_jit()
+def _centre_eight(Xf: Any, start: int, k: int, coarse: Any, fine: Any, out: Any) -> None:
+    """`_centre_fixed_rows` at d = 8, the loop over the variables written out."""
+    c0, c1, c2, c3, c4, c5, c6, c7 = to_fixed_tuple(coarse, 8)
+    f0, f1, f2, f3, f4, f5, f6, f7 = to_fixed_tuple(fine, 8)
+    for r in range(k):
+        row = (start + r) * 8
+        out[0, r] = (Xf[row] - c0) - f0
+        out[1, r] = (Xf[row + 1] - c1) - f1
+        out[2, r] = (Xf[row + 2] - c2) - f2
+        out[3, r] = (Xf[row + 3] - c3) - f3
+        out[4, r] = (Xf[row + 4] - c4) - f4
+        out[5, r] = (Xf[row + 5] - c5) - f5
+        out[6, r] = (Xf[row + 6] - c6) - f6
+        out[7, r] = (Xf[row + 7] - c7) - f7
 
 
 @_jit()
@@ -107,9 +131,11 @@ def _weigh(Y: Any, w: Any, start: int, k: int, out: Any) -> None:
 # views (``A[i]``): numba builds and reference-counts a view on every call, which on a 256-value
 # chunk cost more than the arithmetic.
 @_jit(fastmath={"reassoc"})
-def _span_total(a: Any, start: int, k: int) -> float:
+def _total(a: Any, k: int) -> float:
+    # The weights' sums (`block_sums`), from a view: an index loop from `start` rounds its tail
+    # differently, and a view per chunk is little next to weighting the chunk.
     t = 0.0
-    for r in range(start, start + k):
+    for r in range(k):
         t += a[r]
     return t
 
@@ -290,11 +316,13 @@ def block_sums(
             k = min(CHUNK, stop - start)
             if d < 8:
                 _centre_narrow(Xf, d, start, k, coarse, fine, Y)
+            elif d == 8:  # called here, not through `_centre_narrow`: that call cost 5% at d = 8
+                _centre_eight(Xf, start, k, coarse, fine, Y)
             else:
                 _centre(X, start, k, coarse, fine, Y)
             if weighted:
                 _weigh(Y, w, start, k, Yw)
-                _add(n, n_comp, 0, _span_total(w, start, k))
+                _add(n, n_comp, 0, _total(w[start:start + k], k))
             else:
                 n[0] += k
             if tiles:
