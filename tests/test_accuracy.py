@@ -158,6 +158,24 @@ def test_run_sums_are_exact_to_u_squared_of_the_magnitudes(rows, d, exponent, se
         assert error <= rows**2 * Fraction(U) * Fraction(float(np.spacing(sigma))) / 2
 
 
+@given(
+    a=st.floats(-1e300, 1e300, allow_nan=False),
+    lo_ulps=st.floats(-0.5, 0.5),
+    n=st.floats(1.0, 1e18),
+)
+def test_scalar_quotient_is_quotient_and_exact_to_u_squared(a, lo_ulps, n):
+    """`_combine.scalar_quotient` (Python floats, the small path's means) gives the bits of
+    `_combine.quotient` (arrays), and ``q + e`` is ``(a + lo) / n`` to a relative 2**-100
+    (Fraction), with q the correctly rounded ``a / n``."""
+    lo = lo_ulps * math.ulp(a)
+    q, e = _combine.scalar_quotient(a, n, lo)
+    q_array, e_array = _combine.quotient(np.array([a]), np.array([lo]), n)
+    assert (q, e) == (float(q_array[0]), float(e_array[0]))
+    assert q == a / n
+    exact = (Fraction(a) + Fraction(lo)) / Fraction(n)
+    assert abs(Fraction(q) + Fraction(e) - exact) <= abs(exact) * Fraction(2) ** -100 + Fraction(2) ** -1074
+
+
 @pytest.mark.parametrize("d", [1, 2])
 def test_means_near_zero_of_large_blocks_are_correctly_rounded(d):
     """Half a million rows and their negatives, a small offset added to one row: the exact mean

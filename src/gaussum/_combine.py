@@ -64,6 +64,7 @@ __all__ = [
     "pair_weights",
     "quotient",
     "run_sums",
+    "scalar_quotient",
     "segment_sums",
     "subtract",
     "two_product",
@@ -187,7 +188,7 @@ def pair_weights(n_a: float, n_b: float) -> tuple[float, float, float]:
     """
     n = n_a + n_b
     small, large = (n_a, n_b) if n_a <= n_b else (n_b, n_a)
-    q, q_err = _scalar_quotient(small, n)
+    q, q_err = scalar_quotient(small, n)
     return q, q_err, large * (small / n)
 
 
@@ -707,13 +708,20 @@ def two_product(a: Any, b: Any) -> tuple[Any, Any]:
 _fma = getattr(math, "fma", None)  # Python 3.13+
 
 
-def _scalar_quotient(a: float, n: float) -> tuple[float, float]:
-    """``q, e`` with ``q = fl(a / n)`` and ``q + e`` equal to ``a / n`` to about u**2, for Python floats."""
+def scalar_quotient(a: float, n: float, lo: float = 0.0) -> tuple[float, float]:
+    """`quotient` for Python floats: ``(a + lo) / n`` as ``q, e``, with ``q = fl(a / n)``.
+
+    The same operations as `quotient` (``a - fl(q n)`` is exact, taken by fma where Python has
+    it, which gives the same value), so the same bits, at a tenth of its cost for one value.
+    """
     q = a / n
     if _fma is not None:
-        return q, -_fma(q, n, -a) / n
+        return q, (-_fma(q, n, -a) + lo) / n
     p, e = two_product(q, n)
-    return q, ((a - p) - e) / n
+    r = (((a - p) - e) + lo) / n
+    if not math.isfinite(r):  # n past 1e300 overflows the split: keep only lo's share
+        r = lo / n if math.isfinite(lo / n) else 0.0
+    return q, r
 
 
 def quotient(hi: np.ndarray, lo: np.ndarray, n: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,17 @@ from typing import Any
 import numpy as np
 
 from . import _compiled, _keys
-from ._combine import each_row, mirror_upper, ones, quotient, run_sums, segment_sums, two_product, two_sum
+from ._combine import (
+    each_row,
+    mirror_upper,
+    ones,
+    quotient,
+    run_sums,
+    scalar_quotient,
+    segment_sums,
+    two_product,
+    two_sum,
+)
 from ._moments import consistent_scatter
 from ._validate import first_nonfinite_row, nonfinite_row_error, overflow_error
 from .errors import Float64OverflowError
@@ -628,20 +638,19 @@ def _summarize_small(
     dropped = 0
     with np.errstate(all="ignore"):
         X = np.asarray(X, dtype=np.float64)  # as the streamed path's blocks: sums of float64 values
+        n = float(X.shape[0])
         try:
-            hi, lo = _fsum_sums(X.T.tolist())
+            mean, mean_err = _fsum_means(X.T.tolist(), n)
         except ValueError:  # inf - inf
-            hi = np.array([math.nan])
+            mean = np.array([math.nan])
         except OverflowError:  # an intermediate sum overflowed
             return None
-        if not np.isfinite(hi).all():  # NaN or inf in the data
+        if not np.isfinite(mean).all():  # NaN or inf in the data
             if nan_policy == "propagate" or first_nonfinite_row(X) is None:
                 return None
             X, _, _, dropped = _apply_nan_policy(X, None, None, 0, nan_policy, name)
             rest = _summarize_small(X, diagonal, nan_policy, name) if X.shape[0] else None
             return None if rest is None else (*rest[:5], dropped)
-        n = float(X.shape[0])
-        mean, mean_err = two_sum(*quotient(hi, lo, n))
         # The two parts of the exact mean: centred on `mean` alone, data far from zero would be
         # multiples of ulp(mean), whose squares sum with a bias (2.5e-15 on 187 rows at 1e9).
         _, c, scatter = _centred_sums(X, None, (mean, mean_err), diagonal)
@@ -913,6 +922,23 @@ def _fsum_refined(
     mean, mean_err = mean.copy(), mean_err.copy()
     mean[columns], mean_err[columns] = exact, exact_err
     return n, mean, M2, w2, mean_err, dropped
+
+
+def _fsum_means(columns: list[list[float]], n: float) -> tuple[np.ndarray, np.ndarray]:
+    """The correctly rounded mean of each list of `n` values, and its rounding error.
+
+    `_fsum_sums`' double-float sums, divided as `quotient` divides them and renormalised by
+    two-sum, in Python floats: the same operations, so the same bits, without the dozen numpy
+    calls on arrays of a few values (10 of the 75 µs of `from_samples` on 100 x 4). Raises as
+    ``math.fsum`` does.
+    """
+    means, errors = [], []
+    for column in columns:
+        hi = math.fsum(column)
+        mean, error = two_sum(*scalar_quotient(hi, n, math.fsum([*column, -hi])))
+        means.append(mean)
+        errors.append(error)
+    return np.array(means), np.array(errors)
 
 
 def _fsum_sums(parts: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
