@@ -206,9 +206,14 @@ def test_propagate_gives_nan(rng):
 
 
 def test_unknown_nan_policy_is_refused():
-    """A misspelt policy raises rather than being ignored."""
+    """A misspelt policy raises rather than being ignored, on every update path too (one float
+    of scalar data, one row, a batch), whether or not the values are finite."""
     with pytest.raises(ValueError, match="nan_policy must be one of"):
         GaussianSummary.from_samples([[1.0]], nan_policy="drop")
+    scalar, rows = GaussianSummary.from_samples([1.0, 2.0]), GaussianSummary.from_samples([[1.0, 2.0]])
+    for s, x in [(scalar, 3.0), (scalar, float("nan")), (rows, [3.0, 4.0]), (rows, [[3.0, 4.0]])]:
+        with pytest.raises(ValueError, match="nan_policy must be one of"):
+            s.update(x, nan_policy="drop")
 
 
 def test_overflow_is_reported_not_returned_as_inf():
