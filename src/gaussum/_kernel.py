@@ -36,7 +36,6 @@ from ._combine import (
     quotient,
     run_sums,
     scalar_quotient,
-    segment_sums,
     two_product,
     two_sum,
 )
@@ -1013,9 +1012,9 @@ def _refined(
 
 
 def _compensated_sum(parts: np.ndarray, errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The sum of ``parts + errors`` over axis 0 as ``hi, lo``, right to about u**2 (`_combine.segment_sums`)."""
-    hi, lo = segment_sums(parts, np.zeros(1, dtype=np.intp), np.array([parts.shape[0]]))
-    return hi[0], lo[0] + errors.sum(axis=0)
+    """The sum of ``parts + errors`` over axis 0 as ``hi, lo``, right to about u**2 (`_combine.run_sums`)."""
+    hi, lo = run_sums(parts)
+    return hi, lo + errors.sum(axis=0)
 
 
 def _pairwise_sum(parts: np.ndarray) -> np.ndarray:
