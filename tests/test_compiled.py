@@ -191,7 +191,7 @@ def test_row_step_refuses_what_add_row_refuses():
     """A non-finite or overflowing row goes to the row kernel (same errors) on the compiled path."""
     s = GaussianSummary.from_samples(np.random.default_rng(2).standard_normal((10, 3)))
     with _compiled.forced("compiled"):
-        assert _compiled.row_update(s.n, s.mean, s.M2, s.mean_error, np.array([1.0, np.nan, 2.0])) is None
+        assert _compiled.row_update(s.n, s.mean, s.M2, s.mean_error, s.M2_error, np.array([1.0, np.nan, 2.0])) is None
         assert _combine.add_row(s.n, s.mean, s.M2, s.w2, s.mean_error, np.array([1e300, 0.0, 0.0]), 1.0, 1.0) is None
         with pytest.raises(NonFiniteError):
             s.update([1.0, np.inf, 2.0])

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gaussum import Float64OverflowError, GaussianSummary, GroupedSummary
+from gaussum import Float64OverflowError, GaussianSummary, GroupedSummary, _compiled
 from gaussum.grouped import _restore as restore_grouped
 from gaussum.summary import _restore as restore_plain
 
@@ -111,6 +111,17 @@ def test_overflow_is_refused_on_every_path():
         warnings.simplefilter("ignore", RuntimeWarning)  # numpy may warn on the way to the refusal
         with pytest.raises(Float64OverflowError):
             GaussianSummary.empty(2).update([1e200, 0.0]).update([-1e200, 0.0])
+    # A finite new term that takes M2 past 1.8e308 (the square of delta alone does not
+    # overflow): refused on the float path and on both one-row steps (it gave inf, then NaN).
+    big_spread = 1.8e154
+    with pytest.raises(Float64OverflowError):
+        GaussianSummary.from_samples([0.0, big_spread]).update(1.9e154)
+    for mode in ("numpy", "compiled"):
+        for diagonal in (False, True):
+            near = GaussianSummary.from_samples([[0.0], [big_spread]], diagonal=diagonal)
+            with _compiled.forced(mode), warnings.catch_warnings(), pytest.raises(Float64OverflowError):
+                warnings.simplefilter("ignore", RuntimeWarning)  # numpy's, on the way to the refusal
+                near.update([1.9e154])
     s = GaussianSummary.empty(1).update([1.0], weights=1e308)
     with pytest.raises(Float64OverflowError):
         s.update([2.0], weights=1e308)

@@ -12,7 +12,7 @@ Layout (all little-endian)::
     4       1     format version (1)
     5       1     kind: 0 GaussianSummary, 1 GroupedSummary
     6       1     flags: 1 scalar data, 2 diagonal, 4 w2 stored, 8 names stored, 16 mean errors
-                  stored
+                  stored, 32 M2 errors stored (a GaussianSummary's only)
     7       1     number of key columns (0 for a GaussianSummary)
     8       4     d, the number of variables (uint32; 1 for scalar data)
     12      4     reserved, zero
@@ -20,7 +20,8 @@ Layout (all little-endian)::
     24            counts (g float64), w2 (g, when flag 4; else w2 = counts), means (g * d),
                   M2 (g * d(d+1)/2, the upper triangle row by row; g * d when diagonal or
                   scalar), the mean errors (g * d, when flag 16: the rounding error of each
-                  stored mean; else zeros), then the names (when flag 8: d times a uint32 byte length and UTF-8)
+                  stored mean; else zeros), M2's errors (when flag 32, packed as M2; else zeros),
+                  then the names (when flag 8: d times a uint32 byte length and UTF-8)
                   and the key columns (per column: a uint8 length and the numpy dtype string,
                   e.g. "<i8", "<M8[ns]", "<U"; then g fixed-width values, or for "<U" g + 1
                   uint64 offsets into the UTF-8 bytes that follow)
@@ -64,8 +65,8 @@ MAGIC = b"GSUM"
 BINARY_VERSION = 1
 _HEADER = struct.Struct("<4sBBBBIIQ")
 _KIND_SUMMARY, _KIND_GROUPED = 0, 1
-_SCALAR, _DIAGONAL, _W2, _NAMES, _ERRORS = 1, 2, 4, 8, 16
-_KNOWN_FLAGS = _SCALAR | _DIAGONAL | _W2 | _NAMES | _ERRORS
+_SCALAR, _DIAGONAL, _W2, _NAMES, _ERRORS, _M2_ERRORS = 1, 2, 4, 8, 16, 32
+_KNOWN_FLAGS = _SCALAR | _DIAGONAL | _W2 | _NAMES | _ERRORS | _M2_ERRORS
 #: The most key columns a grouped summary may declare.
 MAX_KEY_COLUMNS = 64
 _F8 = np.dtype("<f8")
@@ -105,33 +106,45 @@ def _body(
     M2: np.ndarray,
     errors: np.ndarray | None,
     full: bool,
+    M2_errors: np.ndarray | None = None,
 ) -> list[bytes]:
-    """The float sections of a record of g groups, M2 ``(g, d, d)`` packed when `full`."""
+    """The float sections of a record of g groups, M2 ``(g, d, d)`` (and its errors) packed when `full`."""
     parts = [counts.astype(_F8, copy=False).tobytes()]
     if flags & _W2:
         parts.append(w2.astype(_F8, copy=False).tobytes())
     parts.append(means.astype(_F8, copy=False).tobytes())
-    if full:
-        d = M2.shape[-1]
-        parts.append(M2.reshape(M2.shape[0], d * d).take(_upper(d)[0], axis=1).astype(_F8, copy=False).tobytes())
-    else:
-        parts.append(M2.astype(_F8, copy=False).tobytes())
+    parts.append(_packed(M2, full))
     if errors is not None:
         parts.append(errors.astype(_F8, copy=False).tobytes())
+    if M2_errors is not None:
+        parts.append(_packed(M2_errors, full))
     return parts
 
 
+def _packed(M2: np.ndarray, full: bool) -> bytes:
+    """M2 ``(g, d, d)`` as the upper triangles' bytes when `full`, else ``(g, d)`` as it is."""
+    if full:
+        d = M2.shape[-1]
+        return M2.reshape(M2.shape[0], d * d).take(_upper(d)[0], axis=1).astype(_F8, copy=False).tobytes()
+    return M2.astype(_F8, copy=False).tobytes()
+
+
 def _flags(
-    scalar: bool, diagonal: bool, w2_is_n: bool, names: tuple[str, ...] | None, errors: np.ndarray | None
+    scalar: bool,
+    diagonal: bool,
+    w2_is_n: bool,
+    names: tuple[str, ...] | None,
+    errors: np.ndarray | None,
+    M2_errors: np.ndarray | None = None,
 ) -> int:
     return (
         (_SCALAR * scalar) | (_DIAGONAL * diagonal) | (_W2 * (not w2_is_n)) | (_NAMES * (names is not None))
-        | (_ERRORS * (errors is not None))
+        | (_ERRORS * (errors is not None)) | (_M2_ERRORS * (M2_errors is not None))
     )
 
 
 def _errors(errors: np.ndarray) -> np.ndarray | None:
-    """The rounding errors of the means (`GaussianSummary.mean_error`), or None when all are zero."""
+    """Rounding errors (of means or M2), or None when all are zero."""
     return errors if errors.any() else None
 
 
@@ -139,13 +152,19 @@ def summary_to_bytes(s: GaussianSummary) -> bytes:
     """The binary form of a `GaussianSummary` (see the module docstring)."""
     scalar = s.mean.ndim == 0
     errors = _errors(s.mean_error)
-    flags = _flags(scalar, s.diagonal, s.w2 == s.n, s.names, errors)
+    M2_errors = _errors(s.M2_error)
+    flags = _flags(scalar, s.diagonal, s.w2 == s.n, s.names, errors, M2_errors)
     d = 1 if scalar else s.d
     header = _HEADER.pack(MAGIC, BINARY_VERSION, _KIND_SUMMARY, flags, 0, d, 0, 1)
     mean = s.mean.reshape(1, d)
-    M2 = s.M2.reshape(1, d, d) if s.M2.ndim == 2 else s.M2.reshape(1, -1)
+
+    def stacked(M2: np.ndarray) -> np.ndarray:
+        return M2.reshape(1, d, d) if M2.ndim == 2 else M2.reshape(1, -1)
+
     errors = None if errors is None else errors.reshape(1, d)
-    parts = [header, *_body(flags, np.array([s.n]), np.array([s.w2]), mean, M2, errors, s.M2.ndim == 2)]
+    M2_errors = None if M2_errors is None else stacked(M2_errors)
+    full = s.M2.ndim == 2
+    parts = [header, *_body(flags, np.array([s.n]), np.array([s.w2]), mean, stacked(s.M2), errors, full, M2_errors)]
     if s.names is not None:
         parts.append(_names_bytes(s.names))
     return _sealed(parts)
@@ -279,12 +298,14 @@ def _header(reader: _Reader, kind: int, max_d: int, max_groups: int) -> tuple[in
         raise _error("scalar data has d = 1, no diagonal flag and no names")
     if d < 1 or d > max_d:
         raise _error(f"d = {d:,} variables, outside 1 to max_d={max_d:,}")
+    if kind == _KIND_GROUPED and flags & _M2_ERRORS:
+        raise _error("a GroupedSummary keeps no M2 errors (flag 32)")
     if kind == _KIND_SUMMARY and (g != 1 or n_keys):
         raise _error(f"a GaussianSummary has one group and no keys, got {g:,} groups and {n_keys} key columns")
     if kind == _KIND_GROUPED and (g > max_groups or not 1 <= n_keys <= MAX_KEY_COLUMNS):
         raise _error(f"{g:,} groups (max_groups={max_groups:,}) and {n_keys} key columns (1 to {MAX_KEY_COLUMNS})")
     per_group = 1 + (1 if flags & _W2 else 0) + (2 * d if flags & _ERRORS else d)
-    per_group += d if flags & (_DIAGONAL | _SCALAR) else d * (d + 1) // 2
+    per_group += (2 if flags & _M2_ERRORS else 1) * (d if flags & (_DIAGONAL | _SCALAR) else d * (d + 1) // 2)
     if 8 * per_group * g > reader.remaining():
         raise _error(
             f"truncated: the header declares {g:,} groups of {d:,} variables, {8 * per_group * g:,} bytes of floats, "
@@ -296,23 +317,29 @@ def _header(reader: _Reader, kind: int, max_d: int, max_groups: int) -> tuple[in
 
 def _fields(
     reader: _Reader, flags: int, d: int, g: int
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, np.ndarray | None]:
-    """counts, w2 (None: counts), means ``(g, d)``, M2 (full ``(g, d, d)`` or ``(g, d)``), mean errors."""
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """counts, w2 (None: counts), means ``(g, d)``, M2 (full ``(g, d, d)`` or ``(g, d)``), mean
+    errors, M2 errors (None when not stored)."""
     counts = reader.floats(g, "counts")
     w2 = reader.floats(g, "w2") if flags & _W2 else None
     means = reader.floats(g * d, "means").reshape(g, d)
-    if flags & (_DIAGONAL | _SCALAR):
-        M2: np.ndarray = reader.floats(g * d, "M2").reshape(g, d)
-    else:
-        m = d * (d + 1) // 2
-        packed = reader.floats(g * m, "M2").reshape(g, m)
-        upper, lower = _upper(d)
-        flat = np.empty((g, d * d))  # at most twice the bytes just read: g and d are bounded by them
-        flat[:, upper] = packed
-        flat[:, lower] = packed
-        M2 = flat.reshape(g, d, d)
+    M2 = _read_M2(reader, flags, d, g, "M2")
     errors = reader.floats(g * d, "mean errors").reshape(g, d) if flags & _ERRORS else None
-    return counts, w2, means, M2, errors
+    M2_errors = _read_M2(reader, flags, d, g, "M2 errors") if flags & _M2_ERRORS else None
+    return counts, w2, means, M2, errors, M2_errors
+
+
+def _read_M2(reader: _Reader, flags: int, d: int, g: int, what: str) -> np.ndarray:
+    """M2-shaped floats: ``(g, d)``, or full ``(g, d, d)`` from packed upper triangles."""
+    if flags & (_DIAGONAL | _SCALAR):
+        return reader.floats(g * d, what).reshape(g, d)
+    m = d * (d + 1) // 2
+    packed = reader.floats(g * m, what).reshape(g, m)
+    upper, lower = _upper(d)
+    flat = np.empty((g, d * d))  # at most twice the bytes just read: g and d are bounded by them
+    flat[:, upper] = packed
+    flat[:, lower] = packed
+    return flat.reshape(g, d, d)
 
 
 def _names(reader: _Reader, flags: int, d: int) -> list[str] | None:
@@ -374,14 +401,17 @@ def summary_from_bytes(data: Any, *, max_d: int = MAX_VARIABLES) -> GaussianSumm
     """The `GaussianSummary` written by `summary_to_bytes`, validated like construction."""
     reader = _Reader(data)
     flags, _, d, _ = _header(reader, _KIND_SUMMARY, max_d, 1)
-    counts, w2, means, M2, errors = _fields(reader, flags, d, 1)
+    counts, w2, means, M2, errors, M2_errors = _fields(reader, flags, d, 1)
     names = _names(reader, flags, d)
     reader.finish()
     shape = () if flags & _SCALAR else (d,)
-    mean, square = means.reshape(shape), M2[0].reshape(() if flags & _SCALAR else M2.shape[1:])
+    M2_shape = () if flags & _SCALAR else M2.shape[1:]
+    mean, square = means.reshape(shape), M2[0].reshape(M2_shape)
     n, weight = float(counts[0]), None if w2 is None else float(w2[0])
+    mean_error = None if errors is None else errors.reshape(shape)
+    M2_error = None if M2_errors is None else M2_errors[0].reshape(M2_shape)
     try:
-        return restore_summary(n, mean, square, weight, names, None if errors is None else errors.reshape(shape))
+        return restore_summary(n, mean, square, weight, names, mean_error, M2_error)
     except ValueError as exc:
         raise _error(str(exc)) from None
 
@@ -390,7 +420,7 @@ def grouped_from_bytes(data: Any, *, max_d: int = MAX_VARIABLES, max_groups: int
     """The `GroupedSummary` written by `grouped_to_bytes`, validated like construction."""
     reader = _Reader(data)
     flags, n_keys, d, g = _header(reader, _KIND_GROUPED, max_d, max_groups)
-    counts, w2, means, M2, errors = _fields(reader, flags, d, g)
+    counts, w2, means, M2, errors, _ = _fields(reader, flags, d, g)
     names = _names(reader, flags, d)
     columns = [_keys(reader, g, i) for i in range(n_keys)]
     reader.finish()

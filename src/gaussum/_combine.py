@@ -28,8 +28,12 @@ value users see, ``mean_err`` (same shape, float64) the rounding error left in i
 ``|mean_err| <= ulp(mean) / 2``. Each rule computes ``delta`` from both parts (Knuth's two-sum)
 and the new mean by error-free transformations (two-sum, and Dekker's two-product, numpy having
 no fused multiply-add), so the stored means never feed their rounding (``u |mean|``, large next
-to a small spread) into ``delta`` and M2. M2 stays one float64: its rounding is relative to
-itself, harmless once ``delta`` is accurate.
+to a small spread) into ``delta`` and M2. M2's rounding is relative to itself, harmless once
+``delta`` is accurate, in every rule but one: the one-row step adds to a running M2 once per row,
+and a stream of N rows would collect ``u sqrt(N)`` of it. `add_row` and `add_value` therefore
+carry M2 as a double-float too, ``M2 + M2_err`` renormalised after each step so that ``M2`` stays
+the correctly rounded value; every other rule starts from ``M2`` alone (off by at most half an
+ulp) and leaves no error.
 
 Conventions: ``mean`` is 1-D of length d; ``M2`` is ``(d, d)`` (full) or ``(d,)`` (diagonal).
 Scalar data is handled by the caller as d == 1 with a diagonal M2. Functions never modify their
@@ -50,7 +54,9 @@ from ._moments import consistent_scatter, needs_clipping
 
 __all__ = [
     "Moments",
+    "RowStep",
     "Stacked",
+    "add_compensated",
     "add_row",
     "add_value",
     "each_row",
@@ -73,6 +79,8 @@ __all__ = [
 
 #: ``(n, mean, M2, w2, mean_err)`` of one summary: mean and mean_err of shape (d,).
 Moments = tuple[float, np.ndarray, np.ndarray, float, np.ndarray]
+#: `Moments` and M2's rounding error (M2's shape): the result of a one-row step.
+RowStep = tuple[float, np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]
 #: ``(counts, means, M2, w2, mean_errs)`` of g summaries: means and mean_errs of shape (g, d).
 Stacked = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -606,7 +614,8 @@ def add_row(
     row: np.ndarray,
     weight: float,
     w2_row: float,
-) -> Moments | None:
+    M2_err: np.ndarray | None = None,
+) -> RowStep | None:
     """Welford's step: one observation of weight `weight` (and ``f a^2`` = `w2_row`) added.
 
     The pairwise rule with ``nb = weight`` and ``M2b = 0``, as cheaply as numpy allows: this is the
@@ -619,22 +628,33 @@ def add_row(
     near the mean, Sterbenz), and ``mean + (err + delta w / n)`` is kept with its rounding by
     two-sum, so a long stream keeps its mean within an ulp where a plain Welford step drifts by
     tens of ulps (each step rounds to ``u |mean|``, and that error enters every later delta).
+    M2 is a double-float here too (`M2_err`, None for zeros): the running sum of a stream
+    would otherwise keep each step's rounding, ``u sqrt(N / 3)`` after N rows; its two-sum with
+    the new term, renormalised, leaves ``M2`` correctly rounded and ``|M2_err| <= ulp(M2) / 2``.
 
-    Returns None when the row holds NaN or inf or its square overflows: the row kernel then
-    applies the NaN policy. A zero weight returns the summary unchanged.
+    Returns ``(n, mean, M2, w2, mean_err, M2_err)``, or None when the row holds NaN or inf or
+    its square or M2 overflows: the row kernel then applies the NaN policy (or refuses the
+    overflow). A zero weight returns the
+    summary unchanged.
     """
+    if M2_err is None:
+        M2_err = np.zeros_like(M2)
     if weight == 0:
-        return n, mean, M2, w2, err
+        return n, mean, M2, w2, err, M2_err
     if n == 0:
         # The empty side: the row itself, whatever its magnitude (no square is needed).
         if not np.isfinite(row).all():
             return None
-        return weight, row.copy(), np.zeros_like(M2), w2_row, np.zeros_like(mean)
+        return weight, row.copy(), np.zeros_like(M2), w2_row, np.zeros_like(mean), np.zeros_like(M2)
     if _compiled.use_small_steps(count=False):
         # The same step compiled (the same bits): numpy's calls cost about 3 µs at d = 8.
-        new_mean, new_M2, new_err = np.empty_like(mean), np.empty_like(M2), np.empty_like(mean)
-        total = _compiled.kernels().row_step(n, mean, M2, err, row, weight, new_mean, new_M2, new_err)
-        return None if total != total else (total, new_mean, new_M2, w2 + w2_row, new_err)
+        new_mean, new_M2, new_err, new_M2_err = (
+            np.empty_like(mean), np.empty_like(M2), np.empty_like(mean), np.empty_like(M2)
+        )
+        total = _compiled.kernels().row_step(
+            n, mean, M2, err, M2_err, row, weight, new_mean, new_M2, new_err, new_M2_err
+        )
+        return None if total != total else (total, new_mean, new_M2, w2 + w2_row, new_err, new_M2_err)
     total = n + weight
     delta = row - mean
     delta -= err
@@ -649,27 +669,50 @@ def add_row(
     # Two-sum's hi is the rounded sum and lo its exact error: already the stored form.
     new_mean, new_err = two_sum(mean, step)
     u = delta * math.sqrt(n * fraction)
-    new_M2 = np.multiply.outer(u, u) if M2.ndim == 2 else u * u
-    new_M2 += M2
-    return total, new_mean, new_M2, w2 + w2_row, new_err
+    term = np.multiply.outer(u, u) if M2.ndim == 2 else u * u
+    new_M2, new_M2_err = add_compensated(M2, M2_err, term)
+    # A finite term can still take a variance past 1.8e308 (the diagonal bounds every entry).
+    if not math.isfinite(new_M2.trace() if M2.ndim == 2 else new_M2.sum()):
+        return None
+    return total, new_mean, new_M2, w2 + w2_row, new_err, new_M2_err
 
 
-def add_value(n: float, mean: float, M2: float, err: float, value: float) -> tuple[float, float, float, float] | None:
+def add_compensated(hi: Any, lo: Any, term: Any) -> tuple[Any, Any]:
+    """The double-float ``hi + lo`` plus `term`, renormalised: ``(s, e)`` with ``s`` the correctly
+    rounded sum and ``|e| <= ulp(s) / 2``, right to about ``u**2`` of the larger operand.
+
+    Two two-sums: the first keeps what ``hi + term`` rounds off, the second folds it with `lo`
+    back into a rounded value and its error (a full two-sum: after cancellation in an
+    off-diagonal entry, the error may exceed the sum).
+    """
+    s, e = two_sum(hi, term)
+    e += lo
+    return two_sum(s, e)
+
+
+def add_value(
+    n: float, mean: float, M2: float, err: float, M2_err: float, value: float
+) -> tuple[float, float, float, float, float] | None:
     """`add_row` for one unweighted Python float on scalar data, in plain float arithmetic.
 
-    Returns ``(n, mean, M2, mean_err)``, or None when `value` is not finite or its square
-    overflows.
+    Returns ``(n, mean, M2, mean_err, M2_err)``, or None when `value` is not finite or its square
+    or M2 overflows (one test at the end: NaN or inf anywhere reaches the new M2).
     """
     delta = (value - mean) - err
-    square = delta * delta
-    if not math.isfinite(square):
-        return None
     total = n + 1.0
     fraction = 1.0 / total
     step = delta * fraction + err
     hi = mean + step
     part = hi - mean
-    return total, hi, M2 + square * (n * fraction), (mean - (hi - part)) + (step - part)
+    # add_compensated, written out. M2 and the term are never negative, so each two-sum may be
+    # Dekker's fast one, the larger operand first (|s| >= |e| in the second); the same values.
+    term = delta * delta * (n * fraction)
+    s = M2 + term
+    e = ((term - (s - M2)) if M2 >= term else (M2 - (s - term))) + M2_err
+    total_M2 = s + e
+    if not math.isfinite(total_M2):
+        return None
+    return total, hi, total_M2, (mean - (hi - part)) + (step - part), e - (total_M2 - s)
 
 
 def two_sum(a: Any, b: Any) -> tuple[Any, Any]:

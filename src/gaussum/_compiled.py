@@ -136,22 +136,24 @@ def use_small_steps(count: bool = True) -> bool:
 
 
 def row_update(
-    n: float, mean: np.ndarray, M2: np.ndarray, err: np.ndarray, row: np.ndarray
-) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """Welford's step for one unweighted row (n > 0): ``(n, mean, M2, mean_err, buffer)``, or
-    None when the row is not finite or overflows.
+    n: float, mean: np.ndarray, M2: np.ndarray, err: np.ndarray, M2_err: np.ndarray, row: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Welford's step for one unweighted row (n > 0): ``(n, mean, M2, mean_err, M2_err, fields)``,
+    or None when the row is not finite or overflows.
 
-    The new mean, its error and M2 are views of one buffer ``[mean, mean_err, M2]`` (returned
-    last) that is then made read-only, the layout of a packed `GaussianSummary`, with numpy calls fewer: at about
-    4 µs a row, `update(row)` is made of such calls (see the README's Performance section).
+    All are views of one read-only buffer ``[mean, mean_err, M2, M2_err]``; `fields`, its first
+    part ``[mean, mean_err, M2]``, is the layout of a packed `GaussianSummary`. Fewer numpy calls:
+    at about 4 µs a row, `update(row)` is made of such calls (see the README's Performance
+    section).
     """
-    d = mean.shape[0]
-    out = np.empty(2 * d + M2.size)
-    total = _kernels.row_step_packed(n, mean, M2, err, row, out)
+    d, m = mean.shape[0], M2.size
+    out = np.empty(2 * (d + m))
+    total = _kernels.row_step_packed(n, mean, M2, err, M2_err, row, out)
     if total != total:
         return None
     out.setflags(write=False)
-    return total, out[:d], out[2 * d:].reshape(M2.shape), out[d:2 * d], out
+    fields = out[: 2 * d + m]
+    return total, out[:d], fields[2 * d:].reshape(M2.shape), out[d:2 * d], out[2 * d + m:].reshape(M2.shape), fields
 
 
 def kernels() -> Any:

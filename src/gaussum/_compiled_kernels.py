@@ -455,15 +455,36 @@ def first_shift(X: Any, w: Any, m: int, out: Any) -> float:
 
 
 @_jit()
+def _add_compensated(hi: float, lo: float, term: float) -> tuple[float, float]:
+    """`gaussum._combine.add_compensated` of floats: two two-sums, in its order."""
+    s = hi + term
+    b_part = s - hi
+    e = ((hi - (s - b_part)) + (term - b_part)) + lo
+    total = s + e
+    e_part = total - s
+    return total, (s - (total - e_part)) + (e - e_part)
+
+
+@_jit()
 def row_step(
-    n: float, mean: Any, M2: Any, err: Any, row: Any, weight: float, new_mean: Any, new_M2: Any, new_err: Any
+    n: float,
+    mean: Any,
+    M2: Any,
+    err: Any,
+    M2_err: Any,
+    row: Any,
+    weight: float,
+    new_mean: Any,
+    new_M2: Any,
+    new_err: Any,
+    new_M2_err: Any,
 ) -> float:
-    """`gaussum._combine.add_row` for ``n > 0``, into `new_mean`, `new_M2` and `new_err`.
+    """`gaussum._combine.add_row` for ``n > 0``, into `new_mean`, `new_M2`, `new_err` and `new_M2_err`.
 
     The same floating-point operations in the same order as the numpy step, so the same bits
-    (no fastmath: the two-sum of the compensated mean must not be reassociated away). Returns
-    the new total weight, or NaN (leaving the outputs unspecified) when the row holds NaN or inf
-    or its square overflows.
+    (no fastmath: the two-sums of the compensated mean and M2 must not be reassociated away).
+    Returns the new total weight, or NaN (leaving the outputs unspecified) when the row holds
+    NaN or inf or its square or M2 overflows.
     """
     d = mean.shape[0]
     total_weight = n + weight
@@ -476,15 +497,20 @@ def row_step(
         return np.nan
     fraction = weight / total_weight
     scale = np.sqrt(n * fraction)
+    trace = 0.0  # the numpy step's overflow check: the new diagonal's sum, in order
     if M2.ndim == 2:
         for i in range(d):
             ui = new_err[i] * scale
             for j in range(d):
-                new_M2[i, j] = ui * (new_err[j] * scale) + M2[i, j]
+                new_M2[i, j], new_M2_err[i, j] = _add_compensated(M2[i, j], M2_err[i, j], ui * (new_err[j] * scale))
+            trace += new_M2[i, i]
     else:
         for i in range(d):
             ui = new_err[i] * scale
-            new_M2[i] = ui * ui + M2[i]
+            new_M2[i], new_M2_err[i] = _add_compensated(M2[i], M2_err[i], ui * ui)
+            trace += new_M2[i]
+    if not np.isfinite(trace):
+        return np.nan
     for i in range(d):
         step = new_err[i] * fraction + err[i]
         hi = mean[i] + step
@@ -495,12 +521,14 @@ def row_step(
 
 
 @_jit()
-def row_step_packed(n: float, mean: Any, M2: Any, err: Any, row: Any, out: Any) -> float:
+def row_step_packed(n: float, mean: Any, M2: Any, err: Any, M2_err: Any, row: Any, out: Any) -> float:
     """`row_step` with weight 1 into one buffer.
 
-    ``out[:d]`` gets the mean, ``out[d:2d]`` its error and ``out[2d:]`` M2 (raveled).
+    ``out[:d]`` gets the mean, ``out[d:2d]`` its error, then M2 (raveled, m entries) and M2's
+    error (likewise).
     """
     d = mean.shape[0]
+    m = M2.size
     total_weight = n + 1.0
     square = 0.0
     for i in range(d):
@@ -511,15 +539,21 @@ def row_step_packed(n: float, mean: Any, M2: Any, err: Any, row: Any, out: Any) 
         return np.nan
     fraction = 1.0 / total_weight
     scale = np.sqrt(n * fraction)
+    trace = 0.0
     if M2.ndim == 2:
         for i in range(d):
             ui = out[d + i] * scale
             for j in range(d):
-                out[2 * d + i * d + j] = ui * (out[d + j] * scale) + M2[i, j]
+                k = 2 * d + i * d + j
+                out[k], out[k + m] = _add_compensated(M2[i, j], M2_err[i, j], ui * (out[d + j] * scale))
+            trace += out[2 * d + i * d + i]
     else:
         for i in range(d):
             ui = out[d + i] * scale
-            out[2 * d + i] = ui * ui + M2[i]
+            out[2 * d + i], out[2 * d + m + i] = _add_compensated(M2[i], M2_err[i], ui * ui)
+            trace += out[2 * d + i]
+    if not np.isfinite(trace):
+        return np.nan
     for i in range(d):
         step = out[d + i] * fraction + err[i]
         hi = mean[i] + step

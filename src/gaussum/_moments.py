@@ -36,6 +36,7 @@ __all__ = [
     "FieldNames",
     "Frozen",
     "Moments",
+    "check_M2_errors",
     "check_mean_errors",
     "check_symmetric",
     "degrees_of_freedom",
@@ -296,6 +297,32 @@ def check_mean_errors(means: np.ndarray, errors: np.ndarray, names: FieldNames =
             f"{label} must be finite and below half an ulp of its mean (mean + error == mean); "
             f"{names.at(label, i)} is {float(errors[i])!r} for a mean of {float(means[i])!r} "
             f"(shape {errors.shape[1:] if names._group is None else errors.shape})"
+        )
+
+
+def check_M2_errors(M2: np.ndarray, errors: np.ndarray) -> None:
+    """Raise ValueError unless `errors` can be the rounding errors of one summary's `M2`.
+
+    As `check_mean_errors`: each finite and at most half an ulp of its entry (``M2 + error ==
+    M2`` in float64, what the one-row step stores), and symmetric like M2 (the step adds the
+    same terms to both halves).
+    """
+    if errors.shape != M2.shape:
+        raise ValueError(f"M2_error must have the shape of M2, {M2.shape}, got {errors.shape}")
+    bad = ~np.isfinite(errors)
+    with np.errstate(all="ignore"):
+        bad |= np.isfinite(M2) & (M2 + errors != M2)
+    if bad.any():
+        at = _first_bad(bad)
+        raise ValueError(
+            "M2_error must be finite and below half an ulp of M2 (M2 + error == M2); "
+            f"M2_error{list(at)} is {float(errors[at])!r} for an M2 entry of {float(M2[at])!r} (shape {errors.shape})"
+        )
+    if errors.ndim == 2 and not np.array_equal(errors, errors.T):
+        i, j = _first_bad(errors != errors.T)[:2]
+        raise ValueError(
+            f"M2_error must be symmetric; M2_error[{i}, {j}] = {float(errors[i, j])!r} "
+            f"but M2_error[{j}, {i}] = {float(errors[j, i])!r}"
         )
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _arrays, _combine, _compiled, _kernel
 from . import _names as variables
-from ._moments import Frozen, Moments, degrees_of_freedom, readonly, warn_no_dof
+from ._moments import Frozen, Moments, check_M2_errors, degrees_of_freedom, readonly, warn_no_dof
 from ._validate import (
     as_count,
     as_data,
@@ -71,7 +71,11 @@ class GaussianSummary(Frozen):
       ``update`` carry it, so that any split merged in any order keeps the accuracy of one pass
       over all the data even far from zero, where each rounded mean would otherwise feed
       ``u |mean|`` into the ``delta`` of every later merge. Zero for a summary built from
-      ``(n, mean, M2)``.
+      ``(n, mean, M2)``;
+    - ``M2_error``: the rounding error of ``M2``, same shape, likewise below half an ulp of it.
+      Only the one-row steps (``update`` with one row or value) keep it: a stream of N rows adds
+      to a running M2 N times, and would collect ``u sqrt(N / 3)`` of rounding without it (merges
+      round M2 a few times, so they start from ``M2`` and leave no error). Zero otherwise.
 
     Summaries of disjoint data merge with ``+`` by the rule of Chan, Golub and LeVeque, so any
     split of the data, merged in any order, gives the summary of all of it to within float64
@@ -92,18 +96,22 @@ class GaussianSummary(Frozen):
     mean_error : array_like, shape of `mean`, optional
         The rounding error of `mean` (see above): finite, with ``mean + mean_error == mean`` in
         float64. None (the default) means zero.
+    M2_error : array_like, shape of `M2`, optional
+        The rounding error of `M2` (see above): finite, symmetric, with ``M2 + M2_error == M2``
+        in float64. None (the default) means zero.
 
     Raises
     ------
     ValueError
         For a negative or non-finite ``n``, non-finite or mis-shaped arrays, a non-symmetric M2, a
-        negative variance, a bad ``w2`` or ``mean_error``.
+        negative variance, a bad ``w2``, ``mean_error`` or ``M2_error``.
 
     Notes
     -----
-    ``==`` compares every field, ``mean_error`` included: two summaries of the same data built
-    differently (``from_samples`` against ``GaussianSummary(n, mean, M2)`` of its printed
-    fields) may print alike and still be unequal. `isclose` ignores ``mean_error``.
+    ``==`` compares every field, ``mean_error`` and ``M2_error`` included: two summaries of the
+    same data built differently (``from_samples`` against ``GaussianSummary(n, mean, M2)`` of its
+    printed fields, or against a row-by-row stream) may print alike and still be unequal.
+    `isclose` ignores both errors.
 
     See Also
     --------
@@ -123,7 +131,7 @@ class GaussianSummary(Frozen):
     True
     """
 
-    __slots__ = ("M2", "__weakref__", "_fields", "_layout", "mean", "mean_error", "n", "names", "w2")
+    __slots__ = ("M2", "_M2_error", "__weakref__", "_fields", "_layout", "mean", "mean_error", "n", "names", "w2")
 
     n: float
     mean: np.ndarray
@@ -136,9 +144,20 @@ class GaussianSummary(Frozen):
     mean_error: np.ndarray
     #: The variables' names, a tuple of d distinct strings, or None.
     names: tuple[str, ...] | None
+    # M2's rounding error (read-only, M2's shape), or None for zeros: see `M2_error`. A stream of
+    # Python floats on scalar data keeps a float here (a 0-d array per value cost 5% of a step).
+    _M2_error: np.ndarray | float | None
 
     def __init__(
-        self, n: Any, mean: Any, M2: Any, w2: Any = None, *, names: Any = None, mean_error: Any = None
+        self,
+        n: Any,
+        mean: Any,
+        M2: Any,
+        w2: Any = None,
+        *,
+        names: Any = None,
+        mean_error: Any = None,
+        M2_error: Any = None,
     ) -> None:
         count = as_count(n)
         mean_array = as_field(mean, "mean")
@@ -149,7 +168,15 @@ class GaussianSummary(Frozen):
             np.array([count]), mean_array[None], M2_array[None], w2_array, mean_errors=error_array
         )
         labels = variables.as_names(names, mean_array.size if mean_array.ndim == 1 else None)
-        _assign(self, count, record.means[0], record.M2[0], float(record.w2[0]), record.mean_errors[0], labels)
+        M2_errors = None
+        if M2_error is not None:
+            M2_errors = as_field(M2_error, "M2_error")
+            check_M2_errors(record.M2[0], M2_errors)
+            if not M2_errors.any():  # zeros are no error: stored as none, as every other path does
+                M2_errors = None
+        _assign(
+            self, count, record.means[0], record.M2[0], float(record.w2[0]), record.mean_errors[0], labels, M2_errors
+        )
 
     # -- construction -------------------------------------------------------------------------
 
@@ -162,13 +189,15 @@ class GaussianSummary(Frozen):
         w2: float,
         names: tuple[str, ...] | None = None,
         mean_error: np.ndarray | None = None,
+        M2_error: np.ndarray | float | None = None,
     ) -> GaussianSummary:
         """Wrap arrays this package computed itself: no checks; small ones are packed (`_assign`).
 
-        ``mean_error=None`` means zeros.
+        ``mean_error=None`` and ``M2_error=None`` mean zeros.
         """
         self = object.__new__(cls)
-        _assign(self, float(n), mean, M2, float(w2), np.zeros(mean.shape) if mean_error is None else mean_error, names)
+        error = np.zeros(mean.shape) if mean_error is None else mean_error
+        _assign(self, float(n), mean, M2, float(w2), error, names, M2_error)
         return self
 
     @classmethod
@@ -419,6 +448,19 @@ class GaussianSummary(Frozen):
     # -- fields and derived quantities --------------------------------------------------------
 
     @property
+    def M2_error(self) -> np.ndarray:
+        """The rounding error of `M2` kept by one-row updates (read-only, M2's shape); zeros for
+        every other summary.
+
+        ``M2 + M2_error`` is M2 as a double-float; `M2` is its correctly rounded value, which is
+        what every method uses.
+        """
+        error = self._M2_error
+        if error is None or isinstance(error, float):
+            return readonly(np.full(self.M2.shape, error or 0.0))
+        return error
+
+    @property
     def diagonal(self) -> bool:
         """True when only per-variable sums of squares are kept (M2 of shape ``(d,)``)."""
         return self.mean.ndim == 1 and self.M2.ndim == 1
@@ -515,7 +557,13 @@ class GaussianSummary(Frozen):
         """
         if self.M2.ndim != 2:
             return self
-        return GaussianSummary._from_record(self._record.to_diagonal(), self.names)
+        diagonal = GaussianSummary._from_record(self._record.to_diagonal(), self.names)
+        if self._M2_error is None:
+            return diagonal
+        return GaussianSummary._trusted(
+            diagonal.n, diagonal.mean, diagonal.M2, diagonal.w2, self.names, diagonal.mean_error,
+            self.M2_error.diagonal(),
+        )
 
     def scaled(self, factor: float) -> GaussianSummary:
         """Every weight multiplied by `factor`: ``n`` and ``M2`` scale by it, ``w2`` by its square.
@@ -550,7 +598,7 @@ class GaussianSummary(Frozen):
         >>> s.n, float(s.mean), float(s.M2), s.w2
         (1.5, 3.0, 7.0, 0.75)
         """
-        return GaussianSummary._from_record(self._record.scaled(factor), self.names)
+        return _keeping_M2_error(GaussianSummary._from_record(self._record.scaled(factor), self.names), [self])
 
     # -- labelled results (pandas and xarray: gaussum[frames]) ---------------------------------
 
@@ -624,7 +672,7 @@ class GaussianSummary(Frozen):
 
     def _renamed(self, names: tuple[str, ...] | None) -> GaussianSummary:
         """The same numbers with `names` (trusted: the caller checked them)."""
-        return GaussianSummary._trusted(self.n, self.mean, self.M2, self.w2, names, self.mean_error)
+        return GaussianSummary._trusted(self.n, self.mean, self.M2, self.w2, names, self.mean_error, self._M2_error)
 
     def _as_1d(self) -> _combine.Moments:
         if self.mean.ndim == 0:
@@ -654,8 +702,7 @@ class GaussianSummary(Frozen):
         order = variables.alignment(names, self.names, verb)
         if order is None:
             return self
-        M2 = self.M2[np.ix_(order, order)] if self.M2.ndim == 2 else self.M2[order]
-        return GaussianSummary._trusted(self.n, self.mean[order], M2, self.w2, names, self.mean_error[order])
+        return self._taken(order, names)
 
     def select(self, which: Any) -> GaussianSummary:
         """The marginal summary of some variables: the sub-block of mean and M2, exactly.
@@ -688,9 +735,18 @@ class GaussianSummary(Frozen):
         if self.mean.ndim == 0:
             raise ValueError("scalar data has one variable: there is nothing to select")
         index = variables.positions(which, self.names, self.d)
-        M2 = self.M2[np.ix_(index, index)] if self.M2.ndim == 2 else self.M2[index]
-        names = None if self.names is None else tuple(self.names[i] for i in index)
-        return GaussianSummary._trusted(self.n, self.mean[index], M2, self.w2, names, self.mean_error[index])
+        return self._taken(index, None if self.names is None else tuple(self.names[i] for i in index))
+
+    def _taken(self, index: Any, names: tuple[str, ...] | None) -> GaussianSummary:
+        """The variables at `index`, in its order, named `names`: sub-blocks of every field."""
+
+        def block(M: np.ndarray) -> np.ndarray:
+            return M[np.ix_(index, index)] if M.ndim == 2 else M[index]
+
+        M2_error = None if self._M2_error is None else block(self.M2_error)
+        return GaussianSummary._trusted(
+            self.n, self.mean[index], block(self.M2), self.w2, names, self.mean_error[index], M2_error
+        )
 
     def __getitem__(self, which: Any) -> GaussianSummary:
         """``s[["a", "c"]]`` is ``s.select(["a", "c"])``."""
@@ -708,7 +764,7 @@ class GaussianSummary(Frozen):
             raise Float64OverflowError(
                 "the result overflows float64 (sums of squares past 1.8e308); rescale the data first"
             )
-        return result
+        return _keeping_M2_error(result, inputs)
 
     def __add__(self, other: object) -> GaussianSummary:
         if not isinstance(other, GaussianSummary):
@@ -852,27 +908,30 @@ class GaussianSummary(Frozen):
             # Scalar data, one Python float: plain float arithmetic on the packed fields, and the
             # new summary packed straight from floats (this is the whole cost of a stream of values).
             mean, err, M2 = self._fields.tolist()  # type: ignore[union-attr]  # scalars are always packed
-            step = _combine.add_value(self.n, mean, M2, err, x)
+            M2_err = 0.0 if self._M2_error is None else float(self._M2_error)
+            step = _combine.add_value(self.n, mean, M2, err, M2_err, x)
             if step is not None:
-                n, mean, M2, err = step
+                n, mean, M2, err, M2_err = step
                 # The layout of `_assign`, read-only from birth (a view of bytes: a third of the
-                # cost of np.array and setflags); ``fields[i, ...]`` is a 0-d view.
+                # cost of np.array and setflags); ``fields[i, ...]`` is a 0-d view. M2's error
+                # stays a float (`M2_error` makes the array when asked).
                 fields = np.frombuffer(_pack_three_floats(mean, err, M2))
                 return _set_slots(
                     _new(GaussianSummary), fields, n, fields[0, ...], fields[2, ...], self.w2 + 1.0,
-                    fields[1, ...], None, 0,
+                    fields[1, ...], None, 0, M2_err,
                 )
             return self._add_rows(np.array([[x]]), None, None, nan_policy)
-        if _arrays.is_device_array(x):  # torch, CuPy, JAX, ...: summarised on their own device
-            batch = _arrays.summarize_update(x, self.mean.shape, weights, aweights, self.M2.ndim < 2, nan_policy)
-            with np.errstate(over="ignore", invalid="ignore"):
-                moments = _combine.merge_pair(*self._as_1d(), *batch)
-            return self._wrap(moments, self) if nan_policy != "propagate" else self._wrap(moments)
-        if not isinstance(x, (np.ndarray, list, tuple)):
-            rows, found = variables.rows_and_names(x, "x")
-            if found is not None:
-                return self._add_frame(rows, found, weights, aweights, nan_policy)
-            x = rows
+        if type(x) is not np.ndarray:  # (a row of a numpy array, in a stream, skips the two tests)
+            if _arrays.is_device_array(x):  # torch, CuPy, JAX, ...: summarised on their own device
+                batch = _arrays.summarize_update(x, self.mean.shape, weights, aweights, self.M2.ndim < 2, nan_policy)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    moments = _combine.merge_pair(*self._as_1d(), *batch)
+                return self._wrap(moments, self) if nan_policy != "propagate" else self._wrap(moments)
+            if not isinstance(x, (np.ndarray, list, tuple)):
+                rows, found = variables.rows_and_names(x, "x")
+                if found is not None:
+                    return self._add_frame(rows, found, weights, aweights, nan_policy)
+                x = rows
         data = as_numeric(x, "x")
         if data.ndim == self.mean.ndim:
             return self._add_one(data, weights, aweights, nan_policy)
@@ -933,15 +992,22 @@ class GaussianSummary(Frozen):
         if self.mean.ndim:
             if self.n > 0 and _compiled.use_small_steps() and w == 1.0 and a == 1.0:
                 # The compiled step without numpy's per-call overhead (the same bits as add_row).
-                fast = _compiled.row_update(self.n, self.mean, self.M2, self.mean_error, row)
+                M2_error = self._M2_error
+                if M2_error is None:
+                    M2_error = np.zeros(self.M2.shape)
+                fast = _compiled.row_update(self.n, self.mean, self.M2, self.mean_error, M2_error, row)  # type: ignore[arg-type]
                 if fast is not None and math.isfinite(self.w2 + 1.0):
+                    total, mean, M2, error, M2_error, fields = fast
                     return _set_slots(
-                        _new(GaussianSummary), fast[4], fast[0], fast[1], fast[2], self.w2 + 1.0, fast[3],
-                        self.names,
+                        _new(GaussianSummary), fields, total, mean, M2, self.w2 + 1.0, error, self.names,
+                        self._layout, M2_error,
                     )
-            step = _combine.add_row(self.n, self.mean, self.M2, self.w2, self.mean_error, row, w, w * a)
+            step = _combine.add_row(
+                self.n, self.mean, self.M2, self.w2, self.mean_error, row, w, w * a,
+                self._M2_error,  # type: ignore[arg-type]  # a float only on scalar data, not here
+            )
             if step is not None and math.isfinite(step[3]):
-                return GaussianSummary._trusted(step[0], step[1], step[2], step[3], self.names, step[4])
+                return GaussianSummary._trusted(*step[:4], self.names, step[4], step[5])
         else:
             step = _combine.add_row(
                 self.n,
@@ -952,9 +1018,13 @@ class GaussianSummary(Frozen):
                 row.reshape(1),
                 w,
                 w * a,
+                None if self._M2_error is None else self.M2_error.reshape(1),
             )
             if step is not None and math.isfinite(step[3]):
-                return GaussianSummary._from_1d(step, True)
+                n, mean, M2, w2, error, M2_error = step
+                return GaussianSummary._trusted(
+                    n, mean.reshape(()), M2.reshape(()), w2, None, error.reshape(()), M2_error.reshape(())
+                )
         # NaN, inf or overflow: the row kernel applies the NaN policy (and names the problem).
         # (Scalar data has no names.)
         return self._add_rows(
@@ -975,6 +1045,7 @@ class GaussianSummary(Frozen):
             and bool(np.array_equal(self.mean, other.mean))
             and bool(np.array_equal(self.M2, other.M2))
             and bool(np.array_equal(self.mean_error, other.mean_error))
+            and _same_M2_errors(self._M2_error, other._M2_error)
         )
 
     def __hash__(self) -> int:
@@ -1018,8 +1089,9 @@ class GaussianSummary(Frozen):
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (format version 2); `from_dict` turns it back into an equal summary, exactly.
 
-        The mean's rounding error is written as ``"mean_error"`` only when it is not all zero, so
-        a summary built from ``(n, mean, M2)`` writes the same dict as before it existed.
+        The mean's rounding error is written as ``"mean_error"`` only when it is not all zero, and
+        M2's as ``"M2_error"`` only when the summary has one (a row-by-row stream), so a summary
+        built from ``(n, mean, M2)`` writes the same dict as before they existed.
 
         Examples
         --------
@@ -1037,6 +1109,7 @@ class GaussianSummary(Frozen):
             "M2": self.M2.tolist(),
             "w2": self.w2,
             **({"mean_error": self.mean_error.tolist()} if self.mean_error.any() else {}),
+            **({"M2_error": self.M2_error.tolist()} if _has_M2_error(self) else {}),
             **({} if self.names is None else {"names": list(self.names)}),
         }
 
@@ -1044,8 +1117,8 @@ class GaussianSummary(Frozen):
     def from_dict(cls, data: Any, *, max_d: int = MAX_VARIABLES) -> GaussianSummary:
         """The summary written by `to_dict` (format version 1 or 2), validated like direct construction.
 
-        A version-1 dict has no ``w2``; it is read with ``w2 = n``. ``mean_error`` is optional
-        (written only when non-zero; read as zero when absent). The dict may come from
+        A version-1 dict has no ``w2``; it is read with ``w2 = n``. ``mean_error`` and ``M2_error``
+        are optional (written only when non-zero; read as zero when absent). The dict may come from
         outside (a file, a network): every field's type, nesting and shape is checked before any
         array is built, so a small hostile input cannot make it allocate much.
 
@@ -1061,10 +1134,11 @@ class GaussianSummary(Frozen):
         ValueError
             For anything but a well-formed dict of a known format version: missing or extra
             keys, wrong types, nesting or shapes, more than `max_d` variables, non-finite values,
-            an M2 that is not a symmetric positive semi-definite scatter matrix, a mean error that
-            is not finite or not below half an ulp of its mean.
+            an M2 that is not a symmetric positive semi-definite scatter matrix, a mean or M2
+            error that is not finite or not below half an ulp of its value.
         """
-        version = check_format_header(data, _DICT_FIELDS, _FORMAT_NAME, optional={2: {"names", "mean_error"}})
+        optional = {2: {"names", "mean_error", "M2_error"}}
+        version = check_format_header(data, _DICT_FIELDS, _FORMAT_NAME, optional=optional)
         scalars = ("n", "w2") if version >= 2 else ("n",)
         for key in scalars:
             if not is_number_tree(data[key]) or isinstance(data[key], list):
@@ -1084,10 +1158,14 @@ class GaussianSummary(Frozen):
         mean_error = None
         if "mean_error" in data:
             mean_error = float_tree(data["mean_error"], "summary dict field 'mean_error'", [mean_shape])
+        M2_error = None
+        if "M2_error" in data:
+            M2_error = float_tree(data["M2_error"], "summary dict field 'M2_error'", [M2.shape])
         names = data.get("names")
         if names is not None and (not isinstance(names, list) or len(names) > max_d):
             raise ValueError(f"summary dict field 'names' must be a list of strings, got {names!r:.80}")
-        return cls(data["n"], mean, M2, data["w2"] if version >= 2 else None, names=names, mean_error=mean_error)
+        w2 = data["w2"] if version >= 2 else None
+        return cls(data["n"], mean, M2, w2, names=names, mean_error=mean_error, M2_error=M2_error)
 
     def to_bytes(self) -> bytes:
         """The compact binary form: a small versioned header, then float64 arrays (M2's upper triangle).
@@ -1133,7 +1211,10 @@ class GaussianSummary(Frozen):
         # Unpickling must give read-only arrays again.
         return (
             _restore,
-            (self.n, np.array(self.mean), np.array(self.M2), self.w2, self.names, np.array(self.mean_error)),
+            (
+                self.n, np.array(self.mean), np.array(self.M2), self.w2, self.names, np.array(self.mean_error),
+                None if self._M2_error is None else np.array(self._M2_error, dtype=np.float64),
+            ),
         )
 
     def __repr__(self) -> str:
@@ -1161,7 +1242,7 @@ _new = object.__new__
 #: The setters of `GaussianSummary`'s slots, in `_set_slots`' order.
 _SLOT_SETTERS = tuple(
     vars(GaussianSummary)[name].__set__
-    for name in ("_fields", "_layout", "n", "mean", "M2", "w2", "mean_error", "names")
+    for name in ("_fields", "_layout", "n", "mean", "M2", "w2", "mean_error", "names", "_M2_error")
 )
 
 # Summaries of at most this many floats (2d + M2.size: d <= 89 with a full M2) keep mean,
@@ -1186,9 +1267,11 @@ def _assign(
     w2: float,
     mean_error: np.ndarray,
     names: tuple[str, ...] | None,
+    M2_error: np.ndarray | float | None = None,
 ) -> None:
     """Set the fields of a new summary, read-only: packed into one buffer ``[mean, mean_error,
-    M2]`` when small (`_PACKED_FLOATS`), else the arrays themselves (marked by `readonly`)."""
+    M2]`` when small (`_PACKED_FLOATS`), else the arrays themselves (marked by `readonly`).
+    `M2_error` (None for zeros) is kept apart: only row-by-row streams have one."""
     if 2 * mean.size + M2.size <= _PACKED_FLOATS:
         d, shape = mean.size, mean.shape
         # A 1-D mean needs no reshape: each call is a sizeable part of a one-row update.
@@ -1202,7 +1285,9 @@ def _assign(
     else:
         fields = None
         mean, M2, mean_error = readonly(mean), readonly(M2), readonly(mean_error)
-    _set_slots(self, fields, n, mean, M2, w2, mean_error, names)
+    if M2_error is not None:
+        M2_error = readonly(np.array(M2_error, dtype=np.float64).reshape(M2.shape))
+    _set_slots(self, fields, n, mean, M2, w2, mean_error, names, None, M2_error)
 
 
 def _set_slots(
@@ -1215,6 +1300,7 @@ def _set_slots(
     mean_error: np.ndarray,
     names: tuple[str, ...] | None,
     layout: int | None = None,
+    M2_error: np.ndarray | float | None = None,
 ) -> GaussianSummary:
     """Set the fields of a new summary, and return it (the one place that writes them).
 
@@ -1226,7 +1312,7 @@ def _set_slots(
     """
     # The slots' own setters: this runs once per row in a row-by-row update, and
     # object.__setattr__ would look each one up again.
-    set_fields, set_layout, set_n, set_mean, set_M2, set_w2, set_error, set_names = _SLOT_SETTERS
+    set_fields, set_layout, set_n, set_mean, set_M2, set_w2, set_error, set_names, set_M2_error = _SLOT_SETTERS
     set_fields(self, fields)
     set_layout(self, _layout_of(mean, M2) if layout is None else layout)
     set_n(self, n)
@@ -1235,7 +1321,43 @@ def _set_slots(
     set_w2(self, w2)
     set_error(self, mean_error)
     set_names(self, names)
+    set_M2_error(self, M2_error)
     return self
+
+
+def _has_M2_error(s: GaussianSummary) -> bool:
+    """Whether `s` keeps a non-zero M2 error (written by `to_dict` only then)."""
+    return s._M2_error is not None and bool(np.any(s._M2_error))
+
+
+def _same_M2_errors(a: np.ndarray | float | None, b: np.ndarray | float | None) -> bool:
+    """Whether two summaries' `_M2_error` slots hold the same error (None is zeros)."""
+    if a is None or b is None:
+        other = a if b is None else b
+        return other is None or not np.any(other)
+    return bool(np.array_equal(a, b))
+
+
+def _keeping_M2_error(result: GaussianSummary, sources: Iterable[GaussianSummary]) -> GaussianSummary:
+    """`result`, with the M2 error of a source it equals in every other field.
+
+    A merge with an empty summary, `merge_all` of one, or ``scaled(1.0)`` gives back the value
+    it was given; keeping that value's error keeps ``s + empty == s`` true of a row-by-row
+    stream as of any summary. Other results start from the rounded M2, with no error.
+    """
+    for source in sources:
+        if source._M2_error is None or result._M2_error is not None:
+            continue
+        if result == _without_M2_error(source, result.names):
+            return _set_slots(
+                _new(GaussianSummary), result._fields, result.n, result.mean, result.M2, result.w2,
+                result.mean_error, result.names, result._layout, source._M2_error,
+            )
+    return result
+
+
+def _without_M2_error(s: GaussianSummary, names: tuple[str, ...] | None) -> GaussianSummary:
+    return _set_slots(_new(GaussianSummary), s._fields, s.n, s.mean, s.M2, s.w2, s.mean_error, names, s._layout)
 
 
 def _stacked(s: GaussianSummary) -> _combine.Stacked:
@@ -1292,17 +1414,17 @@ def _merge_chunked(parts: list[_combine.Moments], chunk: int) -> _combine.Moment
 
 
 def _restore(
-    n: Any, mean: Any, M2: Any, w2: Any = None, names: Any = None, mean_error: Any = None
+    n: Any, mean: Any, M2: Any, w2: Any = None, names: Any = None, mean_error: Any = None, M2_error: Any = None
 ) -> GaussianSummary:
     """Unpickle, validated like construction: a tampered field never becomes a summary.
 
     A summary with NaN fields (what ``nan_policy="propagate"`` returns) is a value too: its
     shapes, count and w2 are checked, its arrays taken as they are. Pickles written before
-    ``w2`` existed have none: it is n; before ``mean_error``, it is zero. (Pickle itself stays
-    unsafe for untrusted bytes.)
+    ``w2`` existed have none: it is n; before ``mean_error`` or ``M2_error``, it is zero.
+    (Pickle itself stays unsafe for untrusted bytes.)
     """
     try:
-        return GaussianSummary(n, mean, M2, w2, names=names, mean_error=mean_error)
+        return GaussianSummary(n, mean, M2, w2, names=names, mean_error=mean_error, M2_error=M2_error)
     except ValueError:
         mean_array, M2_array = as_field(mean, "mean"), as_field(M2, "M2")
         if np.isfinite(mean_array).all() and np.isfinite(M2_array).all():
