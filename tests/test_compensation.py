@@ -109,12 +109,18 @@ def _random_tree(parts: list[GaussianSummary], seed: int) -> GaussianSummary:
 @pytest.mark.parametrize("offset", [1e9, 1.7e9])
 def test_every_merge_order_is_as_accurate_as_one_pass(offset, spread, d):
     """merge_all, a left fold and a random tree of 37 uneven shards: covariance within 16 u
-    (1.8e-15) at unit spread, within 2x from_samples' own error at spread 1e-3; means within 1 ulp
-    of the exact mean. (Without the compensation: 2e-10 to 1e-6, from the rounding of the means.)"""
+    (1.8e-15) at unit spread, within 2x from_samples' own error at spread 1e-3 or 8 u where that
+    is lower; means within 1 ulp of the exact mean. (Without the compensation: 2e-10 to 1e-6,
+    from the rounding of the means.)
+
+    At spread 1e-3 the data are so coarsely quantised (ulp(1e9) is 1.2e-4 of the spread) that
+    from_samples' sums about its shift are exact, to 1e-18, below the half-ulp rounding of the
+    M2 any merge stores: 8 u is that floor, a few roundings (measured: 3 u at most).
+    from_samples itself, on the numpy and the compiled paths, is within 16 u at both spreads."""
     X, chunks = _table_data(offset, spread, d)
     reference, hi, lo = reference_covariance(X)
     whole = GaussianSummary.from_samples(X)
-    bound = 1.8e-15 if spread == 1.0 else 2 * relative_error(whole.covariance(), reference)
+    bound = 1.8e-15 if spread == 1.0 else max(2 * relative_error(whole.covariance(), reference), 8 * U)
     shards = [GaussianSummary.from_samples(chunk) for chunk in chunks]
     folded = shards[0]
     for shard in shards[1:]:
@@ -129,8 +135,11 @@ def test_every_merge_order_is_as_accurate_as_one_pass(offset, spread, d):
         assert ulps_off(s.mean, hi, lo) <= 1.0, path
         if path != "from_samples":
             assert relative_error(s.covariance(), reference) <= bound, path
-    if spread == 1.0:
-        assert relative_error(whole.covariance(), reference) <= 1.8e-15
+    for mode in ("numpy", "compiled"):
+        with _compiled.forced(mode):
+            one_pass = GaussianSummary.from_samples(X)
+        assert ulps_off(one_pass.mean, hi, lo) <= 1.0, mode
+        assert relative_error(one_pass.covariance(), reference) <= 1.8e-15, mode
 
 
 def _stream(X: np.ndarray) -> GaussianSummary:
