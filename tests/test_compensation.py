@@ -192,6 +192,38 @@ def test_each_path_of_the_one_row_step_keeps_m2_compensated(mode, d):
     assert s.M2_error.any() and np.array_equal(s.M2 + s.M2_error, s.M2)
 
 
+def test_scalar_streams_of_floats_and_numpy_scalars_agree_to_the_bit():
+    """update(float) (plain float arithmetic) and update(np.float64) / update(0-d array) (the
+    array step) round the same operations alike: equal summaries, M2_error included."""
+    values = (1e6 + np.random.default_rng(12).standard_normal(300)).tolist()
+    floats = scalars = arrays = GaussianSummary.empty()
+    for value in values:
+        floats, scalars = floats.update(value), scalars.update(np.float64(value))
+        arrays = arrays.update(np.array(value))
+    assert floats == scalars == arrays and floats.M2_error.any()
+
+
+@pytest.mark.parametrize("mode", ["numpy", "compiled"])
+def test_large_finite_m2_keeps_its_error_on_both_paths(mode):
+    """Variances near 1e308 are stepped, not refused (the overflow test is of each entry), with
+    the same bits on both paths up to the largest float64."""
+    if mode == "compiled" and not _compiled.available():
+        pytest.skip("needs numba, not installed: pip install 'gaussum[fast]'")
+    with _compiled.forced(mode):
+        stepped = GaussianSummary(10.0, [0.0, 0.0], [1e308, 1e308]).update([1.0, 1.0])
+    assert stepped.M2.tolist() == [1e308, 1e308] and stepped.M2_error.any()
+    largest = np.finfo(np.float64).max
+    M2 = np.full(8, 0.4 * (largest - np.nextafter(largest, 0.0)))
+    M2[0] = largest
+    row = np.zeros(8)
+    row[1] = 1.0
+    near_max = GaussianSummary(10.0, np.zeros(8), M2)
+    with _compiled.forced(mode):
+        result = near_max.update(row)
+    with _compiled.forced("numpy"):
+        assert result == near_max.update(row)
+
+
 @settings(max_examples=12, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),

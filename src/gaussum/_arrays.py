@@ -312,14 +312,17 @@ def _first_shift(rows: _Rows, omit: bool, strict: bool) -> tuple[np.ndarray, np.
         sums = _to_host(xp.stack([xp.sum(Dw, axis=0), xp.sum(Dw * deviations, axis=0)]))
         fine, spread = sums[0] / n, np.sqrt(np.abs(sums[1]) / n)
         with np.errstate(all="ignore"):
-            return _device_shift(plan, *two_sum(coarse, fine), spread)
+            return _device_shift(plan, *two_sum(coarse, fine), spread, rows.N if rows.w is None else 0)
     return None
 
 
 def _device_shift(
-    plan: _Plan, coarse: np.ndarray, fine: np.ndarray, spread: np.ndarray | None = None
+    plan: _Plan, coarse: np.ndarray, fine: np.ndarray, spread: np.ndarray | None = None, rows: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The shift as two parts each exactly held in the accumulation dtype (float32 pairs if narrow)."""
+    """The shift as two parts each exactly held in the accumulation dtype (float32 pairs if narrow).
+
+    `rows`: the input's row count when unweighted (0 otherwise), for `_kernel.exact_about_coarse`.
+    """
     if not plan.wide:
         total = coarse + fine
         coarse = total.astype(np.float32).astype(np.float64)
@@ -329,6 +332,9 @@ def _device_shift(
         quantum = np.spacing(np.abs(coarse).astype(np.float64 if plan.wide else np.float32))
         if (quantum <= _QUANTUM_OF_SPREAD * spread).all():
             fine = np.zeros_like(fine)
+        elif plan.wide:
+            # As there too: no fine part where the float64 pass about the coarse one is exact.
+            fine = np.where(_kernel.exact_about_coarse(coarse, spread, rows), 0.0, fine)
     return coarse, fine
 
 

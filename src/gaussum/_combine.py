@@ -671,8 +671,9 @@ def add_row(
     u = delta * math.sqrt(n * fraction)
     term = np.multiply.outer(u, u) if M2.ndim == 2 else u * u
     new_M2, new_M2_err = add_compensated(M2, M2_err, term)
-    # A finite term can still take a variance past 1.8e308 (the diagonal bounds every entry).
-    if not math.isfinite(new_M2.trace() if M2.ndim == 2 else new_M2.sum()):
+    # A finite term can still take an entry past 1.8e308: its error is then NaN or inf, and a
+    # sum of finite errors (each below half an ulp of an entry) cannot overflow.
+    if not math.isfinite(new_M2_err.sum()):
         return None
     return total, new_mean, new_M2, w2 + w2_row, new_err, new_M2_err
 
@@ -696,7 +697,8 @@ def add_value(
     """`add_row` for one unweighted Python float on scalar data, in plain float arithmetic.
 
     Returns ``(n, mean, M2, mean_err, M2_err)``, or None when `value` is not finite or its square
-    or M2 overflows (one test at the end: NaN or inf anywhere reaches the new M2).
+    or M2 overflows (one test at the end: NaN or inf anywhere reaches M2's new error). The same
+    operations as `add_row`, so the same bits as ``update(np.float64(value))``.
     """
     delta = (value - mean) - err
     total = n + 1.0
@@ -706,13 +708,15 @@ def add_value(
     part = hi - mean
     # add_compensated, written out. M2 and the term are never negative, so each two-sum may be
     # Dekker's fast one, the larger operand first (|s| >= |e| in the second); the same values.
-    term = delta * delta * (n * fraction)
+    u = delta * math.sqrt(n * fraction)  # add_row's term, rounded as there: the same bits
+    term = u * u
     s = M2 + term
     e = ((term - (s - M2)) if M2 >= term else (M2 - (s - term))) + M2_err
     total_M2 = s + e
-    if not math.isfinite(total_M2):
+    M2_err = e - (total_M2 - s)
+    if not math.isfinite(M2_err):  # as in add_row; NaN and inf anywhere above reach it too
         return None
-    return total, hi, total_M2, (mean - (hi - part)) + (step - part), e - (total_M2 - s)
+    return total, hi, total_M2, (mean - (hi - part)) + (step - part), M2_err
 
 
 def two_sum(a: Any, b: Any) -> tuple[Any, Any]:

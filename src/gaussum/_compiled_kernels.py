@@ -497,19 +497,21 @@ def row_step(
         return np.nan
     fraction = weight / total_weight
     scale = np.sqrt(n * fraction)
-    trace = 0.0  # the numpy step's overflow check: the new diagonal's sum, in order
+    # The numpy step's overflow check: an entry past 1.8e308 leaves a NaN or inf error, and a sum
+    # of finite errors cannot overflow (finite in any order exactly when every error is).
+    errors = 0.0
     if M2.ndim == 2:
         for i in range(d):
             ui = new_err[i] * scale
             for j in range(d):
                 new_M2[i, j], new_M2_err[i, j] = _add_compensated(M2[i, j], M2_err[i, j], ui * (new_err[j] * scale))
-            trace += new_M2[i, i]
+                errors += new_M2_err[i, j]
     else:
         for i in range(d):
             ui = new_err[i] * scale
             new_M2[i], new_M2_err[i] = _add_compensated(M2[i], M2_err[i], ui * ui)
-            trace += new_M2[i]
-    if not np.isfinite(trace):
+            errors += new_M2_err[i]
+    if not np.isfinite(errors):
         return np.nan
     for i in range(d):
         step = new_err[i] * fraction + err[i]
@@ -539,20 +541,20 @@ def row_step_packed(n: float, mean: Any, M2: Any, err: Any, M2_err: Any, row: An
         return np.nan
     fraction = 1.0 / total_weight
     scale = np.sqrt(n * fraction)
-    trace = 0.0
+    errors = 0.0  # as in `row_step`
     if M2.ndim == 2:
         for i in range(d):
             ui = out[d + i] * scale
             for j in range(d):
                 k = 2 * d + i * d + j
                 out[k], out[k + m] = _add_compensated(M2[i, j], M2_err[i, j], ui * (out[d + j] * scale))
-            trace += out[2 * d + i * d + i]
+                errors += out[k + m]
     else:
         for i in range(d):
             ui = out[d + i] * scale
             out[2 * d + i], out[2 * d + m + i] = _add_compensated(M2[i], M2_err[i], ui * ui)
-            trace += out[2 * d + i]
-    if not np.isfinite(trace):
+            errors += out[2 * d + m + i]
+    if not np.isfinite(errors):
         return np.nan
     for i in range(d):
         step = out[d + i] * fraction + err[i]

@@ -205,11 +205,22 @@ def _settled_shift(
     near = np.abs(coarse) < _ZERO_SHIFT_IN_STD * spread
     if near.any():
         coarse, fine = np.where(near, 0.0, coarse), np.where(near, 0.0, fine)
-    quantum = np.spacing(np.abs(coarse))
-    if (quantum <= _QUANTUM_OF_SPREAD * spread).all():
+    if (np.spacing(np.abs(coarse)) <= _QUANTUM_OF_SPREAD * spread).all():
         return coarse, np.zeros_like(fine)
-    exact = rows * (_EXACT_SPREADS * spread) ** 2 < 2.0**53 * (quantum / 2) ** 2
+    exact = exact_about_coarse(coarse, spread, rows)
     return coarse, np.where(exact, 0.0, fine) if exact.any() else fine
+
+
+def exact_about_coarse(coarse: np.ndarray, spread: np.ndarray, rows: int) -> np.ndarray:
+    """Which variables' pass about `coarse` alone is exact in float64 (see `_EXACT_SPREADS`).
+
+    ``X - coarse`` is a multiple of ``g = ulp(coarse) / 2`` (exact, Sterbenz); with about `rows`
+    rows of `spread`, every square, product and partial sum of such values is exact while the
+    total of the squares stays below ``2^53 g^2``.
+    """
+    grid = np.spacing(np.abs(coarse)) / 2
+    exact: np.ndarray = rows * (_EXACT_SPREADS * spread) ** 2 < 2.0**53 * grid * grid
+    return exact
 
 
 def _centred_sums(

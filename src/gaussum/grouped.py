@@ -312,6 +312,11 @@ class GroupedSummary(Frozen):
     def from_summaries(cls, summaries: Any) -> GroupedSummary:
         """A grouped summary from a mapping ``{key: GaussianSummary}`` (or ``(key, summary)`` pairs).
 
+        Each key keeps its summary's fields, ``mean_error`` included, but not ``M2_error``: grouped
+        summaries keep none (only one-row steps make one), so ``from_summaries({"x": a})["x"]``
+        of a row-by-row stream ``a`` has its rounded M2 and compares unequal to ``a``
+        (`GaussianSummary.isclose` holds).
+
         Examples
         --------
         >>> from gaussum import GaussianSummary, GroupedSummary

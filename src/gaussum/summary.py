@@ -172,7 +172,7 @@ class GaussianSummary(Frozen):
         if M2_error is not None:
             M2_errors = as_field(M2_error, "M2_error")
             check_M2_errors(record.M2[0], M2_errors)
-            if not M2_errors.any():  # zeros are no error: stored as none, as every other path does
+            if not M2_errors.any():  # zeros are no error (== treats None and zeros alike)
                 M2_errors = None
         _assign(
             self, count, record.means[0], record.M2[0], float(record.w2[0]), record.mean_errors[0], labels, M2_errors
