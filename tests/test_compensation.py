@@ -17,48 +17,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exact import reference_covariance, relative_error
 from gaussum import GaussianSummary, GroupedSummary, _compiled, cli
 
 U = np.finfo(np.float64).eps / 2
 
 
 # -- references -----------------------------------------------------------------------------------
-
-
-def exact_mean(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per column, the exact mean of the float64 values as a double-float ``hi + lo`` (to u**2).
-
-    ``math.fsum`` is correctly rounded; the fsum of the values less that sum is what it left.
-    """
-    N, d = X.shape
-    hi, lo = np.empty(d), np.empty(d)
-    for j in range(d):
-        column = X[:, j].tolist()
-        total = math.fsum(column)
-        rest = math.fsum([*column, -total])
-        mean = (Fraction(total) + Fraction(rest)) / N
-        hi[j] = float(mean)
-        lo[j] = float(mean - Fraction(hi[j]))
-    return hi, lo
-
-
-def reference_covariance(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The covariance of X (ddof=1) about its exact mean, and that mean as ``hi, lo``.
-
-    ``X - hi`` is exact for data near its mean (Sterbenz); taking ``lo`` off rounds each value to
-    ``u`` of itself, and numpy's pairwise sums of the products round by ``u log N``: far below
-    the errors measured here.
-    """
-    hi, lo = exact_mean(X)
-    Yt = np.ascontiguousarray(((X - hi) - lo).T)
-    C = np.empty((X.shape[1], X.shape[1]))
-    for i in range(X.shape[1]):
-        C[i] = np.sum(Yt[i] * Yt, axis=1)
-    return C / (X.shape[0] - 1), hi, lo
-
-
-def relative_error(C: np.ndarray, reference: np.ndarray) -> float:
-    return float(np.linalg.norm(C - reference) / np.linalg.norm(reference))
 
 
 def ulps_off(mean: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> float:
