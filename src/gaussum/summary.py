@@ -1285,8 +1285,8 @@ def _assign(
     else:
         fields = None
         mean, M2, mean_error = readonly(mean), readonly(M2), readonly(mean_error)
-    if M2_error is not None:
-        M2_error = readonly(np.array(M2_error, dtype=np.float64).reshape(M2.shape))
+    if isinstance(M2_error, np.ndarray):  # always the package's own float64 array (a float stays one)
+        M2_error = readonly(M2_error.reshape(M2.shape))
     _set_slots(self, fields, n, mean, M2, w2, mean_error, names, None, M2_error)
 
 
