@@ -501,11 +501,15 @@ def row_step(
     # of finite errors cannot overflow (finite in any order exactly when every error is).
     errors = 0.0
     if M2.ndim == 2:
+        # The upper triangle, mirrored: M2, its error and the term are symmetric, so entry (j, i)
+        # would be computed from the same values as (i, j) (the numpy step computes both).
         for i in range(d):
             ui = new_err[i] * scale
-            for j in range(d):
-                new_M2[i, j], new_M2_err[i, j] = _add_compensated(M2[i, j], M2_err[i, j], ui * (new_err[j] * scale))
-                errors += new_M2_err[i, j]
+            for j in range(i, d):
+                total, error = _add_compensated(M2[i, j], M2_err[i, j], ui * (new_err[j] * scale))
+                new_M2[i, j] = new_M2[j, i] = total
+                new_M2_err[i, j] = new_M2_err[j, i] = error
+                errors += error
     else:
         for i in range(d):
             ui = new_err[i] * scale
@@ -543,12 +547,14 @@ def row_step_packed(n: float, mean: Any, M2: Any, err: Any, M2_err: Any, row: An
     scale = np.sqrt(n * fraction)
     errors = 0.0  # as in `row_step`
     if M2.ndim == 2:
-        for i in range(d):
+        for i in range(d):  # the upper triangle, mirrored, as in `row_step`
             ui = out[d + i] * scale
-            for j in range(d):
-                k = 2 * d + i * d + j
-                out[k], out[k + m] = _add_compensated(M2[i, j], M2_err[i, j], ui * (out[d + j] * scale))
-                errors += out[k + m]
+            for j in range(i, d):
+                total, error = _add_compensated(M2[i, j], M2_err[i, j], ui * (out[d + j] * scale))
+                upper, lower = 2 * d + i * d + j, 2 * d + j * d + i
+                out[upper] = out[lower] = total
+                out[upper + m] = out[lower + m] = error
+                errors += error
     else:
         for i in range(d):
             ui = out[d + i] * scale
