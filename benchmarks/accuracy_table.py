@@ -8,9 +8,9 @@ Usage::
 
 1e5 rows of d standard normal variables times the spread, plus the offset, split into 37 uneven
 shards at random cuts (the generator of ``tests/test_compensation.py``'s table test). The
-reference is the covariance about the exact mean (``math.fsum``, its remainder, and
-`fractions.Fraction`), the centred values' products summed by numpy (rounding far below the
-errors measured). Each entry is ``||C - C_ref||_F / ||C_ref||_F``; "mean ulps" is the largest
+reference is ``tests/exact.py``'s: the covariance about the exact mean (``math.fsum``, its
+remainder, and `fractions.Fraction`), the centred values' products summed by numpy (rounding far
+below the errors measured). Each entry is ``||C - C_ref||_F / ||C_ref||_F``; "mean ulps" is the largest
 distance of a gaussum path's mean from the exact mean, in ulps.
 
 Paths: ``from_samples`` on all rows; ``merge_all`` of the shards' summaries; a left fold of ``+``;
@@ -22,45 +22,28 @@ runs: the compiled step with ``gaussum[fast]``); ``dask.array.cov`` with the sha
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 if str(Path(__file__).resolve().parent.parent / "src") not in sys.path:  # a checkout, not installed
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+if str(Path(__file__).resolve().parent.parent / "tests") not in sys.path:  # `tests/exact.py`'s reference
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import numpy as np
 
+from exact import reference_covariance
 from gaussum import GaussianSummary
 
 SHARDS = 37
 
 
 def table_data(rows: int, d: int, offset: float, spread: float) -> tuple[np.ndarray, list[np.ndarray]]:
+    """`rows` rows of d variables at `offset` with `spread`, and `SHARDS` uneven chunks of them."""
     rng = np.random.default_rng(int(offset) % 1000 + d)
     X = offset + spread * rng.standard_normal((rows, d))
     cuts = np.sort(rng.choice(np.arange(1, rows), SHARDS - 1, replace=False))
     return X, np.split(X, cuts)
-
-
-def exact_mean(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each column's exact mean as a double-float ``hi + lo``."""
-    hi, lo = np.empty(X.shape[1]), np.empty(X.shape[1])
-    for j in range(X.shape[1]):
-        column = X[:, j].tolist()
-        total = math.fsum(column)
-        mean = (Fraction(total) + Fraction(math.fsum([*column, -total]))) / len(column)
-        hi[j] = float(mean)
-        lo[j] = float(mean - Fraction(hi[j]))
-    return hi, lo
-
-
-def reference(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    hi, lo = exact_mean(X)
-    Yt = np.ascontiguousarray(((X - hi) - lo).T)
-    C = np.stack([np.sum(Yt[i] * Yt, axis=1) for i in range(X.shape[1])])
-    return C / (X.shape[0] - 1), hi, lo
 
 
 def relative(C: np.ndarray, ref: np.ndarray) -> float:
@@ -68,6 +51,7 @@ def relative(C: np.ndarray, ref: np.ndarray) -> float:
 
 
 def random_tree(parts: list[GaussianSummary], seed: int) -> GaussianSummary:
+    """Merge random pairs until one summary is left."""
     rng = np.random.default_rng(seed)
     items = list(parts)
     while len(items) > 1:
@@ -79,7 +63,7 @@ def random_tree(parts: list[GaussianSummary], seed: int) -> GaussianSummary:
 
 def measure(rows: int, d: int, offset: float, spread: float, stream: bool) -> dict[str, float]:
     X, chunks = table_data(rows, d, offset, spread)
-    ref, hi, lo = reference(X)
+    ref, hi, lo = reference_covariance(X)
     shards = [GaussianSummary.from_samples(c) for c in chunks]
     folded = shards[0]
     for shard in shards[1:]:

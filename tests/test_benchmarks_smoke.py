@@ -110,3 +110,18 @@ def test_compare_revisions_runs_both_versions_side_by_side(capsys, monkeypatch) 
     assert len(rows) == 2
     assert all(float(row.rstrip(" |").rsplit("|", 1)[1]) > 0 for row in rows)
     assert "gaussum_baseline" not in sys.modules  # the second copy is gone again
+
+
+def test_accuracy_table_prints_every_path(capsys) -> None:
+    """benchmarks/accuracy_table.py on 2,000 rows: a markdown row per spread, every path a number
+    within its bounds (gaussum's paths at one-pass accuracy, np.cov far worse at 1e9)."""
+    import accuracy_table
+
+    accuracy_table.main(["--rows", "2000"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    header, rows = lines[0].split(" | "), [line.split(" | ") for line in lines[1:]]
+    assert len(rows) == 2 and all(len(row) == len(header) for row in rows)
+    values = {name: [float(row[i].split(" ")[0]) for row in rows] for i, name in enumerate(header) if i}
+    for path in ("from_samples", "merge_all", "left fold of +", "random pairwise tree", "row-by-row update"):
+        assert max(values[path]) <= 1.8e-15, path
+    assert min(values["np.cov"]) > 1e-12 and max(values["mean ulps"]) <= 1.0

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import math
 import pickle
+import sys
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +22,12 @@ from hypothesis import strategies as st
 from exact import reference_covariance, relative_error
 from gaussum import GaussianSummary, GroupedSummary, _compiled, cli
 
+# The offset table's data and random trees: one home, the script that prints the README's table.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from accuracy_table import random_tree, table_data
+
 U = np.finfo(np.float64).eps / 2
+ROWS = 100_000
 
 
 # -- references -----------------------------------------------------------------------------------
@@ -50,25 +57,6 @@ def within_an_ulp(computed: float, exact: Fraction, scale: float) -> bool:
 # -- the offset table -----------------------------------------------------------------------------
 
 
-def _table_data(offset: float, spread: float, d: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """1e5 rows of d variables at `offset` with `spread`, and 37 uneven chunks of them."""
-    rng = np.random.default_rng(int(offset) % 1000 + d)
-    X = offset + spread * rng.standard_normal((100_000, d))
-    cuts = np.sort(rng.choice(np.arange(1, X.shape[0]), 36, replace=False))
-    return X, np.split(X, cuts)
-
-
-def _random_tree(parts: list[GaussianSummary], seed: int) -> GaussianSummary:
-    """Merge random pairs until one summary is left."""
-    rng = np.random.default_rng(seed)
-    items = list(parts)
-    while len(items) > 1:
-        i, j = sorted(rng.choice(len(items), 2, replace=False))
-        b, a = items.pop(j), items.pop(i)
-        items.append(a + b)
-    return items[0]
-
-
 @pytest.mark.parametrize("d", [4, 32])
 @pytest.mark.parametrize("spread", [1.0, 1e-3])
 @pytest.mark.parametrize("offset", [1e9, 1.7e9])
@@ -82,7 +70,7 @@ def test_every_merge_order_is_as_accurate_as_one_pass(offset, spread, d):
     from_samples' sums about its shift are exact, to 1e-18, below the half-ulp rounding of the
     M2 any merge stores: 8 u is that floor, a few roundings (measured: 3 u at most).
     from_samples itself, on the numpy and the compiled paths, is within 16 u at both spreads."""
-    X, chunks = _table_data(offset, spread, d)
+    X, chunks = table_data(ROWS, d, offset, spread)
     reference, hi, lo = reference_covariance(X)
     whole = GaussianSummary.from_samples(X)
     bound = 1.8e-15 if spread == 1.0 else max(2 * relative_error(whole.covariance(), reference), 8 * U)
@@ -94,7 +82,7 @@ def test_every_merge_order_is_as_accurate_as_one_pass(offset, spread, d):
         "from_samples": whole,
         "merge_all": GaussianSummary.merge_all(shards),
         "left fold": folded,
-        "random tree": _random_tree(shards, d),
+        "random tree": random_tree(shards, d),
     }
     for path, s in paths.items():
         assert ulps_off(s.mean, hi, lo) <= 1.0, path
@@ -122,7 +110,7 @@ def test_a_row_by_row_stream_is_as_accurate_as_one_pass(offset, spread, d):
     step's bits: test_compiled): the covariance within 16 u (1.8e-15) at unit spread, within 2x
     from_samples' own error at spread 1e-3 and within 16 u there too; the mean within 1 ulp.
     (With M2 a plain running sum: 4e-15 to 1.3e-14; without the compensated mean: 4e-8 to 1e-4.)"""
-    X, _ = _table_data(offset, spread, d)
+    X, _ = table_data(ROWS, d, offset, spread)
     reference, hi, lo = reference_covariance(X)
     with _compiled.forced("compiled" if _compiled.available() else "numpy"):
         s = _stream(X)
@@ -140,7 +128,7 @@ def test_each_path_of_the_one_row_step_keeps_m2_compensated(mode, d):
     ``M2 + M2_error`` a double-float (``M2`` correctly rounded)."""
     if mode == "compiled" and not _compiled.available():
         pytest.skip("needs numba, not installed: pip install 'gaussum[fast]'")
-    X, _ = _table_data(1.7e9, 1e-3, d)
+    X, _ = table_data(ROWS, d, 1.7e9, 1e-3)
     X = X[:20_000]
     reference, hi, lo = reference_covariance(X)
     with _compiled.forced("numpy" if mode == "floats" else mode):

@@ -276,6 +276,15 @@ def _first_bad(bad: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argwhere(bad)[0])
 
 
+def _not_rounding_errors(values: np.ndarray, errors: np.ndarray) -> np.ndarray:
+    """Where `errors` cannot be what rounding left in `values`: not finite, or not below half an
+    ulp (``value + error != value`` in float64) of a finite value."""
+    bad: np.ndarray = ~np.isfinite(errors)
+    with np.errstate(all="ignore"):
+        bad |= np.isfinite(values) & (values + errors != values)
+    return bad
+
+
 def check_mean_errors(means: np.ndarray, errors: np.ndarray, names: FieldNames = SINGLE) -> None:
     """Raise ValueError unless `errors` can be the rounding errors of `means` (finite means).
 
@@ -288,9 +297,7 @@ def check_mean_errors(means: np.ndarray, errors: np.ndarray, names: FieldNames =
         expected = means.shape[1:] if names._group is None else means.shape
         got = errors.shape[1:] if names._group is None and errors.shape[:1] == means.shape[:1] else errors.shape
         raise ValueError(f"{label} must have the shape of {names.mean}, {expected}, got {got}")
-    bad = ~np.isfinite(errors)
-    with np.errstate(all="ignore"):
-        bad |= np.isfinite(means) & (means + errors != means)
+    bad = _not_rounding_errors(means, errors)
     if bad.any():
         i = _first_bad(bad)
         raise ValueError(
@@ -309,9 +316,7 @@ def check_M2_errors(M2: np.ndarray, errors: np.ndarray) -> None:
     """
     if errors.shape != M2.shape:
         raise ValueError(f"M2_error must have the shape of M2, {M2.shape}, got {errors.shape}")
-    bad = ~np.isfinite(errors)
-    with np.errstate(all="ignore"):
-        bad |= np.isfinite(M2) & (M2 + errors != M2)
+    bad = _not_rounding_errors(M2, errors)
     if bad.any():
         at = _first_bad(bad)
         raise ValueError(
