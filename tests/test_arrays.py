@@ -93,6 +93,16 @@ def test_coarsely_quantised_rows_are_summed_exactly(offset):
     assert relative_error(got.covariance(), reference) <= 1.8e-15
 
 
+def test_rows_spreading_wider_after_the_first_block_are_recentred():
+    """As `test_compensation`'s numpy test: torch rows at 1e9 whose first 65,536 rows have a
+    spread of 1e-7, the rest of 1, within 16 u (3.6e-15 without the re-centring)."""
+    rng = np.random.default_rng(5)
+    X = 1e9 + rng.standard_normal((200_000, 4))
+    X[:65_536] = 1e9 + 1e-7 * rng.standard_normal((65_536, 4))
+    reference, _, _ = reference_covariance(X)
+    assert relative_error(GaussianSummary.from_samples(on("torch", X)).covariance(), reference) <= 1.8e-15
+
+
 def test_names_are_kept():
     """names= labels a device array's summary as it labels a numpy one."""
     X = np.random.default_rng(2).standard_normal((50, 2))

@@ -467,7 +467,10 @@ def _try_moments(
         if n == 0:
             return empty, dropped
         offset = c / n
-        far = offset * offset * n > _MAX_SHIFT_IN_STD**2 * _squares(scatter)
+        squares = _squares(scatter)
+        far = offset * offset * n > _MAX_SHIFT_IN_STD**2 * squares
+        if rows.plan.wide:  # a pass about the coarse shift alone that was not exact after all
+            far |= _kernel.inexact_about_coarse(shift, squares, n)
         if not far.any() or not _finite(offset):
             break
         shift = _device_shift(rows.plan, *two_sum(shift[0], shift[1] + offset))

@@ -180,8 +180,21 @@ def _far(offset: np.ndarray, n: float, squares: np.ndarray, shift: tuple[np.ndar
     ``2 (offset / std)^2`` counts.
     """
     bound = np.where(shift[0] == 0, _MAX_ZERO_SHIFT_IN_STD**2, _MAX_SHIFT_IN_STD**2)
-    far: np.ndarray = offset * offset * n > bound * squares
+    far: np.ndarray = (offset * offset * n > bound * squares) | inexact_about_coarse(shift, squares, n)
     return far
+
+
+def inexact_about_coarse(shift: tuple[np.ndarray, np.ndarray], squares: np.ndarray, n: float) -> np.ndarray:
+    """Variables summed about a coarse shift alone (`exact_about_coarse` foretold an exact pass
+    from the first rows' spread) whose squares came out too large for it: the data spread wider
+    later, so their coarsely quantised squares were rounded after all, with a bias. The pass is
+    then repeated about the mean, with a fine part (`_far`'s re-centring)."""
+    coarse, fine = shift
+    quantum = np.spacing(np.abs(coarse))
+    with np.errstate(all="ignore"):
+        quantised = quantum > _QUANTUM_OF_SPREAD * np.sqrt(squares / n)
+        inexact: np.ndarray = (fine == 0) & (coarse != 0) & quantised & (squares >= 2.0**53 * (quantum / 2) ** 2)
+    return inexact
 
 
 def _settled_shift(
