@@ -225,14 +225,16 @@ def _settled_shift(
 
 
 def exact_about_coarse(coarse: np.ndarray, spread: np.ndarray, rows: int) -> np.ndarray:
-    """Which variables' pass about `coarse` alone is exact in float64 (see `_EXACT_SPREADS`).
+    """Which variables' pass about `coarse` alone is foretold exact in float64 (see `_EXACT_SPREADS`).
 
     ``X - coarse`` is a multiple of ``g = ulp(coarse) / 2`` (exact, Sterbenz); with about `rows`
     rows of `spread`, every square, product and partial sum of such values is exact while the
-    total of the squares stays below ``2^53 g^2``.
+    total of the squares stays below ``2^53 g^2``. None for ``rows = 0`` (weighted rows, whose
+    products with the weights round). `spread` is the first rows': `inexact_about_coarse`
+    checks the foretelling after the pass.
     """
     grid = np.spacing(np.abs(coarse)) / 2
-    exact: np.ndarray = rows * (_EXACT_SPREADS * spread) ** 2 < 2.0**53 * grid * grid
+    exact: np.ndarray = (rows > 0) & (rows * (_EXACT_SPREADS * spread) ** 2 < 2.0**53 * grid * grid)
     return exact
 
 
