@@ -289,6 +289,13 @@ def _centred_sums(
         else:
             Yw = Y if w is None else Y * w[:, None]
             scatter = Yw.T @ Y
+            if fine.any():
+                # Coarsely quantised values centred on the fine part too: BLAS's fused
+                # multiply-adds sum their squares with a bias (33 u on 1e6 weighted rows at 1e9
+                # with spread 1e-3), which squares rounded one by one and summed in chunks do not
+                # show. Products of two variables have no bias (their signs vary).
+                squares = _accurate_column_sums(squared(Y), None) if w is None else _accurate_column_sums(Y * Y, w)
+                scatter[np.diag_indices(Y.shape[1])] = squares
     for buffer in borrowed:
         _give_back(buffer)
     return n, c, scatter
