@@ -634,8 +634,7 @@ def add_row(
 
     Returns ``(n, mean, M2, w2, mean_err, M2_err)``, or None when the row holds NaN or inf or
     its square or M2 overflows: the row kernel then applies the NaN policy (or refuses the
-    overflow). A zero weight returns the
-    summary unchanged.
+    overflow). A zero weight returns the summary unchanged.
     """
     if M2_err is None:
         M2_err = np.zeros_like(M2)

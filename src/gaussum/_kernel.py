@@ -173,7 +173,8 @@ _MAX_ZERO_SHIFT_IN_STD = 1.0 / 2.0
 
 
 def _far(offset: np.ndarray, n: float, squares: np.ndarray, shift: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Which variables' shift is too far from their mean (``offset = mean - shift``) to keep.
+    """Which variables' shift is too far from their mean (``offset = mean - shift``) to keep, or
+    not what the pass needed (`inexact_about_coarse`): either way the pass is repeated about the mean.
 
     `_MAX_SHIFT_IN_STD` standard deviations, or `_MAX_ZERO_SHIFT_IN_STD` for a variable left
     unshifted (`_settled_shift`): its values are exact, so only the correction's factor
